@@ -1,0 +1,22 @@
+"""All models, imported here so Alembic and the app see every table."""
+
+from .bookings import ACTIVE_STATUSES, Booking, BookingKind, BookingStatus
+from .kiosks import KioskDevice
+from .machines import Machine, MachineStatus, MachineType, Qualification
+from .members import ApiToken, LoginThrottle, Member, Role
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "ApiToken",
+    "Booking",
+    "BookingKind",
+    "BookingStatus",
+    "KioskDevice",
+    "LoginThrottle",
+    "Machine",
+    "MachineStatus",
+    "MachineType",
+    "Member",
+    "Qualification",
+    "Role",
+]

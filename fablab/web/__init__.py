@@ -1,0 +1,88 @@
+"""Web blueprints (one package per feature) and what they share: errors, filters, the current member."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, g, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from ..auth import load_current_member
+
+
+def localtime(value: datetime | None, fmt: str = "%a %d %b %H:%M") -> str:
+    from flask import current_app
+
+    if value is None:
+        return ""
+    return value.astimezone(current_app.config["TZ"]).strftime(fmt)
+
+
+def hours(value: float | int | None) -> str:
+    if value is None:
+        return "–"
+    total_min = round(float(value) * 60)
+    h, m = divmod(total_min, 60)
+    return f"{h} h {m:02d} min" if m else f"{h} h"
+
+
+def register_web(app: Flask) -> None:
+    from .admin import bp as admin_bp
+    from .auth import bp as auth_bp
+    from .machines import bp as machines_bp
+
+    for bp in (auth_bp, machines_bp, admin_bp):
+        app.register_blueprint(bp)
+
+    app.before_request(load_current_member)
+    app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.filters["hours"] = hours
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"lab_name": app.config["FABLAB_LAB_NAME"], "me": g.get("member"),
+                "url_map_endpoints": app.view_functions}
+
+    @app.after_request
+    def _security_headers(resp: Any) -> Any:
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        # Everything is served locally: no third-party script, style or font.
+        resp.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-inline'; connect-src 'self' blob:; object-src 'none'; "
+            "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+        )
+        return resp
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(err: CSRFError) -> Any:
+        return _error_page(400, "The form expired or was not sent from this site. Reload and try again.")
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException) -> Any:
+        if hasattr(err, "error_code"):  # an ApiError renders itself in the API's format
+            return err.get_response()
+        return _error_page(err.code or 500, err.description or err.name)
+
+
+_MESSAGES = {
+    401: "Please sign in.",
+    403: "You do not have permission to do that.",
+    404: "There is nothing here.",
+}
+
+
+def _error_page(code: int, message: str) -> Any:
+    if request.path.startswith("/api/"):
+        codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid"}
+        body = {"error": {"code": codes.get(code, "error"), "message": message}}
+        return jsonify(body), code
+    if code in _MESSAGES and message in ("", None) or message.startswith("The requested URL"):
+        message = _MESSAGES.get(code, message)
+    return render_template("errors/error.html", code=code, message=message), code

@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make run` (demo lab) and `make test` (the whole suite).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-pg lint bench clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Set up, create the demo lab on SQLite and run it (web app, worker, broker, simulated machines).
+run: $(STAMP)
+	$(BIN)/fablab demo
+
+## Set up and run every check: ruff, then the tests (SQLite; PostgreSQL too when FABLAB_TEST_DATABASE_URL is set).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) instance *.egg-info .pytest_cache .ruff_cache

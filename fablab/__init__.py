@@ -1,0 +1,56 @@
+"""fablab: booking and usage system for makerspaces and fab labs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+
+from .config import load_config
+from .extensions import csrf, db, htmx, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """The application factory: config from the environment, then overrides from `config`."""
+    instance = Path((config or {}).get("INSTANCE_PATH") or ROOT / "instance")
+    app = Flask(
+        __name__,
+        instance_path=str(instance),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.update(load_config(instance))
+    if config:
+        app.config.update(config)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["FABLAB_MAX_UPLOAD_MB"] * 1024 * 1024 + 1024 * 1024
+    app.config["TZ"] = ZoneInfo(app.config["FABLAB_TIMEZONE"])
+    instance.mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+
+    from . import models  # noqa: F401  (register every table)
+    from .database import configure_engine
+
+    with app.app_context():
+        configure_engine(db.engine)
+
+    from .web import register_web
+
+    register_web(app)
+
+    from .api import bp as api_bp
+
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # the API takes bearer tokens only; browsers never send those on their own
+
+    from .cli import register_cli
+
+    register_cli(app)
+    return app

@@ -1,0 +1,128 @@
+"""What every API route shares: token auth, errors, time parsing, serialisers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, NoReturn, TypeVar
+
+from flask import current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..extensions import db
+from ..models import Machine, Member, Role
+from ..models.types import utcnow
+from ..services import members as member_service
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ApiError(HTTPException):
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code = status
+        self.error_code = code
+        self.message = message
+        self.extra = extra
+
+    def get_response(self, environ: Any = None, scope: Any = None) -> Any:  # noqa: ARG002
+        body: dict[str, Any] = {"code": self.error_code, "message": self.message}
+        body.update(self.extra)
+        resp = jsonify({"error": body})
+        resp.status_code = self.code
+        if self.code == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="fablab"'
+        return resp
+
+
+def fail(status: int, code: str, message: str, **extra: Any) -> NoReturn:
+    raise ApiError(status, code, message, **extra)
+
+
+def token_required(role: Role = Role.MEMBER) -> Callable[[F], F]:
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                fail(401, "unauthorized", "Send an API token: 'Authorization: Bearer <token>'.")
+            found = member_service.member_by_api_token(token.strip())
+            if found is None:
+                fail(401, "unauthorized", "The API token is unknown or revoked.")
+            member, row = found
+            now = utcnow()
+            # Record use at most once a minute: a write per read request would serialise SQLite.
+            if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+                row.last_used_at = now
+                db.session.commit()
+            g.api_member = member
+            if not member.has_role(role):
+                fail(403, "forbidden", f"This needs the {role.value} role.")
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def api_member() -> Member:
+    member: Member = g.api_member
+    return member
+
+
+def parse_time(name: str, default: datetime | None = None) -> datetime:
+    raw = request.args.get(name) if request.method == "GET" else None
+    if raw is None:
+        body = request.get_json(silent=True) if request.method != "GET" else None
+        raw = body.get(name) if isinstance(body, dict) else None
+    if raw is None:
+        if default is not None:
+            return default
+        fail(400, "missing_field", f"'{name}' is required (ISO 8601 time with offset).")
+    return to_datetime(name, raw)
+
+
+def to_datetime(name: str, raw: Any) -> datetime:
+    if not isinstance(raw, str):
+        fail(400, "bad_time", f"'{name}' must be an ISO 8601 string, e.g. 2026-12-01T18:00:00+01:00.")
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        fail(400, "bad_time", f"'{name}' is not an ISO 8601 time: {raw!r}.")
+    if value.tzinfo is None:
+        # A time without offset means the lab's local time, as a person at the lab would mean it.
+        value = value.replace(tzinfo=current_app.config["TZ"])
+    return value.astimezone(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(current_app.config["TZ"]).isoformat()
+
+
+def machine_json(machine: Machine) -> dict[str, Any]:
+    return {
+        "slug": machine.slug,
+        "name": machine.name,
+        "type": machine.machine_type.slug,
+        "type_name": machine.machine_type.name,
+        "location": machine.location,
+        "description": machine.description,
+        "status": machine.status,
+        "qualification_scope": machine.qualification_scope,
+        "live": {
+            "state": machine.live_state or "unknown",
+            "progress": machine.live_progress,
+            "job": machine.live_job,
+            "since": iso(machine.live_since),
+            "updated_at": iso(machine.live_updated_at),
+        },
+    }
+
+
+def ok(payload: Any, status: int = 200) -> Any:
+    return jsonify(payload), status
+

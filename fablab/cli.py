@@ -1,0 +1,140 @@
+"""The `fablab` command: database, users, tokens, demo data, the web app and the worker."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, time
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from .extensions import db
+
+
+def register_cli(app: Flask) -> None:
+    for cmd in (init_db, create_user, create_token, grant_cmd, seed_demo, run_cmd, demo_cmd):
+        app.cli.add_command(cmd)
+
+
+def upgrade_db() -> None:
+    from flask_migrate import upgrade
+
+    upgrade()
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db() -> None:
+    """Create or upgrade the database schema to the newest migration."""
+    upgrade_db()
+    click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
+
+
+@click.command("create-user")
+@click.argument("email")
+@click.option("--name", default=None, help="Display name (default: the part before @).")
+@click.option("--role", type=click.Choice(["member", "steward", "admin"]), default="member")
+@click.option("--password", default=None, help="Prompted for when omitted.")
+@with_appcontext
+def create_user(email: str, name: str | None, role: str, password: str | None) -> None:
+    """Create a member who can sign in with EMAIL."""
+    from .services import members
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 10:
+        raise click.ClickException("The password needs at least 10 characters.")
+    try:
+        member = members.create_member(email, name or email.split("@")[0], role, password)
+    except members.MemberError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"Created {member.role} {member.email} (member no. {member.member_no}).")
+
+
+@click.command("create-token")
+@click.argument("email")
+@click.option("--name", default="cli", help="A label to recognise the token by.")
+@with_appcontext
+def create_token(email: str, name: str) -> None:
+    """Create an API bearer token for EMAIL; the token is printed alone on the last line."""
+    from .services import members
+
+    member = members.member_by_email(email)
+    if member is None:
+        raise click.ClickException(f"No member with the email {email}.")
+    token = members.create_api_token(member, name)
+    db.session.commit()
+    click.echo(f"API token for {member.email} (shown once, store it now):")
+    click.echo(token)
+
+
+@click.command("grant")
+@click.argument("email")
+@click.argument("machine_or_type")
+@click.option("--expires", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last valid day.")
+@with_appcontext
+def grant_cmd(email: str, machine_or_type: str, expires: datetime | None) -> None:
+    """Qualify EMAIL for a machine (by slug) or a machine type (by type slug)."""
+    from sqlalchemy import select
+
+    from .models import Machine, MachineType
+    from .services import machines, members
+
+    member = members.member_by_email(email)
+    if member is None:
+        raise click.ClickException(f"No member with the email {email}.")
+    exp = None
+    if expires is not None:
+        exp = datetime.combine(expires.date(), time(23, 59), tzinfo=current_app.config["TZ"]).astimezone(UTC)
+    machine = db.session.scalar(select(Machine).where(Machine.slug == machine_or_type))
+    mtype = db.session.scalar(select(MachineType).where(MachineType.slug == machine_or_type))
+    if machine is None and mtype is None:
+        raise click.ClickException(f"No machine or machine type called {machine_or_type!r}.")
+    machines.grant(member, by=None, machine=machine, machine_type=None if machine else mtype, expires_at=exp)
+    db.session.commit()
+    click.echo(f"{member.email} is qualified for {machine_or_type}.")
+
+
+@click.command("seed-demo")
+@click.option("--reset", is_flag=True, help="Delete existing data first.")
+@with_appcontext
+def seed_demo(reset: bool) -> None:
+    """Fill the database with a realistic demo lab (machines, members, bookings, history)."""
+    from .demo import seed
+
+    summary = seed(reset=reset)
+    click.echo(summary)
+
+
+@click.command("run")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@with_appcontext
+def run_cmd(host: str, port: int) -> None:
+    """Serve the web app (threaded development server; use a WSGI server such as gunicorn in production)."""
+    from werkzeug.serving import run_simple
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    click.echo(f"fablab on http://{host}:{port}/")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@with_appcontext
+def demo_cmd(host: str, port: int) -> None:
+    """The one-command demo: migrate, seed the demo lab if empty, then serve it with live machines."""
+    from .demo_runner import run_demo
+
+    run_demo(host, port)
+
+
+def main() -> None:
+    from . import create_app
+
+    cli = FlaskGroup(create_app=create_app, add_default_commands=False, load_dotenv=False,
+                     help="fablab: booking and usage system for fab labs.")
+    cli.main(args=sys.argv[1:], prog_name="fablab")

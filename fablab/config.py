@@ -1,0 +1,64 @@
+"""Configuration from the environment (FABLAB_*), with safe defaults for a one-machine demo."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+
+def _secret_key(instance_path: Path) -> str:
+    """The secret key comes from FABLAB_SECRET_KEY, else a random one kept in the instance folder.
+
+    Never hard-coded: a generated key survives restarts (sessions, badge hashes stay valid) and is
+    private to this installation.
+    """
+    env = os.environ.get("FABLAB_SECRET_KEY")
+    if env:
+        return env
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    # O_EXCL: two workers starting at once must agree on one key.
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_config(instance_path: Path) -> dict[str, Any]:
+    """Read the FABLAB_* environment into a Flask config mapping."""
+    default_db = f"sqlite:///{instance_path / 'fablab.db'}"
+    return {
+        "SECRET_KEY": _secret_key(instance_path),
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("FABLAB_DATABASE_URL", default_db),
+        "FABLAB_TIMEZONE": os.environ.get("FABLAB_TIMEZONE", "Europe/Berlin"),
+        "FABLAB_MQTT_URL": os.environ.get("FABLAB_MQTT_URL", "mqtt://127.0.0.1:1883"),
+        "FABLAB_LAB_NAME": os.environ.get("FABLAB_LAB_NAME", "Fab Lab"),
+        "FABLAB_UPLOAD_DIR": os.environ.get("FABLAB_UPLOAD_DIR", str(instance_path / "uploads")),
+        "FABLAB_MAX_UPLOAD_MB": int(os.environ.get("FABLAB_MAX_UPLOAD_MB", "200")),
+        "FABLAB_KIOSK_IDLE_SECONDS": int(os.environ.get("FABLAB_KIOSK_IDLE_SECONDS", "60")),
+        "FABLAB_KIOSK_SHOW_NAMES": _bool("FABLAB_KIOSK_SHOW_NAMES", False),
+        "FABLAB_REVIEW_PUBLIC": _bool("FABLAB_REVIEW_PUBLIC", False),
+        "FABLAB_REVIEW_SHOW_NAMES": _bool("FABLAB_REVIEW_SHOW_NAMES", False),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        # Secure cookies unless explicitly running plain-HTTP (the local demo).
+        "SESSION_COOKIE_SECURE": _bool("FABLAB_SECURE_COOKIES", False),
+        "PERMANENT_SESSION_LIFETIME": 60 * 60 * 12,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+    }

@@ -1,0 +1,59 @@
+"""Engine setup per backend: SQLite in WAL mode with foreign keys and explicit BEGIN; write locks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .extensions import db
+
+IMMEDIATE = "fablab_begin_immediate"
+
+
+def configure_engine(engine: Engine) -> None:
+    """Install per-connection settings. Called once per engine."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit BEGIN is deferred and too late).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # BEGIN IMMEDIATE takes the write lock up front, so check-then-insert cannot interleave.
+        if conn.get_execution_options().get(IMMEDIATE):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+@contextmanager
+def write_transaction() -> Iterator[None]:
+    """A serialized write transaction on the Flask-SQLAlchemy session.
+
+    On SQLite this is BEGIN IMMEDIATE (one writer at a time, the checks inside see every committed
+    row). On PostgreSQL it is an ordinary transaction; constraints (e.g. the booking exclusion
+    constraint) are the last line of defence there. Commits on success, rolls back on any error.
+    """
+    session = db.session
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={IMMEDIATE: True})
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

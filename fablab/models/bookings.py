@@ -1,0 +1,76 @@
+"""Bookings of machine time. Maintenance blocks are bookings of kind "maintenance"."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .machines import Machine
+from .members import Member
+from .types import UTCDateTime, utcnow
+
+
+class BookingStatus(StrEnum):
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
+    CHECKED_IN = "checked_in"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+    RELEASED = "released"
+
+
+# Bookings in these states hold their time on the machine (the exclusion constraint's predicate).
+ACTIVE_STATUSES = (BookingStatus.REQUESTED, BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN)
+ACTIVE_SQL = "status IN ('requested', 'confirmed', 'checked_in')"
+
+
+class BookingKind(StrEnum):
+    NORMAL = "normal"
+    MAINTENANCE = "maintenance"
+    INDUCTION = "induction"
+
+
+class Booking(db.Model):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        CheckConstraint("end_at > start_at", name="end_after_start"),
+        Index("ix_bookings_machine_time", "machine_id", "start_at", "end_at"),
+        Index("ix_bookings_member_time", "member_id", "start_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The end as first booked: shortening/early end keeps the reservation's original length on record.
+    booked_end_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=BookingStatus.CONFIRMED.value, index=True)
+    kind: Mapped[str] = mapped_column(String(16), default=BookingKind.NORMAL.value)
+    note: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16), default="web")  # web, api, kiosk, badge, window
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    cancel_reason: Mapped[str] = mapped_column(String(255), default="")
+    # RFC 5545 SEQUENCE: bumped on every change so calendar apps update the event.
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+
+    machine: Mapped[Machine] = relationship(lazy="joined")
+    member: Mapped[Member] = relationship(foreign_keys=[member_id], lazy="joined")
+    cancelled_by: Mapped[Member | None] = relationship(foreign_keys=[cancelled_by_id])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_block(self) -> bool:
+        return self.kind == BookingKind.MAINTENANCE

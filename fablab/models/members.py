@@ -1,0 +1,88 @@
+"""Members, their API tokens and login throttling."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+
+class Role(StrEnum):
+    MEMBER = "member"
+    STEWARD = "steward"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return {"member": 0, "steward": 1, "admin": 2}[self.value]
+
+
+class Member(db.Model):
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Short number printed on the membership card, typed on the kiosk keypad with the PIN.
+    member_no: Mapped[int] = mapped_column(Integer, unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default=Role.MEMBER.value)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Badge UIDs are low-entropy: stored as a keyed HMAC so a database leak does not reveal them.
+    badge_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    pin_hash: Mapped[str | None] = mapped_column(String(255))
+    # Private iCal feed: only the hash of the URL token is kept.
+    ical_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Fair-share weight (1.0 = an equal share); labs may give groups different shares.
+    share: Mapped[float] = mapped_column(Float, default=1.0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="member", cascade="all, delete-orphan")
+
+    @property
+    def role_enum(self) -> Role:
+        return Role(self.role)
+
+    def has_role(self, role: Role) -> bool:
+        return self.role_enum.rank >= role.rank
+
+    @property
+    def is_staff(self) -> bool:
+        return self.has_role(Role.STEWARD)
+
+    @property
+    def pseudonym(self) -> str:
+        return f"Member {self.member_no}"
+
+    def __repr__(self) -> str:
+        return f"<Member {self.member_no} {self.email} {self.role}>"
+
+
+class ApiToken(db.Model):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80), default="api")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    member: Mapped[Member] = relationship(back_populates="tokens")
+
+
+class LoginThrottle(db.Model):
+    """Failed identification attempts per key (an email+address, or a kiosk), shared by all workers."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

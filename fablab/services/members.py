@@ -1,0 +1,88 @@
+"""Members: creation, credentials (password, badge, PIN, tokens) and lookups."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import ApiToken, Member, Role
+from ..security import badge_digest, hash_password, new_token, token_digest, verify_password
+
+
+class MemberError(ValueError):
+    """A member could not be saved; the message says why."""
+
+
+def member_by_email(email: str) -> Member | None:
+    return db.session.scalar(select(Member).where(Member.email == email.strip().lower()))
+
+
+def member_by_no(member_no: int) -> Member | None:
+    return db.session.scalar(select(Member).where(Member.member_no == member_no))
+
+
+def member_by_badge(uid: str) -> Member | None:
+    digest = badge_digest(current_app.config["SECRET_KEY"], uid)
+    return db.session.scalar(select(Member).where(Member.badge_hash == digest, Member.active.is_(True)))
+
+
+def create_member(email: str, name: str, role: Role | str = Role.MEMBER, password: str | None = None,
+                  member_no: int | None = None) -> Member:
+    email = email.strip().lower()
+    if member_by_email(email) is not None:
+        raise MemberError(f"A member with the email {email} already exists.")
+    if member_no is None:
+        member_no = (db.session.scalar(select(func.max(Member.member_no))) or 1000) + 1
+    member = Member(email=email, name=name, role=Role(role).value, member_no=member_no, share=1.0, active=True)
+    if password:
+        member.password_hash = hash_password(password)
+    db.session.add(member)
+    db.session.flush()
+    return member
+
+
+def set_badge(member: Member, uid: str | None) -> None:
+    if not uid:
+        member.badge_hash = None
+        return
+    digest = badge_digest(current_app.config["SECRET_KEY"], uid)
+    other = db.session.scalar(select(Member).where(Member.badge_hash == digest, Member.id != member.id))
+    if other is not None:
+        raise MemberError("This badge already belongs to another member.")
+    member.badge_hash = digest
+
+
+def set_pin(member: Member, pin: str | None) -> None:
+    member.pin_hash = hash_password(pin) if pin else None
+
+
+def check_pin(member: Member, pin: str) -> bool:
+    return verify_password(member.pin_hash, pin)
+
+
+def create_api_token(member: Member, name: str = "api") -> str:
+    """Returns the token once; only its digest is stored."""
+    token = new_token()
+    db.session.add(ApiToken(member=member, name=name, token_hash=token_digest(token)))
+    db.session.flush()
+    return token
+
+
+def member_by_api_token(token: str) -> tuple[Member, ApiToken] | None:
+    row = db.session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == token_digest(token), ApiToken.revoked.is_(False))
+    )
+    if row is None or not row.member.active:
+        return None
+    return row.member, row
+
+
+def new_ical_token(member: Member) -> str:
+    token = new_token()
+    member.ical_token_hash = token_digest(token)
+    return token
+
+
+def member_by_ical_token(token: str) -> Member | None:
+    return db.session.scalar(select(Member).where(Member.ical_token_hash == token_digest(token)))
