@@ -47,7 +47,7 @@ def write_transaction() -> Iterator[None]:
     row). On PostgreSQL it is an ordinary transaction; constraints (e.g. the booking exclusion
     constraint) are the last line of defence there. Commits on success, rolls back on any error.
     """
-    session = db.session
+    session = db.session()
     if session.in_transaction():
         session.commit()
     session.connection(execution_options={IMMEDIATE: True})

@@ -25,8 +25,8 @@ class BookingStatus(StrEnum):
 
 
 # Bookings in these states hold their time on the machine (the exclusion constraint's predicate).
-ACTIVE_STATUSES = (BookingStatus.REQUESTED, BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN)
-ACTIVE_SQL = "status IN ('requested', 'confirmed', 'checked_in')"
+# A "requested" booking (a request-window entry) competes for a slot but holds nothing yet.
+ACTIVE_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN)
 
 
 class BookingKind(StrEnum):

@@ -157,7 +157,7 @@ def upgrade():
         op.execute(
             "ALTER TABLE bookings ADD CONSTRAINT ex_bookings_no_overlap EXCLUDE USING gist "
             "(machine_id WITH =, tstzrange(start_at, end_at, '[)') WITH &&) "
-            "WHERE (status IN ('requested', 'confirmed', 'checked_in'))"
+            "WHERE (status IN ('confirmed', 'checked_in'))"
         )
 
 

@@ -1,0 +1,444 @@
+"""Bookings: load what the rules need, call the pure rules, write atomically, tell why on refusal.
+
+No two active bookings of a machine overlap: every write runs in `write_transaction()` (SQLite:
+BEGIN IMMEDIATE, checks inside the lock) and PostgreSQL's exclusion constraint catches the race the
+checks cannot see; a member's row is locked so concurrent requests cannot together break a quota.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+
+from flask import current_app
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from ..database import write_transaction
+from ..domain import booking_rules as rules
+from ..domain import policy as pol
+from ..domain.availability import free_intervals, longest_bookable_from, next_free_slot
+from ..domain.intervals import Interval
+from ..extensions import db
+from ..models import ACTIVE_STATUSES, Booking, BookingKind, BookingStatus, Machine, Member
+from ..models.types import utcnow
+from . import machines as machine_service
+
+
+class BookingRejected(Exception):
+    """The rules (or a concurrent booking) refused the request; `violations[0]` is the main reason."""
+
+    def __init__(self, violations: Sequence[rules.RuleViolation], suggestion: Interval | None = None) -> None:
+        super().__init__(violations[0].message if violations else "rejected")
+        self.violations = list(violations)
+        self.suggestion = suggestion
+
+    @property
+    def status(self) -> int:
+        return rules.http_status(self.violations)
+
+    @property
+    def code(self) -> str:
+        return self.violations[0].code
+
+    @property
+    def message(self) -> str:
+        return " ".join(v.message for v in self.violations)
+
+
+class NotAllowed(Exception):
+    """The person may not do this to this booking (not theirs, not staff)."""
+
+
+def lab_tz() -> tzinfo:
+    tz: tzinfo = current_app.config["TZ"]
+    return tz
+
+
+def policy_for(machine: Machine) -> pol.BookingPolicy:
+    base = pol.defaults_for(machine.machine_type.slug if machine.machine_type.slug in pol.MACHINE_TYPES else "other")
+    if machine.policy:
+        return pol.BookingPolicy.from_dict(machine.policy, base=base)
+    return base
+
+
+def member_context(member: Member, machine: Machine, now: datetime) -> rules.MemberContext:
+    state = machine_service.qualification_state(member, machine, now)
+    if state.qualified:
+        qual = rules.Qualification("valid", state.expires_at)
+    elif state.expired_at is not None:
+        qual = rules.Qualification("expired", state.expired_at)
+    else:
+        qual = rules.Qualification("none")
+    return rules.MemberContext.for_staff(member.id, member.role, qual)
+
+
+def _as_rule(b: Booking) -> rules.ExistingBooking:
+    return rules.ExistingBooking(b.id, b.machine_id, b.member_id, b.start_at, b.end_at, b.status, b.checked_in_at)
+
+
+@dataclass
+class MachineBookings:
+    """A machine's bookings around a period, split the way the rules want them."""
+
+    rows: list[Booking]
+    existing: list[rules.ExistingBooking]
+    blocks: list[Interval]
+
+
+def load_machine_bookings(machine: Machine, lo: datetime, hi: datetime, now: datetime) -> MachineBookings:
+    """Bookings of `machine` touching [lo, hi), plus every one not yet ended (future-bookings quota)."""
+    stmt = select(Booking).where(
+        Booking.machine_id == machine.id,
+        Booking.status.in_([s.value for s in (*ACTIVE_STATUSES, BookingStatus.COMPLETED, BookingStatus.NO_SHOW)]),
+        or_(and_(Booking.end_at > lo, Booking.start_at < hi), Booking.end_at > now),
+    ).order_by(Booking.start_at)
+    rows = list(db.session.scalars(stmt))
+    existing, blocks = [], []
+    for b in rows:
+        if b.kind == BookingKind.MAINTENANCE:
+            if b.status in ACTIVE_STATUSES:
+                blocks.append(Interval(b.start_at, b.end_at))
+        else:
+            existing.append(_as_rule(b))
+    return MachineBookings(rows, existing, blocks)
+
+
+def _context_window(start: datetime, end: datetime, policy: pol.BookingPolicy, tz: tzinfo) -> tuple[datetime, datetime]:
+    # Quotas look at the whole local week (and day) around the request; conflicts at the buffer around it.
+    wk_lo, _ = pol.local_week_bounds(start, tz)
+    _, wk_hi = pol.local_week_bounds(end, tz)
+    return min(wk_lo, start - policy.buffer), max(wk_hi, end + policy.buffer)
+
+
+def _lock_member(member: Member) -> None:
+    """Serialise one member's booking writes on PostgreSQL (quotas); SQLite already holds the write lock."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(Member.id).where(Member.id == member.id).with_for_update())
+
+
+def _record_released(machine: Machine, lo: datetime, hi: datetime, policy: pol.BookingPolicy, now: datetime) -> None:
+    """Time-based state is read, not waited for: a confirmed booking whose check-in grace passed is
+    released, and recorded as a no-show here so the exclusion constraint lets the time be rebooked."""
+    db.session.execute(
+        update(Booking)
+        .where(Booking.machine_id == machine.id, Booking.status == BookingStatus.CONFIRMED,
+               Booking.kind == BookingKind.NORMAL, Booking.checked_in_at.is_(None),
+               Booking.start_at < now - policy.checkin_grace, Booking.end_at > lo, Booking.start_at < hi)
+        .values(status=BookingStatus.NO_SHOW.value, sequence=Booking.sequence + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _overlap_violation(machine: Machine, start: datetime, end: datetime) -> rules.RuleViolation:
+    return rules.RuleViolation(
+        "overlap", f"{machine.name} was just booked by someone else for part of that time.",
+        {"start": start.isoformat(), "end": end.isoformat()})
+
+
+def _is_conflict_error(exc: Exception) -> bool:
+    text = str(getattr(exc, "orig", exc))
+    return "ex_bookings_no_overlap" in text or "exclusion" in text.lower()
+
+
+def suggest_next(machine: Machine, after: datetime, length: timedelta, now: datetime) -> Interval | None:
+    policy = policy_for(machine)
+    length = min(max(length, policy.min_length), policy.max_length)
+    mb = load_machine_bookings(machine, after, pol.horizon_end(policy, now, lab_tz()), now)
+    return next_free_slot(policy, mb.existing, mb.blocks, after, length, now, lab_tz())
+
+
+def create_booking(member: Member, machine: Machine, start: datetime, end: datetime, *, source: str = "web",
+                   kind: BookingKind = BookingKind.NORMAL, note: str = "", now: datetime | None = None) -> Booking:
+    """Book [start, end) of `machine` for `member`, or raise BookingRejected with every reason."""
+    now = now or utcnow()
+    tz = lab_tz()
+    policy = policy_for(machine)
+    try:
+        with write_transaction():
+            _lock_member(member)
+            lo, hi = _context_window(start, end, policy, tz)
+            _record_released(machine, start - policy.buffer, end + policy.buffer, policy, now)
+            mb = load_machine_bookings(machine, lo, hi, now)
+            violations = rules.check_booking(
+                policy, rules.BookingRequest(machine.id, member.id, start, end), mb.existing,
+                member_context(member, machine, now), now, tz, blocks=mb.blocks,
+                machine_out_of_order=machine.status != "available")
+            if violations:
+                raise BookingRejected(violations)
+            booking = Booking(machine_id=machine.id, member_id=member.id, start_at=start, end_at=end,
+                              booked_end_at=end, status=BookingStatus.CONFIRMED.value, kind=kind.value,
+                              source=source, note=note, created_at=now, updated_at=now)
+            db.session.add(booking)
+            db.session.flush()
+    except IntegrityError as exc:
+        if not _is_conflict_error(exc):
+            raise
+        raise BookingRejected([_overlap_violation(machine, start, end)],
+                              suggest_next(machine, start, end - start, now)) from None
+    except OperationalError as exc:  # PostgreSQL serialisation failures surface here
+        if "could not serialize" not in str(exc) and "deadlock" not in str(exc):
+            raise
+        raise BookingRejected([_overlap_violation(machine, start, end)]) from None
+    except BookingRejected as exc:
+        if exc.code in ("overlap", "buffer") and exc.suggestion is None:
+            exc.suggestion = suggest_next(machine, start, end - start, now)
+        raise
+    return booking
+
+
+def get_booking(booking_id: int) -> Booking | None:
+    return db.session.get(Booking, booking_id)
+
+
+def can_manage(actor: Member, booking: Booking) -> bool:
+    return booking.member_id == actor.id or actor.is_staff
+
+
+def _reload_for_write(booking_id: int) -> Booking:
+    stmt = select(Booking).where(Booking.id == booking_id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=Booking)
+    found = db.session.scalar(stmt.execution_options(populate_existing=True))
+    if found is None:
+        raise LookupError(f"booking {booking_id} not found")
+    return found
+
+
+TimeFreedHook = Callable[[Machine, Interval, datetime], None]
+_time_freed_hooks: list[TimeFreedHook] = []
+
+
+def on_time_freed(hook: TimeFreedHook) -> TimeFreedHook:
+    """Register a callback run after a commit that gave time back (cancel, shorten, end early)."""
+    _time_freed_hooks.append(hook)
+    return hook
+
+
+def _time_freed(machine: Machine, start: datetime, end: datetime, now: datetime) -> None:
+    if end <= max(start, now):
+        return
+    for hook in _time_freed_hooks:
+        hook(machine, Interval(max(start, now), end), now)
+
+
+def cancel_booking(booking: Booking, actor: Member, reason: str = "", now: datetime | None = None) -> Booking:
+    """Cancel a booking that has not started, or end a running one now. Staff may cancel anyone's,
+    with a reason; members only their own."""
+    now = now or utcnow()
+    if not can_manage(actor, booking):
+        raise NotAllowed("Only the member who booked, a steward or an admin can cancel this booking.")
+    if booking.member_id != actor.id and not reason.strip():
+        raise BookingRejected([rules.RuleViolation("reason_required",
+                                                   "Say why you cancel someone else's booking.", {})])
+    with write_transaction():
+        b = _reload_for_write(booking.id)
+        if b.status not in ACTIVE_STATUSES:
+            raise BookingRejected([rules.RuleViolation(
+                "booking_not_active", f"This booking is already {b.status.replace('_', ' ')}.", {})])
+        freed = (max(b.start_at, now), b.end_at)
+        if b.start_at < now and b.status == BookingStatus.CHECKED_IN:
+            # Running: cancelling means ending now (the used part stays on record).
+            b.end_at = max(pol.ceil_to_slot(policy_for(b.machine), now, lab_tz()), b.start_at + timedelta(minutes=1))
+            b.status = BookingStatus.COMPLETED.value
+            freed = (b.end_at, freed[1])
+        else:
+            b.status = BookingStatus.CANCELLED.value
+        b.cancelled_at = now
+        b.cancelled_by_id = actor.id
+        b.cancel_reason = reason.strip()[:255]
+        b.sequence += 1
+        b.updated_at = now
+    _time_freed(b.machine, freed[0], freed[1], now)
+    return b
+
+
+def shorten_booking(booking: Booking, actor: Member, new_end: datetime, now: datetime | None = None) -> Booking:
+    now = now or utcnow()
+    if not can_manage(actor, booking):
+        raise NotAllowed("Only the member who booked, a steward or an admin can change this booking.")
+    policy = policy_for(booking.machine)
+    with write_transaction():
+        b = _reload_for_write(booking.id)
+        violations = rules.check_shorten(policy, _as_rule(b), new_end, now, lab_tz())
+        if violations:
+            raise BookingRejected(violations)
+        old_end = b.end_at
+        b.end_at = new_end
+        b.sequence += 1
+        b.updated_at = now
+    _time_freed(b.machine, new_end, old_end, now)
+    return b
+
+
+def end_early(booking: Booking, actor: Member, now: datetime | None = None) -> Booking:
+    """Finish a running booking now (rounded up to the slot), freeing the rest for others."""
+    now = now or utcnow()
+    if not can_manage(actor, booking):
+        raise NotAllowed("Only the member who booked, a steward or an admin can end this booking.")
+    policy = policy_for(booking.machine)
+    new_end = pol.ceil_to_slot(policy, now, lab_tz())
+    with write_transaction():
+        b = _reload_for_write(booking.id)
+        if b.status not in ACTIVE_STATUSES or b.start_at > now:
+            raise BookingRejected([rules.RuleViolation(
+                "booking_not_active", "Only a running booking can be ended early; cancel an upcoming one.", {})])
+        old_end = b.end_at
+        if new_end < old_end:
+            b.end_at = max(new_end, b.start_at + timedelta(minutes=1))
+        b.status = BookingStatus.COMPLETED.value
+        b.sequence += 1
+        b.updated_at = now
+    _time_freed(b.machine, b.end_at, old_end, now)
+    return b
+
+
+def extend_booking(booking: Booking, actor: Member, new_end: datetime, now: datetime | None = None) -> Booking:
+    now = now or utcnow()
+    if not can_manage(actor, booking):
+        raise NotAllowed("Only the member who booked can extend this booking.")
+    machine = booking.machine
+    policy = policy_for(machine)
+    tz = lab_tz()
+    member = db.session.get(Member, booking.member_id)
+    assert member is not None
+    try:
+        with write_transaction():
+            _lock_member(member)
+            b = _reload_for_write(booking.id)
+            lo, hi = _context_window(b.start_at, new_end, policy, tz)
+            _record_released(machine, b.end_at, new_end + policy.buffer, policy, now)
+            mb = load_machine_bookings(machine, lo, hi, now)
+            violations = rules.check_extension(policy, _as_rule(b), new_end, mb.existing,
+                                               member_context(member, machine, now), now, tz, blocks=mb.blocks,
+                                               machine_out_of_order=machine.status != "available")
+            if violations:
+                raise BookingRejected(violations)
+            b.end_at = new_end
+            b.booked_end_at = max(b.booked_end_at or new_end, new_end)
+            b.sequence += 1
+            b.updated_at = now
+    except IntegrityError as exc:
+        if not _is_conflict_error(exc):
+            raise
+        raise BookingRejected([_overlap_violation(machine, booking.end_at, new_end)]) from None
+    return b
+
+
+def check_in(booking: Booking, actor: Member | None, now: datetime | None = None, source: str = "web") -> Booking:
+    """Check in from 15 min before the start until the grace ends; a released booking never comes back."""
+    now = now or utcnow()
+    if actor is not None and not can_manage(actor, booking):
+        raise NotAllowed("Only the member who booked can check in.")
+    policy = policy_for(booking.machine)
+    with write_transaction():
+        b = _reload_for_write(booking.id)
+        if b.status == BookingStatus.CHECKED_IN:
+            return b
+        if not rules.may_check_in(_as_rule(b), policy, now):
+            if now < b.start_at - rules.CHECKIN_EARLY:
+                msg = (f"Check-in opens {int(rules.CHECKIN_EARLY.total_seconds() // 60)} minutes before the start, "
+                       f"at {(b.start_at - rules.CHECKIN_EARLY).astimezone(lab_tz()):%H:%M}.")
+            else:
+                msg = (f"Check-in closed {policy.checkin_grace_minutes} minutes after the start; "
+                       "the booking was released for others.")
+            raise BookingRejected([rules.RuleViolation("checkin_closed", msg, {})])
+        b.status = BookingStatus.CHECKED_IN.value
+        b.checked_in_at = now
+        b.sequence += 1
+        b.updated_at = now
+    return b
+
+
+def create_block(machine: Machine, actor: Member, start: datetime, end: datetime, reason: str,
+                 now: datetime | None = None) -> tuple[Booking, list[Booking]]:
+    """Take the machine out of booking for [start, end); overlapping member bookings are cancelled
+    with the reason (in the same transaction, so no booking slips in between)."""
+    now = now or utcnow()
+    if not actor.is_staff:
+        raise NotAllowed("Only stewards and admins can block a machine for maintenance.")
+    if end <= start:
+        raise BookingRejected([rules.RuleViolation("end_before_start", "The block must end after it starts.", {})])
+    with write_transaction():
+        clashing = list(db.session.scalars(select(Booking).where(
+            Booking.machine_id == machine.id, Booking.status.in_([s.value for s in ACTIVE_STATUSES]),
+            Booking.end_at > start, Booking.start_at < end)))
+        for b in clashing:
+            b.status = BookingStatus.CANCELLED.value
+            b.cancelled_at = now
+            b.cancelled_by_id = actor.id
+            b.cancel_reason = f"Maintenance: {reason}"[:255]
+            b.sequence += 1
+        db.session.flush()
+        block = Booking(machine_id=machine.id, member_id=actor.id, start_at=start, end_at=end, booked_end_at=end,
+                        status=BookingStatus.CONFIRMED.value, kind=BookingKind.MAINTENANCE.value, note=reason,
+                        source="web", created_at=now, updated_at=now)
+        db.session.add(block)
+    return block, clashing
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def availability(machine: Machine, start: datetime, end: datetime, now: datetime | None = None) -> list[Interval]:
+    now = now or utcnow()
+    policy = policy_for(machine)
+    mb = load_machine_bookings(machine, start - policy.buffer, end + policy.buffer, now)
+    if machine.status != "available":
+        return []
+    return free_intervals(policy, mb.existing, mb.blocks, start, end, now, lab_tz())
+
+
+def next_free(machine: Machine, now: datetime | None = None) -> Interval | None:
+    now = now or utcnow()
+    if machine.status != "available":
+        return None
+    return suggest_next(machine, now, policy_for(machine).min_length, now)
+
+
+def longest_now(machine: Machine, member: Member | None, now: datetime | None = None) -> tuple[datetime, timedelta]:
+    """For "book now": the current slot's start and how long a booking from there may run."""
+    now = now or utcnow()
+    policy = policy_for(machine)
+    tz = lab_tz()
+    start = pol.current_slot_start(policy, now, tz)
+    if machine.status != "available":
+        return start, timedelta(0)
+    lo, hi = _context_window(start, start + policy.max_length, policy, tz)
+    mb = load_machine_bookings(machine, lo, hi, now)
+    ctx = member_context(member, machine, now) if member is not None else None
+    return start, longest_bookable_from(policy, mb.existing, mb.blocks, start, now, tz, member=ctx)
+
+
+def bookings_between(machine: Machine, start: datetime, end: datetime) -> list[Booking]:
+    """Active and finished bookings of a machine in a period (the calendar shows them)."""
+    return list(db.session.scalars(select(Booking).where(
+        Booking.machine_id == machine.id,
+        Booking.status.in_([s.value for s in (*ACTIVE_STATUSES, BookingStatus.COMPLETED)]),
+        Booking.end_at > start, Booking.start_at < end).order_by(Booking.start_at)))
+
+
+def effective_status(booking: Booking, now: datetime | None = None) -> str:
+    """The status as the rules see it now (a passed grace means released even before a write)."""
+    now = now or utcnow()
+    if booking.status == BookingStatus.CONFIRMED and booking.kind == BookingKind.NORMAL:
+        if rules.is_effective_no_show(_as_rule(booking), policy_for(booking.machine), now):
+            return BookingStatus.NO_SHOW.value
+        if booking.end_at <= now:
+            return BookingStatus.COMPLETED.value
+    if booking.status == BookingStatus.CHECKED_IN and booking.end_at <= now:
+        return BookingStatus.COMPLETED.value
+    return booking.status
+
+
+def member_bookings(member: Member, since: datetime | None = None, until: datetime | None = None,
+                    machine: Machine | None = None) -> list[Booking]:
+    stmt = select(Booking).where(Booking.member_id == member.id)
+    if since is not None:
+        stmt = stmt.where(Booking.end_at > since)
+    if until is not None:
+        stmt = stmt.where(Booking.start_at < until)
+    if machine is not None:
+        stmt = stmt.where(Booking.machine_id == machine.id)
+    return list(db.session.scalars(stmt.order_by(Booking.start_at)))

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from fablab.extensions import db
+from fablab.models import Booking
+from fablab.services import bookings as svc
+from tests.bookings.conftest import slot
+
+
+def test_book_and_refuse_overlap_with_suggestion(make_member, open_machine, qualified) -> None:
+    machine = open_machine()
+    ada, bo = make_member(), make_member()
+    qualified(ada, machine)
+    qualified(bo, machine)
+    start, end = slot(2, 2)
+    booking = svc.create_booking(ada, machine, start, end)
+    assert booking.id and booking.status == "confirmed"
+    with pytest.raises(svc.BookingRejected) as err:
+        svc.create_booking(bo, machine, start + timedelta(hours=1), end + timedelta(hours=1))
+    assert err.value.status == 409 and err.value.code == "overlap"
+    assert err.value.suggestion is not None and err.value.suggestion.start >= end
+
+
+def test_rule_rejections_name_the_rule(make_member, open_machine, qualified) -> None:
+    machine = open_machine(max_minutes=120)
+    ada = make_member()
+    start, end = slot(2, 3)
+    with pytest.raises(svc.BookingRejected) as err:
+        svc.create_booking(ada, machine, start, end)
+    codes = [v.code for v in err.value.violations]
+    assert "too_long" in codes and "not_qualified" in codes
+    assert err.value.status == 422
+    assert any("3 h" in v.message for v in err.value.violations)
+    assert db.session.scalar(select(Booking)) is None  # nothing half-written
+
+
+def test_expired_qualification(make_member, open_machine, qualified) -> None:
+    machine = open_machine()
+    ada = make_member()
+    qualified(ada, machine, expires_at=datetime.now(UTC) - timedelta(days=2))
+    with pytest.raises(svc.BookingRejected) as err:
+        svc.create_booking(ada, machine, *slot(2))
+    assert err.value.code == "qualification_expired"
+
+
+def test_cancel_own_and_others(make_member, open_machine, qualified) -> None:
+    machine = open_machine()
+    ada, bo = make_member(), make_member()
+    steward = make_member(role="steward")
+    qualified(ada, machine)
+    b = svc.create_booking(ada, machine, *slot(3))
+    with pytest.raises(svc.NotAllowed):
+        svc.cancel_booking(b, bo)
+    with pytest.raises(svc.BookingRejected) as err:
+        svc.cancel_booking(b, steward)
+    assert err.value.code == "reason_required"
+    svc.cancel_booking(b, steward, reason="laser tube replacement")
+    db.session.refresh(b)
+    assert b.status == "cancelled" and b.cancel_reason == "laser tube replacement"
+    # the time is free again
+    qualified(bo, machine)
+    assert svc.create_booking(bo, machine, b.start_at, b.end_at).id
+
+
+def test_shorten_extend_checkin_end_early(make_member, open_machine, qualified) -> None:
+    machine = open_machine()
+    ada = make_member()
+    qualified(ada, machine)
+    now = datetime.now(UTC)
+    start = now.replace(minute=0 if now.minute < 30 else 30, second=0, microsecond=0)
+    b = svc.create_booking(ada, machine, start, start + timedelta(hours=2), now=now)
+    svc.check_in(b, ada, now=now)
+    assert b.status == "checked_in"
+    svc.extend_booking(b, ada, start + timedelta(hours=3), now=now)
+    assert b.end_at == start + timedelta(hours=3)
+    svc.shorten_booking(b, ada, start + timedelta(hours=2, minutes=30), now=now)
+    assert b.end_at == start + timedelta(hours=2, minutes=30)
+    svc.end_early(b, ada, now=now)
+    assert b.status == "completed" and b.end_at <= start + timedelta(minutes=30)
+    assert b.booked_end_at == start + timedelta(hours=3)
+
+
+def test_no_show_released_without_worker(make_member, open_machine, qualified) -> None:
+    machine = open_machine()
+    ada, bo = make_member(), make_member()
+    qualified(ada, machine)
+    qualified(bo, machine)
+    now = datetime.now(UTC)
+    start = now.replace(minute=0 if now.minute < 30 else 30, second=0, microsecond=0)
+    b = svc.create_booking(ada, machine, start, start + timedelta(hours=2), now=now)
+    later = start + timedelta(minutes=20)  # grace (15 min) has passed without check-in
+    assert svc.effective_status(b, later) == "no_show"
+    free = svc.availability(machine, start, start + timedelta(hours=3), now=later)
+    assert free and free[0].start <= start + timedelta(minutes=30)
+    with pytest.raises(svc.BookingRejected) as err:
+        svc.check_in(b, ada, now=later)
+    assert err.value.code == "checkin_closed"
+    taken = svc.create_booking(bo, machine, start + timedelta(minutes=30), start + timedelta(hours=1, minutes=30),
+                               now=later)
+    assert taken.id
+    db.session.refresh(b)
+    assert b.status == "no_show"
+
+
+def test_maintenance_block_cancels_and_blocks(make_member, open_machine, qualified) -> None:
+    machine = open_machine()
+    ada = make_member()
+    steward = make_member(role="steward")
+    qualified(ada, machine)
+    start, end = slot(4, 2)
+    b = svc.create_booking(ada, machine, start, end)
+    block, cancelled = svc.create_block(machine, steward, start - timedelta(hours=1), end, "lens cleaning")
+    assert [c.id for c in cancelled] == [b.id]
+    db.session.refresh(b)
+    assert b.status == "cancelled" and "lens cleaning" in b.cancel_reason
+    with pytest.raises(svc.BookingRejected) as err:
+        svc.create_booking(ada, machine, start, end)
+    assert err.value.code == "maintenance"
+    with pytest.raises(svc.NotAllowed):
+        svc.create_block(machine, ada, start, end, "mine")
+
+
+def test_out_of_order_machine(make_member, open_machine, qualified) -> None:
+    machine = open_machine()
+    machine.status = "out_of_order"
+    db.session.commit()
+    ada = make_member()
+    qualified(ada, machine)
+    with pytest.raises(svc.BookingRejected) as err:
+        svc.create_booking(ada, machine, *slot(2))
+    assert err.value.code == "machine_unavailable"
+    assert svc.availability(machine, *slot(0, 24)) == []
