@@ -20,7 +20,8 @@ def register_cli(app: Flask) -> None:
 def upgrade_db() -> None:
     from flask_migrate import upgrade
 
-    upgrade()
+    # "heads": feature migrations may branch from the same base; all of them apply.
+    upgrade(revision="heads")
 
 
 @click.command("init-db")

@@ -20,3 +20,5 @@ __all__ = [
     "Qualification",
     "Role",
 ]
+
+# Feature models register their tables by being imported (one line each, appended below).

@@ -29,12 +29,12 @@ def hours(value: float | int | None) -> str:
 
 
 def register_web(app: Flask) -> None:
-    from .admin import bp as admin_bp
-    from .auth import bp as auth_bp
-    from .machines import bp as machines_bp
+    import importlib
 
-    for bp in (auth_bp, machines_bp, admin_bp):
-        app.register_blueprint(bp)
+    from .blueprints import BLUEPRINTS
+
+    for name in BLUEPRINTS:
+        app.register_blueprint(importlib.import_module(name).bp)
 
     app.before_request(load_current_member)
     app.jinja_env.filters["localtime"] = localtime
