@@ -1,0 +1,275 @@
+"""Which design files we accept, what they really contain, and safe names and XML for them.
+
+Pure: takes bytes / names, returns dataclasses or raises a `FileContentError` whose message can be
+shown to the uploader as it is.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import unicodedata
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from xml.parsers import expat
+
+
+class FileContentError(ValueError):
+    """A file was refused or could not be read; `str(err)` is a message for the uploader."""
+
+
+class UnsafeFileError(FileContentError):
+    """The name, type or content is not acceptable (mismatch, traversal, zip bomb, DOCTYPE...)."""
+
+
+class MetadataError(FileContentError):
+    """The file has the right type but is corrupt or truncated, so no metadata can be read."""
+
+
+@dataclass(frozen=True)
+class FileKind:
+    kind: str  # mesh, cad, vector, gcode, document, image, text
+    label: str  # what to call it on a page, e.g. "STL mesh"
+    mime: str  # Content-Type to serve it with (always as an attachment)
+
+
+# Extension (lower case, with dot) -> kind. The allow-list: anything else is refused.
+ALLOWED: dict[str, FileKind] = {
+    ".stl": FileKind("mesh", "STL mesh", "model/stl"),
+    ".3mf": FileKind("mesh", "3MF model", "model/3mf"),
+    ".obj": FileKind("mesh", "OBJ mesh", "model/obj"),
+    ".step": FileKind("cad", "STEP model", "model/step"),
+    ".stp": FileKind("cad", "STEP model", "model/step"),
+    ".svg": FileKind("vector", "SVG drawing", "image/svg+xml"),
+    ".dxf": FileKind("vector", "DXF drawing", "image/vnd.dxf"),
+    ".gcode": FileKind("gcode", "G-code", "text/x-gcode"),
+    ".gco": FileKind("gcode", "G-code", "text/x-gcode"),
+    ".g": FileKind("gcode", "G-code", "text/x-gcode"),
+    ".nc": FileKind("gcode", "G-code (CNC)", "text/x-gcode"),
+    ".pdf": FileKind("document", "PDF document", "application/pdf"),
+    ".png": FileKind("image", "PNG image", "image/png"),
+    ".jpg": FileKind("image", "JPEG image", "image/jpeg"),
+    ".jpeg": FileKind("image", "JPEG image", "image/jpeg"),
+    ".webp": FileKind("image", "WebP image", "image/webp"),
+    ".md": FileKind("text", "Markdown text", "text/markdown; charset=utf-8"),
+    ".txt": FileKind("text", "Text", "text/plain; charset=utf-8"),
+}
+
+SNIFF_BYTES = 8192  # how much of the start of a file `sniff` needs
+
+_MAX_NAME = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_RESERVED = re.compile(r'[<>:"|?*\\/]')
+_WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                    *(f"lpt{i}" for i in range(1, 10))}
+# Markup that must never be served under a harmless extension (browsers sniff it as HTML).
+_HTML_START = re.compile(
+    rb"^\s*(<!doctype\s+html|<html|<head|<body|<script|<iframe|<meta|<a\s|<img\s|<div|<\?php)", re.I
+)
+
+
+def extension(name: str) -> str:
+    """Lower-case extension with dot ('' if none) of a display name."""
+    return posixpath.splitext(name.lower())[1]
+
+
+def safe_display_name(name: str) -> str:
+    """The last path component of an uploaded name, without traversal, control or reserved characters.
+
+    Used only for showing and for Content-Disposition; files are stored under generated names.
+    """
+    name = unicodedata.normalize("NFC", name or "")
+    name = _CONTROL.sub("", name)
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]  # Windows and POSIX directories
+    name = _RESERVED.sub("_", name).strip().strip(".").strip()
+    if name in {"", ".", ".."}:
+        name = "file"
+    stem, ext = posixpath.splitext(name)
+    if stem.lower() in _WINDOWS_DEVICES:
+        stem = f"_{stem}"
+    if len(stem) + len(ext) > _MAX_NAME:
+        ext = ext[:20]
+        stem = stem[: _MAX_NAME - len(ext)]
+    return stem + ext
+
+
+def kind_for_name(name: str) -> FileKind:
+    """The allowed kind for a file name, or UnsafeFileError naming the allowed extensions."""
+    ext = extension(safe_display_name(name))
+    try:
+        return ALLOWED[ext]
+    except KeyError:
+        allowed = " ".join(sorted(ALLOWED))
+        shown = ext or "no extension"
+        raise UnsafeFileError(f"Files of type {shown!r} are not accepted; allowed: {allowed}") from None
+
+
+def _is_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        # A multi-byte character cut at the end of the sample is still text.
+        if err.start < len(head) - 4:
+            try:
+                head.decode("latin-1")
+            except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes everything
+                return False
+            return not re.search(rb"[\x00-\x08\x0e-\x1f]", head)
+    return True
+
+
+def sniff(name: str, head: bytes, open_zip: Callable[[], zipfile.ZipFile] | None = None) -> FileKind:
+    """Check that the start of a file (`head`, >= SNIFF_BYTES or the whole file) matches its extension.
+
+    Returns the kind (with the MIME type to serve it with) or raises UnsafeFileError saying what is wrong.
+    For .3mf, `open_zip` (a callable opening the whole file as a ZipFile) lets the check look inside;
+    without it only the zip signature is checked.
+    """
+    kind = kind_for_name(name)
+    ext = extension(safe_display_name(name))
+    label = kind.label
+
+    def refuse(what: str) -> UnsafeFileError:
+        return UnsafeFileError(f"This file is named {ext} but its content is not {label}: {what}")
+
+    if not head:
+        raise UnsafeFileError("The file is empty")
+    if _HTML_START.match(head):
+        raise refuse("it looks like an HTML page")
+
+    if ext == ".stl":
+        if head.lstrip()[:5].lower() == b"solid" and _is_text(head):
+            return kind
+        if len(head) < 84:
+            raise refuse("too short for a binary STL")
+        if len(head) > 134 and _is_text(head):
+            raise refuse("it is text but does not start with 'solid' like an ASCII STL")
+        return kind  # binary: an 80-byte header + count; mesh_meta validates the size
+    elif ext == ".3mf":
+        if not head.startswith(b"PK\x03\x04"):
+            raise refuse("it is not a zip archive")
+        if open_zip is not None:
+            try:
+                with open_zip() as zf:
+                    names = {n.lower() for n in zf.namelist()}
+            except (zipfile.BadZipFile, OSError) as err:
+                raise refuse(f"the zip archive is damaged ({err})") from None
+            if "3d/3dmodel.model" not in names and not any(n.endswith(".model") for n in names):
+                raise refuse("the archive has no 3D/3dmodel.model part")
+        return kind
+    elif ext in {".step", ".stp"}:
+        if head.lstrip().startswith(b"ISO-10303-21;"):
+            return kind
+        raise refuse("a STEP file starts with 'ISO-10303-21;'")
+    elif ext == ".pdf":
+        if head.startswith(b"%PDF-"):
+            return kind
+        raise refuse("a PDF starts with '%PDF-'")
+    elif ext == ".png":
+        if head.startswith(b"\x89PNG\r\n\x1a\n"):
+            return kind
+        raise refuse("wrong PNG signature")
+    elif ext in {".jpg", ".jpeg"}:
+        if head.startswith(b"\xff\xd8\xff"):
+            return kind
+        raise refuse("wrong JPEG signature")
+    elif ext == ".webp":
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            return kind
+        raise refuse("wrong WebP signature")
+    elif ext == ".svg":
+        text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+        if _is_text(head) and (text.startswith(b"<?xml") or text.startswith(b"<svg")
+                               or text.startswith(b"<!--")) and b"<svg" in head:
+            return kind
+        raise refuse("an SVG is an XML document with an <svg> root")
+    elif ext == ".dxf":
+        if _is_text(head) and re.match(rb"^\s*(999\s*\r?\n.*\r?\n\s*)?0\s*\r?\n\s*SECTION", head, re.S):
+            return kind
+        if head.startswith(b"AutoCAD Binary DXF"):
+            raise refuse("binary DXF is not supported, please export ASCII DXF")
+        raise refuse("an ASCII DXF starts with '0 / SECTION'")
+    elif kind.kind in {"gcode", "text"}:
+        if _is_text(head):
+            return kind
+        raise refuse("it contains binary data")
+    elif ext == ".obj":
+        if _is_text(head):
+            return kind
+        raise refuse("it contains binary data")
+    raise refuse("unrecognised content")  # pragma: no cover - every allowed extension is handled above
+
+
+# --- XML without DTDs -----------------------------------------------------------------------------
+
+_XML_CHUNK = 1 << 16
+
+
+class _NoDtd:
+    """A plain `<!DOCTYPE svg PUBLIC ...>` (OpenSCAD, old Inkscape) is harmless: external DTDs are never
+    loaded. An internal subset or any ENTITY declaration is refused (billion laughs, external entities)."""
+
+    def doctype(self, _name: str, _sysid: str | None, _pubid: str | None, has_internal_subset: int) -> None:
+        if has_internal_subset:
+            raise UnsafeFileError(
+                "XML with an internal DTD subset is refused (entities could expand without bound)"
+            )
+
+    def entity(self, *_args: object) -> None:
+        raise UnsafeFileError("XML with ENTITY declarations is refused (entity expansion / external files)")
+
+
+def _expat_parser(on_start: Callable[[str, dict[str, str]], None] | None,
+                  on_end: Callable[[str], None] | None,
+                  on_data: Callable[[str], None] | None) -> expat.XMLParserType:
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    no_dtd = _NoDtd()
+    parser.StartDoctypeDeclHandler = no_dtd.doctype
+    parser.EntityDeclHandler = no_dtd.entity
+    parser.UnparsedEntityDeclHandler = no_dtd.entity
+    parser.ExternalEntityRefHandler = no_dtd.entity  # type: ignore[assignment]
+
+    def qname(name: str) -> str:
+        uri, _, local = name.rpartition(" ")
+        return f"{{{uri}}}{local}" if uri else local
+
+    if on_start is not None:
+        def start(name: str, attrs: dict[str, str]) -> None:
+            on_start(qname(name), {qname(k): v for k, v in attrs.items()})
+        parser.StartElementHandler = start
+    if on_end is not None:
+        parser.EndElementHandler = lambda name: on_end(qname(name))
+    if on_data is not None:
+        parser.CharacterDataHandler = on_data
+    return parser
+
+
+def parse_xml_events(stream: io.RawIOBase | io.BufferedIOBase | io.BytesIO,
+                     on_start: Callable[[str, dict[str, str]], None],
+                     on_end: Callable[[str], None] | None = None,
+                     on_data: Callable[[str], None] | None = None) -> None:
+    """Stream XML through callbacks ('{ns}local' names); DOCTYPE/ENTITY refused, errors as MetadataError."""
+    parser = _expat_parser(on_start, on_end, on_data)
+    try:
+        while chunk := stream.read(_XML_CHUNK):
+            parser.Parse(chunk, False)
+        parser.Parse(b"", True)
+    except expat.ExpatError as err:
+        reason = expat.ErrorString(err.code)
+        raise MetadataError(f"The XML is malformed ({reason}, line {err.lineno})") from None
+
+
+def parse_xml(data: bytes) -> ET.Element:
+    """Parse a whole XML document into an ElementTree element, refusing DOCTYPE/ENTITY declarations."""
+    builder = ET.TreeBuilder()
+    parse_xml_events(io.BytesIO(data), builder.start, builder.end, builder.data)
+    try:
+        return builder.close()
+    except AssertionError:  # pragma: no cover - expat already refuses unbalanced documents
+        raise MetadataError("The XML document is empty") from None
