@@ -28,6 +28,16 @@ def hours(value: float | int | None) -> str:
     return f"{h} h {m:02d} min" if m else f"{h} h"
 
 
+def minutes(value: float | int | None) -> str:
+    if value is None:
+        return "–"
+    total = int(value)
+    h, m = divmod(total, 60)
+    if not h:
+        return f"{m} min"
+    return f"{h} h {m:02d} min" if m else f"{h} h"
+
+
 def register_web(app: Flask) -> None:
     import importlib
 
@@ -39,6 +49,7 @@ def register_web(app: Flask) -> None:
     app.before_request(load_current_member)
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["hours"] = hours
+    app.jinja_env.filters["minutes"] = minutes
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -70,8 +70,9 @@ def test_shorten_extend_checkin_end_early(make_member, open_machine, qualified) 
     machine = open_machine()
     ada = make_member()
     qualified(ada, machine)
-    now = datetime.now(UTC)
-    start = now.replace(minute=0 if now.minute < 30 else 30, second=0, microsecond=0)
+    wall = datetime.now(UTC)
+    start = wall.replace(minute=0 if wall.minute < 30 else 30, second=0, microsecond=0)
+    now = start + timedelta(minutes=5)
     b = svc.create_booking(ada, machine, start, start + timedelta(hours=2), now=now)
     svc.check_in(b, ada, now=now)
     assert b.status == "checked_in"
@@ -89,8 +90,9 @@ def test_no_show_released_without_worker(make_member, open_machine, qualified) -
     ada, bo = make_member(), make_member()
     qualified(ada, machine)
     qualified(bo, machine)
-    now = datetime.now(UTC)
-    start = now.replace(minute=0 if now.minute < 30 else 30, second=0, microsecond=0)
+    wall = datetime.now(UTC)
+    start = wall.replace(minute=0 if wall.minute < 30 else 30, second=0, microsecond=0)
+    now = start + timedelta(minutes=1)
     b = svc.create_booking(ada, machine, start, start + timedelta(hours=2), now=now)
     later = start + timedelta(minutes=20)  # grace (15 min) has passed without check-in
     assert svc.effective_status(b, later) == "no_show"

@@ -1,13 +1,16 @@
-"""The machine list (the lab's front page) and one machine's page."""
+"""The machine list (the lab's front page) and one machine's page with its week calendar."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-from flask import abort, g, render_template
+from flask import abort, current_app, g, render_template, request
 
 from ...auth import login_required
 from ...models.types import utcnow
+from ...services import bookings as booking_service
+from ...services import calendar_view
 from ...services import machines as machine_service
 from . import bp
 
@@ -15,8 +18,10 @@ from . import bp
 @bp.get("/")
 @login_required
 def overview() -> Any:
+    now = utcnow()
     machines = machine_service.list_machines()
-    return render_template("machines/overview.html", machines=machines, now=utcnow())
+    next_free = {m.id: slot.start for m in machines if (slot := booking_service.next_free(m, now)) is not None}
+    return render_template("machines/overview.html", machines=machines, now=now, next_free=next_free)
 
 
 @bp.get("/machines/<slug>")
@@ -26,5 +31,14 @@ def detail(slug: str) -> Any:
         machine = machine_service.machine_by_slug(slug)
     except machine_service.NotFound:
         abort(404, f"There is no machine called “{slug}”.")
-    qual = machine_service.qualification_state(g.member, machine, utcnow())
-    return render_template("machines/detail.html", machine=machine, qual=qual)
+    now = utcnow()
+    tz = current_app.config["TZ"]
+    raw_week = request.args.get("week")
+    try:
+        day = date.fromisoformat(raw_week) if raw_week else now.astimezone(tz).date()
+    except ValueError:
+        abort(400, f"Not a date: {raw_week!r}.")
+    week = calendar_view.build_week(machine, g.member, calendar_view.monday_of(day), now, tz)
+    qual = machine_service.qualification_state(g.member, machine, now)
+    return render_template("machines/detail.html", machine=machine, qual=qual, week=week, now=now,
+                           policy=booking_service.policy_for(machine))

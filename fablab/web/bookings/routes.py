@@ -1,0 +1,290 @@
+"""Booking pages: the week calendar (htmx partials), booking form, my bookings, booking detail,
+lifecycle actions, maintenance blocks, the policy editor and the iCal feeds."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from flask import Response, abort, current_app, flash, g, redirect, render_template, request, url_for
+from htmx_flask import request as hx_request
+
+from ...auth import admin_required, login_required, public, steward_required
+from ...domain.policy import WEEKDAYS, BookingPolicy, PolicyError
+from ...extensions import db
+from ...models import Booking, Machine
+from ...models.types import utcnow
+from ...services import bookings as svc
+from ...services import calendar_view, ical
+from ...services import machines as machine_service
+from ...services import members as member_service
+from . import bp
+from .forms import BlockForm, PolicyForm
+
+
+def _machine(slug: str) -> Machine:
+    try:
+        return machine_service.machine_by_slug(slug)
+    except machine_service.NotFound:
+        abort(404, f"There is no machine called “{slug}”.")
+
+
+def _booking(booking_id: int) -> Booking:
+    booking = svc.get_booking(booking_id)
+    if booking is None or not svc.can_manage(g.member, booking):
+        # Someone else's booking is as invisible as a missing one.
+        abort(404, "There is no such booking of yours.")
+    return booking
+
+
+def _parse_local(raw: str | None, field: str) -> datetime:
+    if not raw:
+        abort(400, f"{field} is missing.")
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        abort(400, f"{field} is not a date and time: {raw!r}.")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=current_app.config["TZ"])
+    return value.astimezone(UTC)
+
+
+def _week_context(machine: Machine, week: str | None) -> dict[str, Any]:
+    tz = current_app.config["TZ"]
+    now = utcnow()
+    today = now.astimezone(tz).date()
+    try:
+        monday = calendar_view.monday_of(date.fromisoformat(week)) if week else calendar_view.monday_of(today)
+    except ValueError:
+        abort(400, f"Not a date: {week!r}.")
+    return {"machine": machine, "week": calendar_view.build_week(machine, g.member, monday, now, tz),
+            "policy": svc.policy_for(machine), "now": now}
+
+
+@bp.get("/machines/<slug>/week")
+@login_required
+def week(slug: str) -> Any:
+    """The calendar partial (htmx navigation); a plain request gets the machine page."""
+    machine = _machine(slug)
+    if not hx_request.htmx:
+        return redirect(url_for("machines.detail", slug=slug, week=request.args.get("week")))
+    return render_template("bookings/_week.html", **_week_context(machine, request.args.get("week")))
+
+
+@bp.route("/machines/<slug>/book", methods=["GET", "POST"])
+@login_required
+def book(slug: str) -> Any:
+    machine = _machine(slug)
+    tz = current_app.config["TZ"]
+    now = utcnow()
+    start = _parse_local(request.values.get("start"), "start")
+    if request.method == "GET":
+        lengths = calendar_view.lengths_from(machine, g.member, start, now, tz)
+        return render_template("bookings/_book_form.html", machine=machine, start=start, lengths=lengths,
+                               policy=svc.policy_for(machine), error=None)
+    try:
+        minutes = int(request.form.get("minutes", ""))
+    except ValueError:
+        abort(400, "Choose how long to book.")
+    try:
+        booking = svc.create_booking(g.member, machine, start, start + timedelta(minutes=minutes), source="web")
+    except svc.BookingRejected as exc:
+        lengths = calendar_view.lengths_from(machine, g.member, start, now, tz)
+        resp = render_template("bookings/_book_form.html", machine=machine, start=start, lengths=lengths,
+                               policy=svc.policy_for(machine), error=exc)
+        return resp, exc.status
+    message = (f"Booked {machine.name} on {booking.start_at.astimezone(tz):%a %d %b, %H:%M}–"
+               f"{booking.end_at.astimezone(tz):%H:%M}.")
+    if hx_request.htmx:
+        ctx = _week_context(machine, booking.start_at.astimezone(tz).date().isoformat())
+        return render_template("bookings/_week.html", message=message, **ctx)
+    flash(message, "ok")
+    return redirect(url_for("bookings.detail", booking_id=booking.id))
+
+
+@bp.get("/bookings")
+@login_required
+def mine() -> Any:
+    now = utcnow()
+    rows = svc.member_bookings(g.member, since=now - timedelta(days=30))
+    upcoming = [b for b in rows if b.end_at > now and svc.effective_status(b, now) in ("confirmed", "checked_in")]
+    past = [b for b in reversed(rows) if b not in upcoming]
+    return render_template("bookings/mine.html", upcoming=upcoming, past=past, now=now,
+                           effective=lambda b: svc.effective_status(b, now),
+                           feed_url=request.args.get("feed"))
+
+
+@bp.get("/bookings/<int:booking_id>")
+@login_required
+def detail(booking_id: int) -> Any:
+    booking = _booking(booking_id)
+    now = utcnow()
+    return render_template("bookings/detail.html", b=booking, now=now, status=svc.effective_status(booking, now),
+                           policy=svc.policy_for(booking.machine))
+
+
+def _after_action(booking: Booking, message: str) -> Any:
+    if hx_request.htmx:
+        now = utcnow()
+        return render_template("bookings/_row.html", b=booking, now=now, message=message,
+                               status=svc.effective_status(booking, now))
+    flash(message, "ok")
+    return redirect(request.referrer or url_for("bookings.detail", booking_id=booking.id))
+
+
+def _refused(booking: Booking, exc: Exception) -> Any:
+    message = exc.message if isinstance(exc, svc.BookingRejected) else str(exc)
+    status = exc.status if isinstance(exc, svc.BookingRejected) else 403
+    if hx_request.htmx:
+        now = utcnow()
+        return render_template("bookings/_row.html", b=booking, now=now, error=message,
+                               status=svc.effective_status(booking, now)), status
+    flash(message, "error")
+    return redirect(url_for("bookings.detail", booking_id=booking.id))
+
+
+@bp.post("/bookings/<int:booking_id>/cancel")
+@login_required
+def cancel(booking_id: int) -> Any:
+    booking = _booking(booking_id)
+    try:
+        svc.cancel_booking(booking, g.member, request.form.get("reason", ""))
+    except (svc.BookingRejected, svc.NotAllowed) as exc:
+        return _refused(booking, exc)
+    return _after_action(booking, "Booking cancelled; the time is free for others.")
+
+
+@bp.post("/bookings/<int:booking_id>/checkin")
+@login_required
+def checkin(booking_id: int) -> Any:
+    booking = _booking(booking_id)
+    try:
+        svc.check_in(booking, g.member)
+    except (svc.BookingRejected, svc.NotAllowed) as exc:
+        return _refused(booking, exc)
+    return _after_action(booking, "Checked in. Have a good session!")
+
+
+@bp.post("/bookings/<int:booking_id>/end")
+@login_required
+def end(booking_id: int) -> Any:
+    booking = _booking(booking_id)
+    try:
+        svc.end_early(booking, g.member)
+    except (svc.BookingRejected, svc.NotAllowed) as exc:
+        return _refused(booking, exc)
+    return _after_action(booking, "Booking ended; the rest of the time is free for others.")
+
+
+@bp.post("/bookings/<int:booking_id>/change")
+@login_required
+def change(booking_id: int) -> Any:
+    """Shorten or extend: the new end decides which."""
+    booking = _booking(booking_id)
+    new_end = _parse_local(request.form.get("end"), "end")
+    try:
+        if new_end < booking.end_at:
+            svc.shorten_booking(booking, g.member, new_end)
+            message = "Booking shortened; the freed time is open for others."
+        else:
+            svc.extend_booking(booking, g.member, new_end)
+            message = "Booking extended."
+    except (svc.BookingRejected, svc.NotAllowed) as exc:
+        return _refused(booking, exc)
+    return _after_action(booking, message)
+
+
+@bp.route("/machines/<slug>/block", methods=["GET", "POST"])
+@steward_required
+def block(slug: str) -> Any:
+    machine = _machine(slug)
+    form = BlockForm()
+    if form.validate_on_submit():
+        tz = current_app.config["TZ"]
+        start = form.start.data.replace(tzinfo=tz).astimezone(UTC)
+        end_ = form.end.data.replace(tzinfo=tz).astimezone(UTC)
+        try:
+            _, cancelled = svc.create_block(machine, g.member, start, end_, form.reason.data)
+        except svc.BookingRejected as exc:
+            form.end.errors.append(exc.message)
+        else:
+            flash(f"{machine.name} is blocked for maintenance; {len(cancelled)} booking(s) cancelled.", "ok")
+            return redirect(url_for("machines.detail", slug=slug))
+    status = 422 if request.method == "POST" else 200
+    return render_template("bookings/block.html", machine=machine, form=form), status
+
+
+def _hours_text(ranges: list[list[str]]) -> str:
+    return ", ".join(f"{a}-{b}" for a, b in ranges)
+
+
+def _parse_hours(text: str) -> list[list[str]]:
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        a, sep, b = part.partition("-")
+        if not sep:
+            raise PolicyError(f"“{part}” is not a range like 09:00-21:00.")
+        out.append([a.strip(), b.strip()])
+    return out
+
+
+@bp.route("/admin/machines/<slug>/policy", methods=["GET", "POST"])
+@admin_required
+def policy_edit(slug: str) -> Any:
+    machine = _machine(slug)
+    current = svc.policy_for(machine).to_dict()
+    form = PolicyForm(data={**current, **{d: _hours_text(current["opening_hours"][d]) for d in WEEKDAYS},
+                            **{k: "" if current[k] is None else str(current[k])
+                               for k in ("max_hours_per_day", "max_hours_per_week", "max_future_bookings")}})
+    if form.validate_on_submit():
+        data = {k: getattr(form, k).data for k in ("slot_minutes", "min_minutes", "max_minutes", "horizon_days",
+                                                   "buffer_minutes", "checkin_grace_minutes", "mode",
+                                                   "qualification_required")}
+        try:
+            for k in ("max_hours_per_day", "max_hours_per_week"):
+                raw = (getattr(form, k).data or "").strip()
+                data[k] = float(raw) if raw else None
+            raw = (form.max_future_bookings.data or "").strip()
+            data["max_future_bookings"] = int(raw) if raw else None
+            data["opening_hours"] = {d: _parse_hours(getattr(form, d).data or "") for d in WEEKDAYS}
+            policy = BookingPolicy.from_dict(data)
+        except (PolicyError, ValueError) as exc:
+            form.slot_minutes.errors.append(str(exc))
+        else:
+            machine.policy = policy.to_dict()
+            db.session.commit()
+            flash(f"Booking rules of {machine.name} saved.", "ok")
+            return redirect(url_for("machines.detail", slug=slug))
+    status = 422 if request.method == "POST" else 200
+    return render_template("bookings/policy.html", machine=machine, form=form, weekdays=WEEKDAYS), status
+
+
+# --- iCal ----------------------------------------------------------------------------------------------
+
+
+@bp.post("/bookings/feed")
+@login_required
+def new_feed() -> Any:
+    token = member_service.new_ical_token(g.member)
+    db.session.commit()
+    url = url_for("bookings.member_feed", token=token, _external=True)
+    flash("Your new calendar feed address is below; the old one stops working.", "ok")
+    return redirect(url_for("bookings.mine", feed=url))
+
+
+@bp.get("/ical/member/<token>.ics")
+@public
+def member_feed(token: str) -> Any:
+    member = member_service.member_by_ical_token(token)
+    if member is None:
+        abort(404)
+    body = ical.member_calendar(member, request.host)
+    return Response(body, mimetype="text/calendar", headers={"Cache-Control": "private, max-age=300"})
+
+
+@bp.get("/ical/machine/<slug>.ics")
+@public
+def machine_feed(slug: str) -> Any:
+    machine = _machine(slug)
+    body = ical.machine_calendar(machine, request.host)
+    return Response(body, mimetype="text/calendar", headers={"Cache-Control": "public, max-age=300"})
