@@ -170,6 +170,11 @@ def create_booking(member: Member, machine: Machine, start: datetime, end: datet
             booking = Booking(machine_id=machine.id, member_id=member.id, start_at=start, end_at=end,
                               booked_end_at=end, status=BookingStatus.CONFIRMED.value, kind=kind.value,
                               source=source, note=note, created_at=now, updated_at=now)
+            if start <= now:
+                # Booking the slot that is already running means using it now: checked in at once,
+                # or its check-in grace (counted from the slot's start) could release it immediately.
+                booking.status = BookingStatus.CHECKED_IN.value
+                booking.checked_in_at = now
             db.session.add(booking)
             db.session.flush()
     except IntegrityError as exc:

@@ -38,6 +38,9 @@ def test_every_route_needs_sign_in(app: Flask, client: FlaskClient) -> None:
             resp = client.open(_example_url(rule), method=method)
             if rule.rule.startswith("/api/"):
                 assert resp.status_code == 401, (rule.rule, method, resp.status_code)
+            elif rule.endpoint.startswith("kiosk.") and not rule.rule.startswith("/kiosk/admin"):
+                # The kiosk role: without a registered device's cookie, nothing is shown.
+                assert resp.status_code in (400, 403), (rule.rule, method, resp.status_code)
             elif method == "GET":
                 assert resp.status_code == 302 and "/login" in resp.location, (rule.rule, resp.status_code)
             else:
@@ -48,7 +51,7 @@ def test_every_route_needs_sign_in(app: Flask, client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("role,prefixes", [
-    ("member", ("/admin/",)),
+    ("member", ("/admin/", "/kiosk/admin")),
 ])
 def test_member_gets_403_on_staff_routes(app: Flask, client: FlaskClient, make_member, role, prefixes) -> None:
     make_member("m@example.org", role=role)

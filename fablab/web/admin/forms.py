@@ -57,7 +57,3 @@ class GrantForm(FlaskForm):
     scope = SelectField("Qualified for", validators=[DataRequired()])
     expires = DateField("Expires on", validators=[Optional()])
     note = StringField("Note", validators=[Optional(), Length(max=255)])
-
-
-class KioskForm(FlaskForm):
-    name = StringField("Kiosk name", validators=[DataRequired(), Length(max=80)])

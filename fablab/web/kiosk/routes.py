@@ -1,0 +1,282 @@
+"""The kiosk: a registered touch screen. It shows nobody's data until a member identifies by badge or
+member number + PIN; that member is signed out after each completed action and after inactivity.
+
+The kiosk's member is kept apart from the browser's web sign-in (session key "kiosk"), with the time
+of the last action, so the server enforces the idle timeout even if the page's timer does not run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import Any
+
+from flask import abort, current_app, g, make_response, redirect, render_template, request, session, url_for
+
+from ...auth import admin_required, public
+from ...extensions import db
+from ...models import KioskDevice, Machine, Member
+from ...models.types import utcnow
+from ...services import bookings as svc
+from ...services import kiosk as kiosk_service
+from ...services import machines as machine_service
+from ...services import members as member_service
+from ...services import throttle
+from . import bp
+from .forms import KioskForm
+
+COOKIE = "fablab_kiosk"
+
+
+def kiosk_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The kiosk role: only a registered device (its long-lived cookie) gets kiosk pages."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        device = kiosk_service.kiosk_by_token(request.cookies.get(COOKIE))
+        if device is None:
+            return render_template("kiosk/unregistered.html"), 403
+        g.kiosk = device
+        kiosk_service.touch(device)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _idle() -> timedelta:
+    return timedelta(seconds=current_app.config["FABLAB_KIOSK_IDLE_SECONDS"])
+
+
+def _kiosk_member() -> Member | None:
+    data = session.get("kiosk")
+    if not data or data.get("device") != g.kiosk.id:
+        return None
+    last = datetime.fromtimestamp(data["at"], UTC)
+    if utcnow() - last > _idle():
+        session.pop("kiosk", None)
+        return None
+    member = db.session.get(Member, data["member"])
+    if member is None or not member.active:
+        session.pop("kiosk", None)
+        return None
+    data["at"] = utcnow().timestamp()
+    session["kiosk"] = data
+    return member
+
+
+def _sign_in(member: Member) -> None:
+    session["kiosk"] = {"member": member.id, "device": g.kiosk.id, "at": utcnow().timestamp()}
+
+
+def _sign_out() -> None:
+    session.pop("kiosk", None)
+
+
+def _lock_key() -> str:
+    return f"kiosk:{g.kiosk.id}"
+
+
+def _panel(member: Member | None, **extra: Any) -> Any:
+    now = utcnow()
+    if member is None:
+        return render_template("kiosk/_identify.html", **extra)
+    return render_template("kiosk/_member.html", member=member, now=now,
+                           today=kiosk_service.today_bookings(member, now),
+                           options=kiosk_service.book_now_options(member, now),
+                           extensions=lambda b: kiosk_service.extension_options(b, member, now),
+                           status_of=lambda b: svc.effective_status(b, now), **extra)
+
+
+def _done(message: str) -> Any:
+    """A completed action: confirm in place and sign the member out (nothing of them stays visible)."""
+    _sign_out()
+    return render_template("kiosk/_done.html", message=message, ok=True)
+
+
+def _refused(member: Member, exc: Exception, machine: Machine | None = None) -> Any:
+    suggestion = getattr(exc, "suggestion", None)
+    if machine is not None and suggestion is None and getattr(exc, "code", "") in ("overlap", "buffer"):
+        suggestion = svc.next_free(machine)
+    message = exc.message if isinstance(exc, svc.BookingRejected) else str(exc)
+    return _panel(member, error=message, suggestion=suggestion, suggestion_machine=machine), 200
+
+
+@bp.get("/")
+@kiosk_required
+def index() -> Any:
+    member = _kiosk_member()
+    return render_template("kiosk/index.html", member=member, board=kiosk_service.board(
+        utcnow(), current_app.config["FABLAB_KIOSK_SHOW_NAMES"]), now=utcnow(),
+        idle_seconds=current_app.config["FABLAB_KIOSK_IDLE_SECONDS"],
+        panel=_panel(member))
+
+
+@bp.get("/board")
+@kiosk_required
+def board() -> Any:
+    return render_template("kiosk/_board.html", now=utcnow(),
+                           board=kiosk_service.board(utcnow(), current_app.config["FABLAB_KIOSK_SHOW_NAMES"]))
+
+
+@bp.get("/panel")
+@kiosk_required
+def panel() -> Any:
+    member = _kiosk_member()
+    return _panel(member, keypad=member is None and request.args.get("keypad") == "1")
+
+
+@bp.post("/identify")
+@kiosk_required
+def identify() -> Any:
+    now = utcnow()
+    wait = throttle.seconds_locked(_lock_key(), now)
+    if wait:
+        return _panel(None, error=f"Too many failed attempts. This kiosk is locked for {wait} seconds."), 429
+    badge = (request.form.get("badge") or "").strip()
+    member: Member | None = None
+    if badge:
+        member = member_service.member_by_badge(badge)
+        failure = "This badge is not known here. Ask a steward to register it."
+    else:
+        raw_no = (request.form.get("member_no") or "").strip()
+        pin = (request.form.get("pin") or "").strip()
+        if not raw_no.isdigit() or not pin:
+            return _panel(None, error="Type your member number, then your PIN.", keypad=True), 422
+        candidate = member_service.member_by_no(int(raw_no))
+        ok = candidate is not None and candidate.active and member_service.check_pin(candidate, pin)
+        member = candidate if ok else None
+        failure = "Member number or PIN is wrong."
+    if member is None:
+        lock = throttle.record_failure(_lock_key(), now, free_attempts=5, base_seconds=30)
+        if lock:
+            failure += f" This kiosk is locked for {lock} seconds."
+        return _panel(None, error=failure, keypad=not badge), 401
+    throttle.reset(_lock_key())
+    _sign_in(member)
+    return _panel(member)
+
+
+@bp.post("/signout")
+@kiosk_required
+def signout() -> Any:
+    _sign_out()
+    return _panel(None)
+
+
+def _member_or_identify() -> Member:
+    member = _kiosk_member()
+    if member is None:
+        abort(make_response(_panel(None, error="Signed out after inactivity. Scan your badge again."), 401))
+    return member
+
+
+def _machine(slug: str) -> Machine:
+    try:
+        return machine_service.machine_by_slug(slug)
+    except machine_service.NotFound:
+        abort(404)
+
+
+@bp.post("/book")
+@kiosk_required
+def book() -> Any:
+    member = _member_or_identify()
+    machine = _machine(request.form.get("machine", ""))
+    try:
+        minutes = int(request.form.get("minutes", "0"))
+        start = datetime.fromisoformat(request.form["start"]).astimezone(UTC)
+    except (KeyError, ValueError):
+        return _panel(member, error="Choose a machine and a length."), 422
+    try:
+        b = svc.create_booking(member, machine, start, start + timedelta(minutes=minutes), source="kiosk")
+    except svc.BookingRejected as exc:
+        return _refused(member, exc, machine)
+    tz = svc.lab_tz()
+    return _done(f"Booked {machine.name} {b.start_at.astimezone(tz):%H:%M}–{b.end_at.astimezone(tz):%H:%M}"
+                 + (" and checked in. Enjoy!" if b.status == "checked_in" else "."))
+
+
+def _own_booking(member: Member, booking_id: int) -> Any:
+    b = svc.get_booking(booking_id)
+    if b is None or b.member_id != member.id:
+        abort(404)
+    return b
+
+
+@bp.post("/bookings/<int:booking_id>/checkin")
+@kiosk_required
+def checkin(booking_id: int) -> Any:
+    member = _member_or_identify()
+    b = _own_booking(member, booking_id)
+    try:
+        svc.check_in(b, member, source="kiosk")
+    except (svc.BookingRejected, svc.NotAllowed) as exc:
+        return _refused(member, exc)
+    return _done(f"Checked in on {b.machine.name}. Have a good session!")
+
+
+@bp.post("/bookings/<int:booking_id>/extend")
+@kiosk_required
+def extend(booking_id: int) -> Any:
+    member = _member_or_identify()
+    b = _own_booking(member, booking_id)
+    try:
+        new_end = datetime.fromisoformat(request.form["end"]).astimezone(UTC)
+        svc.extend_booking(b, member, new_end)
+    except (KeyError, ValueError):
+        return _panel(member, error="Choose how long to extend."), 422
+    except (svc.BookingRejected, svc.NotAllowed) as exc:
+        return _refused(member, exc)
+    return _done(f"Extended {b.machine.name} until {b.end_at.astimezone(svc.lab_tz()):%H:%M}.")
+
+
+@bp.post("/bookings/<int:booking_id>/end")
+@kiosk_required
+def end(booking_id: int) -> Any:
+    member = _member_or_identify()
+    b = _own_booking(member, booking_id)
+    try:
+        svc.end_early(b, member)
+    except (svc.BookingRejected, svc.NotAllowed) as exc:
+        return _refused(member, exc)
+    return _done(f"Ended your session on {b.machine.name}; the rest of the time is free for others. Thank you!")
+
+
+# --- device registration (admin, in the normal web app) -------------------------------------------------
+
+
+@bp.route("/admin", methods=["GET", "POST"])
+@admin_required
+def admin() -> Any:
+    form = KioskForm()
+    link = None
+    if form.validate_on_submit():
+        device, token = kiosk_service.register_kiosk(form.name.data)
+        db.session.commit()
+        link = url_for("kiosk.activate", token=token, _external=True)
+    return render_template("kiosk/admin.html", form=form, kiosks=kiosk_service.list_kiosks(), link=link)
+
+
+@bp.post("/admin/<int:device_id>/revoke")
+@admin_required
+def revoke(device_id: int) -> Any:
+    device = db.session.get(KioskDevice, device_id)
+    if device is None:
+        abort(404)
+    device.revoked = True
+    db.session.commit()
+    return redirect(url_for("kiosk.admin"))
+
+
+@bp.get("/activate/<token>")
+@public
+def activate(token: str) -> Any:
+    """Opened once on the kiosk itself: stores the device cookie (the token) for years."""
+    device = kiosk_service.kiosk_by_token(token)
+    if device is None:
+        abort(404, "This kiosk link is unknown or was revoked.")
+    resp = redirect(url_for("kiosk.index"))
+    resp.set_cookie(COOKIE, token, max_age=10 * 365 * 24 * 3600, httponly=True, samesite="Strict",
+                    secure=current_app.config["SESSION_COOKIE_SECURE"], path="/kiosk")
+    return resp
