@@ -1,7 +1,8 @@
-"""Design file benchmarks: metadata extraction rate for a 50 MB binary STL and a 100 MB G-code file.
+"""Design benchmarks: metadata extraction rate for a 50 MB binary STL and a 100 MB G-code file, and
+search latency over 10,000 designs.
 
-Target (issue 5): each file analysed in under 3 s. The inputs are generated in a temp dir each run
-(never committed). Run: `.venv/bin/python bench/designs.py [--keep DIR]`.
+Targets (issue 5): each file analysed in under 3 s; a search under 50 ms. The inputs are generated in a
+temp dir each run (never committed). Run: `.venv/bin/python bench/designs.py [--keep DIR] [--search-only]`.
 """
 
 from __future__ import annotations
@@ -108,16 +109,117 @@ def bench_metadata(workdir: Path) -> bool:
     return ok
 
 
+SEARCH_TARGET_MS = 50.0
+N_DESIGNS = 10_000
+WORDS = ("bracket hinge gear box lid clip hook mount stand holder spacer knob case panel shelf lamp "
+         "coaster enclosure adapter cover plate wheel pulley handle drawer organiser tray frame rail").split()
+TAGS = ("pla petg abs plywood acrylic mdf laser cnc print electronics kitchen garden toy tool repair "
+        "bike camera desk wall cable").split()
+
+
+def _fill_designs(workdir: Path, n: int = N_DESIGNS):
+    """A temp SQLite lab with n designs (bulk inserts, a tenth of them forks) and its app."""
+    import random
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from fablab import create_app
+    from fablab.extensions import db
+    from fablab.models import MachineType, Member
+    from fablab.models.designs import Design, DesignTag, design_machine_types
+    from fablab.models.types import utcnow
+    from fablab.services.designs import _search_text
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'search.db'}",
+                      "INSTANCE_PATH": str(workdir), "SECRET_KEY": "bench"})
+    rng = random.Random(7)
+    licences = ["CC0-1.0", "CC-BY-4.0", "CC-BY-SA-4.0", "CERN-OHL-S-2.0", "GPL-3.0-or-later", "MIT"]
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade(revision="heads")
+        types = [MachineType(slug=s, name=s) for s in ("3d_printer", "laser_cutter", "cnc_mill")]
+        members = [Member(member_no=i, email=f"m{i}@x.org", name=f"Maker {i}") for i in range(200)]
+        db.session.add_all(types + members)
+        db.session.commit()
+        now = utcnow()
+        rows, tags, mtypes = [], [], []
+        for i in range(1, n + 1):
+            title = " ".join(rng.sample(WORDS, 3)).capitalize() + f" {i}"
+            dtags = rng.sample(TAGS, 3)
+            author = members[rng.randrange(len(members))]
+            d = Design(id=i, slug=f"d{i}", title=title, tags_text=" ".join(dtags), author_name=author.name,
+                       licence=rng.choice(licences), description=" ".join(rng.choices(WORDS + TAGS, k=80)))
+            rows.append({"id": i, "slug": d.slug, "title": title, "description": d.description,
+                         "tags_text": d.tags_text, "search_text": _search_text(d), "author_id": author.id,
+                         "author_name": author.name,
+                         "licence": d.licence, "parent_id": rng.randrange(1, i) if i > 10 and rng.random() < 0.1
+                         else None, "latest_version": 1, "forks_count": rng.randrange(0, 20),
+                         "made_count": rng.randrange(0, 50), "created_at": now - timedelta(minutes=n - i),
+                         "updated_at": now})
+            tags += [{"design_id": i, "tag": t} for t in dtags]
+            mtypes.append({"design_id": i, "machine_type_id": types[rng.randrange(3)].id})
+        db.session.execute(insert(Design), rows)
+        db.session.execute(insert(DesignTag), tags)
+        db.session.execute(insert(design_machine_types), mtypes)
+        db.session.commit()
+    return app
+
+
+def bench_search(workdir: Path) -> bool:
+    from fablab.services.designs import search_designs
+
+    start = time.perf_counter()
+    app = _fill_designs(workdir)
+    print(f"search       {N_DESIGNS} designs created (bulk insert) in {time.perf_counter() - start:.2f} s")
+    queries = [
+        ("newest, no filter", {}),
+        ("text 'bracket'", {"text": "bracket"}),
+        ("text 'hinge lid'", {"text": "hinge lid"}),
+        ("text, no match", {"text": "zzzz"}),
+        ("tag 'laser'", {"tag": "laser"}),
+        ("licence CC-BY-SA-4.0", {"licence": "CC-BY-SA-4.0"}),
+        ("machine type laser_cutter", {"machine_type": "laser_cutter"}),
+        ("most forked", {"sort": "forks"}),
+        ("most made + tag + text", {"sort": "made", "tag": "pla", "text": "holder"}),
+        ("all filters", {"text": "box", "tag": "plywood", "licence": "CC-BY-4.0", "machine_type": "laser_cutter"}),
+    ]
+    ok = True
+    worst = 0.0
+    with app.app_context():
+        from fablab.extensions import db
+
+        for label, kw in queries:
+            text = kw.pop("text", "")
+            times = []
+            for _ in range(15):
+                t0 = time.perf_counter()
+                result = search_designs(text, **kw)
+                times.append((time.perf_counter() - t0) * 1000)
+                db.session.expire_all()
+            med = sorted(times)[len(times) // 2]
+            worst = max(worst, med)
+            ok &= med < SEARCH_TARGET_MS
+            print(f"  {label:28s} {result.total:6d} hits  median {med:6.2f} ms")
+        db.engine.dispose()
+    print(f"search       worst median {worst:.2f} ms  (target < {SEARCH_TARGET_MS:.0f} ms: "
+          f"{'ok' if worst < SEARCH_TARGET_MS else 'MISSED'})")
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", type=Path, help="generate the inputs here and keep them")
+    parser.add_argument("--search-only", action="store_true", help="only the search latency part")
     args = parser.parse_args()
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)
-        ok = bench_metadata(args.keep)
+        ok = (args.search_only or bench_metadata(args.keep)) and bench_search(args.keep)
     else:
         with tempfile.TemporaryDirectory(prefix="fablab-bench-") as tmp:
-            ok = bench_metadata(Path(tmp))
+            ok = args.search_only or bench_metadata(Path(tmp))
+            ok = bench_search(Path(tmp)) and ok
     return 0 if ok else 1
 
 

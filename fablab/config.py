@@ -53,6 +53,8 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "FABLAB_KIOSK_IDLE_SECONDS": int(os.environ.get("FABLAB_KIOSK_IDLE_SECONDS", "60")),
         "FABLAB_KIOSK_SHOW_NAMES": _bool("FABLAB_KIOSK_SHOW_NAMES", False),
         "FABLAB_REVIEW_PUBLIC": _bool("FABLAB_REVIEW_PUBLIC", False),
+        # Designs are commons: readable (and followable by other labs) without an account by default.
+        "FABLAB_DESIGNS_PUBLIC": _bool("FABLAB_DESIGNS_PUBLIC", True),
         "FABLAB_REVIEW_SHOW_NAMES": _bool("FABLAB_REVIEW_SHOW_NAMES", False),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
