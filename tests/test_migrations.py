@@ -42,7 +42,7 @@ def test_empty_to_head_matches_models_and_back(tmp_path) -> None:
     with app.app_context():
         from flask_migrate import downgrade, upgrade
 
-        upgrade()
+        upgrade(revision="heads")
         tables = set(inspect(db.engine).get_table_names())
         assert {"members", "machines", "bookings", "qualifications", "alembic_version"} <= tables
         with db.engine.connect() as conn:

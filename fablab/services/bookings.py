@@ -7,9 +7,11 @@ checks cannot see; a member's row is locked so concurrent requests cannot togeth
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
+from functools import lru_cache
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, update
@@ -57,10 +59,15 @@ def lab_tz() -> tzinfo:
 
 
 def policy_for(machine: Machine) -> pol.BookingPolicy:
-    base = pol.defaults_for(machine.machine_type.slug if machine.machine_type.slug in pol.MACHINE_TYPES else "other")
-    if machine.policy:
-        return pol.BookingPolicy.from_dict(machine.policy, base=base)
-    return base
+    type_slug = machine.machine_type.slug if machine.machine_type.slug in pol.MACHINE_TYPES else "other"
+    return _parse_policy(type_slug, json.dumps(machine.policy, sort_keys=True) if machine.policy else "")
+
+
+@lru_cache(maxsize=256)
+def _parse_policy(type_slug: str, raw: str) -> pol.BookingPolicy:
+    # Policies are immutable values: parse and validate each distinct one once per process.
+    base = pol.defaults_for(type_slug)
+    return pol.BookingPolicy.from_dict(json.loads(raw), base=base) if raw else base
 
 
 def member_context(member: Member, machine: Machine, now: datetime) -> rules.MemberContext:
@@ -82,27 +89,34 @@ def _as_rule(b: Booking) -> rules.ExistingBooking:
 class MachineBookings:
     """A machine's bookings around a period, split the way the rules want them."""
 
-    rows: list[Booking]
     existing: list[rules.ExistingBooking]
     blocks: list[Interval]
 
 
-def load_machine_bookings(machine: Machine, lo: datetime, hi: datetime, now: datetime) -> MachineBookings:
-    """Bookings of `machine` touching [lo, hi), plus every one not yet ended (future-bookings quota)."""
-    stmt = select(Booking).where(
+_BOOKING_COLUMNS = (Booking.id, Booking.machine_id, Booking.member_id, Booking.start_at, Booking.end_at,
+                    Booking.status, Booking.checked_in_at, Booking.kind)
+
+
+def load_machine_bookings(machine: Machine, lo: datetime, hi: datetime, now: datetime,
+                          member_id: int | None = None) -> MachineBookings:
+    """Bookings of `machine` touching [lo, hi), plus the member's own not yet ended (future-bookings
+    quota). Plain columns, not ORM objects: this runs inside every booking write."""
+    touching = and_(Booking.end_at > lo, Booking.start_at < hi)
+    scope = touching if member_id is None else or_(touching, and_(Booking.member_id == member_id,
+                                                                  Booking.end_at > now))
+    stmt = select(*_BOOKING_COLUMNS).where(
         Booking.machine_id == machine.id,
         Booking.status.in_([s.value for s in (*ACTIVE_STATUSES, BookingStatus.COMPLETED, BookingStatus.NO_SHOW)]),
-        or_(and_(Booking.end_at > lo, Booking.start_at < hi), Booking.end_at > now),
+        scope,
     ).order_by(Booking.start_at)
-    rows = list(db.session.scalars(stmt))
     existing, blocks = [], []
-    for b in rows:
-        if b.kind == BookingKind.MAINTENANCE:
-            if b.status in ACTIVE_STATUSES:
-                blocks.append(Interval(b.start_at, b.end_at))
+    for bid, mid, member, start, end, status, checked_in_at, kind in db.session.execute(stmt):
+        if kind == BookingKind.MAINTENANCE:
+            if status in ACTIVE_STATUSES:
+                blocks.append(Interval(start, end))
         else:
-            existing.append(_as_rule(b))
-    return MachineBookings(rows, existing, blocks)
+            existing.append(rules.ExistingBooking(bid, mid, member, start, end, status, checked_in_at))
+    return MachineBookings(existing, blocks)
 
 
 def _context_window(start: datetime, end: datetime, policy: pol.BookingPolicy, tz: tzinfo) -> tuple[datetime, datetime]:
@@ -142,11 +156,19 @@ def _is_conflict_error(exc: Exception) -> bool:
     return "ex_bookings_no_overlap" in text or "exclusion" in text.lower()
 
 
+SUGGEST_WITHIN = timedelta(days=14)
+
+
 def suggest_next(machine: Machine, after: datetime, length: timedelta, now: datetime) -> Interval | None:
+    """The next free slot of about `length` from `after`, looking two weeks ahead at most."""
     policy = policy_for(machine)
+    tz = lab_tz()
     length = min(max(length, policy.min_length), policy.max_length)
-    mb = load_machine_bookings(machine, after, pol.horizon_end(policy, now, lab_tz()), now)
-    return next_free_slot(policy, mb.existing, mb.blocks, after, length, now, lab_tz())
+    after = max(after, now)
+    until = min(pol.horizon_end(policy, now, tz), after + SUGGEST_WITHIN)
+    mb = load_machine_bookings(machine, after - policy.buffer, until + policy.buffer, now)
+    limited = replace(policy, horizon_days=min(policy.horizon_days, (until - now).days + 1))
+    return next_free_slot(limited, mb.existing, mb.blocks, after, length, now, tz)
 
 
 def create_booking(member: Member, machine: Machine, start: datetime, end: datetime, *, source: str = "web",
@@ -160,7 +182,7 @@ def create_booking(member: Member, machine: Machine, start: datetime, end: datet
             _lock_member(member)
             lo, hi = _context_window(start, end, policy, tz)
             _record_released(machine, start - policy.buffer, end + policy.buffer, policy, now)
-            mb = load_machine_bookings(machine, lo, hi, now)
+            mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id)
             violations = rules.check_booking(
                 policy, rules.BookingRequest(machine.id, member.id, start, end), mb.existing,
                 member_context(member, machine, now), now, tz, blocks=mb.blocks,
@@ -314,7 +336,7 @@ def extend_booking(booking: Booking, actor: Member, new_end: datetime, now: date
             b = _reload_for_write(booking.id)
             lo, hi = _context_window(b.start_at, new_end, policy, tz)
             _record_released(machine, b.end_at, new_end + policy.buffer, policy, now)
-            mb = load_machine_bookings(machine, lo, hi, now)
+            mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id)
             violations = rules.check_extension(policy, _as_rule(b), new_end, mb.existing,
                                                member_context(member, machine, now), now, tz, blocks=mb.blocks,
                                                machine_out_of_order=machine.status != "available")
@@ -411,7 +433,7 @@ def longest_now(machine: Machine, member: Member | None, now: datetime | None = 
     if machine.status != "available":
         return start, timedelta(0)
     lo, hi = _context_window(start, start + policy.max_length, policy, tz)
-    mb = load_machine_bookings(machine, lo, hi, now)
+    mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id if member is not None else None)
     ctx = member_context(member, machine, now) if member is not None else None
     return start, longest_bookable_from(policy, mb.existing, mb.blocks, start, now, tz, member=ctx)
 

@@ -73,7 +73,7 @@ def test_shorten_extend_checkin_end_early(make_member, open_machine, qualified) 
     wall = datetime.now(UTC)
     start = wall.replace(minute=0 if wall.minute < 30 else 30, second=0, microsecond=0)
     now = start + timedelta(minutes=5)
-    b = svc.create_booking(ada, machine, start, start + timedelta(hours=2), now=now)
+    b = svc.create_booking(ada, machine, start, start + timedelta(hours=2), now=start - timedelta(minutes=10))
     svc.check_in(b, ada, now=now)
     assert b.status == "checked_in"
     svc.extend_booking(b, ada, start + timedelta(hours=3), now=now)
@@ -92,7 +92,7 @@ def test_no_show_released_without_worker(make_member, open_machine, qualified) -
     qualified(bo, machine)
     wall = datetime.now(UTC)
     start = wall.replace(minute=0 if wall.minute < 30 else 30, second=0, microsecond=0)
-    now = start + timedelta(minutes=1)
+    now = start - timedelta(minutes=10)
     b = svc.create_booking(ada, machine, start, start + timedelta(hours=2), now=now)
     later = start + timedelta(minutes=20)  # grace (15 min) has passed without check-in
     assert svc.effective_status(b, later) == "no_show"
@@ -136,3 +136,16 @@ def test_out_of_order_machine(make_member, open_machine, qualified) -> None:
         svc.create_booking(ada, machine, *slot(2))
     assert err.value.code == "machine_unavailable"
     assert svc.availability(machine, *slot(0, 24)) == []
+
+
+def test_booking_the_running_slot_checks_in(make_member, open_machine, qualified) -> None:
+    """Booking the slot already running means using it now: it must not be released by its own grace."""
+    machine = open_machine()
+    ada = make_member()
+    qualified(ada, machine)
+    wall = datetime.now(UTC)
+    start = wall.replace(minute=0 if wall.minute < 30 else 30, second=0, microsecond=0)
+    now = start + timedelta(minutes=25)  # later than start + grace
+    b = svc.create_booking(ada, machine, start, start + timedelta(hours=1), now=now)
+    assert b.status == "checked_in" and b.checked_in_at == now
+    assert svc.effective_status(b, now + timedelta(minutes=5)) == "checked_in"
