@@ -1,0 +1,270 @@
+"""Fair scheduling over the API: window requests, window results (with commitment and seed), the
+waitlist and its offers, and a member's own fair-share factor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from ..models import Machine
+from ..models.scheduling import RequestWindow, SlotRequest, WaitlistEntry, WaitlistOffer
+from ..models.types import utcnow
+from ..services import fairshare_data as fsd
+from ..services import machines as machine_service
+from ..services import scheduling as sched
+from . import bp
+from .common import api_member, fail, iso, ok, to_datetime, token_required
+from .openapi import document, p, q
+
+
+def _machine(slug: Any) -> Machine:
+    if not slug or not isinstance(slug, str):
+        fail(400, "missing_field", "'machine' (the machine's slug) is required.")
+    try:
+        return machine_service.machine_by_slug(slug)
+    except machine_service.NotFound:
+        fail(404, "not_found", f"No machine called {slug!r}.")
+
+
+def _refused(exc: sched.SchedulingError) -> Any:
+    fail(exc.status, exc.code, exc.message)
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        fail(400, "bad_json", "Send a JSON object.")
+    return body
+
+
+def request_json(r: SlotRequest) -> dict[str, Any]:
+    return {"id": r.id, "window_id": r.window_id, "machine": r.window.machine.slug, "start": iso(r.start_at),
+            "end": iso(r.end_at), "rank": r.rank, "status": r.status, "reason": r.reason or None,
+            "message": r.message or None, "round": r.round_no, "factor": r.factor, "booking_id": r.booking_id}
+
+
+def window_json(w: RequestWindow) -> dict[str, Any]:
+    return {"id": w.id, "machine": w.machine.slug, "mode": w.mode, "status": w.status,
+            "period_start": iso(w.period_start), "period_end": iso(w.period_end), "opens_at": iso(w.opens_at),
+            "closes_at": iso(w.closes_at), "commitment": w.commitment, "seed": w.revealed_seed}
+
+
+def entry_json(e: WaitlistEntry) -> dict[str, Any]:
+    return {"id": e.id, "machine": e.machine.slug, "kind": e.kind, "start": iso(e.start_at), "end": iso(e.end_at),
+            "min_hours": e.min_hours, "status": e.status, "joined_at": iso(e.joined_at)}
+
+
+def offer_json(o: WaitlistOffer) -> dict[str, Any]:
+    return {"id": o.id, "machine": o.machine.slug, "start": iso(o.start_at), "end": iso(o.end_at),
+            "offered_at": iso(o.offered_at), "expires_at": iso(o.expires_at), "first_come": o.first_come,
+            "status": o.status, "booking_id": o.booking_id}
+
+
+def _now() -> Any:
+    now = utcnow()
+    sched.run_due_jobs_quietly(now)
+    return now
+
+
+# --- requests --------------------------------------------------------------------------------------------
+
+document("/requests", "GET", "My requests in request windows (newest window first)",
+         params=[q("machine", "only this machine (slug)"), q("window", "only this window (id)")])
+document("/requests", "POST", "Add a ranked request to the machine's open request window",
+         body={"type": "object", "required": ["machine", "start", "end"],
+               "properties": {"machine": {"type": "string"}, "start": {"type": "string", "format": "date-time"},
+                              "end": {"type": "string", "format": "date-time"},
+                              "rank": {"type": "integer", "minimum": 1, "description": "1 = most wanted"},
+                              "window": {"type": "integer", "description": "window id (default: the open one)"}}},
+         responses={"201": "Created", "400": "Bad input", "404": "Unknown machine or no open window",
+                    "409": "Window closed or duplicate", "422": "A booking rule refuses the time"})
+document("/requests/{request_id}", "DELETE", "Withdraw one of my requests while its window is open",
+         params=[p("request_id", "request id", "integer")],
+         responses={"200": "Withdrawn", "404": "Not yours or unknown", "409": "Window closed"})
+
+
+@bp.get("/requests")
+@token_required()
+def list_requests() -> Any:
+    _now()
+    rows = sched.member_requests(api_member())
+    if request.args.get("machine"):
+        m = _machine(request.args["machine"])
+        rows = [r for r in rows if r.machine_id == m.id]
+    if request.args.get("window"):
+        rows = [r for r in rows if str(r.window_id) == request.args["window"]]
+    return ok({"requests": [request_json(r) for r in rows]})
+
+
+@bp.post("/requests")
+@token_required()
+def add_request() -> Any:
+    now = _now()
+    body = _body()
+    machine = _machine(body.get("machine"))
+    start, end = to_datetime("start", body.get("start")), to_datetime("end", body.get("end"))
+    rank = body.get("rank", 1)
+    if isinstance(rank, bool) or not isinstance(rank, int):
+        fail(400, "bad_rank", "'rank' must be a whole number (1 = most wanted).")
+    windows = sched.open_windows(machine)
+    if body.get("window") is not None:
+        windows = [w for w in windows if w.id == body.get("window")]
+    else:
+        windows = [w for w in windows if w.period_start <= start < w.period_end]
+    if not windows:
+        fail(404, "no_window", f"No open request window of {machine.name} covers that time.")
+    try:
+        r = sched.add_request(api_member(), windows[0], start, end, rank, now)
+    except sched.SchedulingError as exc:
+        _refused(exc)
+    return ok(request_json(r), 201)
+
+
+@bp.delete("/requests/<int:request_id>")
+@token_required()
+def delete_request(request_id: int) -> Any:
+    try:
+        sched.withdraw_request(api_member(), request_id)
+    except sched.SchedulingError as exc:
+        _refused(exc)
+    return ok({"withdrawn": request_id})
+
+
+# --- windows ---------------------------------------------------------------------------------------------
+
+document("/windows", "GET", "Request windows of a machine (newest first), with commitment and revealed seed",
+         params=[q("machine", "the machine's slug", required=True)], responses={"200": "OK", "404": "Unknown machine"})
+document("/windows/{window_id}", "GET",
+         "A window's results: commitment, revealed seed, checks, my outcomes, the anonymised table and the trace",
+         params=[p("window_id", "window id", "integer")], responses={"200": "OK", "404": "Unknown window"})
+
+
+@bp.get("/windows")
+@token_required()
+def list_windows() -> Any:
+    _now()
+    machine = _machine(request.args.get("machine"))
+    return ok({"windows": [window_json(w) for w in sched.windows_of(machine, limit=50)]})
+
+
+@bp.get("/windows/<int:window_id>")
+@token_required()
+def window_results(window_id: int) -> Any:
+    _now()
+    w = sched.get_window(window_id)
+    if w is None:
+        fail(404, "not_found", "No such request window.")
+    res = sched.window_results(w, api_member())
+    return ok({**window_json(w), "seed_matches": res.seed_matches, "draw_matches": res.draw_matches,
+               "participant": res.my_label, "mine": [request_json(r) for r in res.mine],
+               "results": [{"request_id": row.request_id, "start": iso(row.start), "end": iso(row.end),
+                            "participant": row.participant, "rank": row.rank, "round": row.round_no,
+                            "factor": row.factor, "status": row.status, "reason": row.reason} for row in res.rows],
+               "trace": w.trace if w.revealed_seed else None})
+
+
+# --- waitlist and offers ---------------------------------------------------------------------------------
+
+document("/waitlist", "GET", "My waitlist entries and open offers")
+document("/waitlist", "POST", "Join a waitlist: one slot (kind=slot, start/end) or any free time this week (kind=any)",
+         body={"type": "object", "required": ["machine"],
+               "properties": {"machine": {"type": "string"}, "kind": {"type": "string", "enum": ["slot", "any"]},
+                              "start": {"type": "string", "format": "date-time"},
+                              "end": {"type": "string", "format": "date-time"},
+                              "min_hours": {"type": "number"}}},
+         responses={"201": "Created", "400": "Bad input", "403": "Not qualified", "404": "Unknown machine",
+                    "409": "Already waiting", "422": "Bad time"})
+document("/waitlist/{entry_id}", "DELETE", "Leave a waitlist", params=[p("entry_id", "entry id", "integer")],
+         responses={"200": "Left", "404": "Not yours or unknown"})
+document("/offers", "GET", "My open offers of freed machine time")
+document("/offers/{offer_id}/claim", "POST", "Claim an offer: books the time (first claim wins for first-come offers)",
+         params=[p("offer_id", "offer id", "integer")],
+         responses={"201": "Booked", "404": "Not yours or unknown", "409": "Offer closed or taken",
+                    "422": "A booking rule refuses it"})
+document("/offers/{offer_id}/decline", "POST", "Decline an offer; it passes to the next member",
+         params=[p("offer_id", "offer id", "integer")], responses={"200": "Declined", "404": "Not yours or unknown"})
+
+
+@bp.get("/waitlist")
+@token_required()
+def list_waitlist() -> Any:
+    now = _now()
+    me = api_member()
+    return ok({"entries": [entry_json(e) for e in sched.member_waitlist(me, now)],
+               "offers": [offer_json(o) for o in sched.member_offers(me, now)]})
+
+
+@bp.post("/waitlist")
+@token_required()
+def join_waitlist() -> Any:
+    now = _now()
+    body = _body()
+    machine = _machine(body.get("machine"))
+    start = to_datetime("start", body["start"]) if body.get("start") is not None else None
+    end = to_datetime("end", body["end"]) if body.get("end") is not None else None
+    min_hours = body.get("min_hours", 0.0)
+    if isinstance(min_hours, bool) or not isinstance(min_hours, int | float):
+        fail(400, "bad_min_hours", "'min_hours' must be a number.")
+    try:
+        e = sched.join_waitlist(api_member(), machine, kind=body.get("kind", "slot"), start=start, end=end,
+                                min_hours=float(min_hours), now=now)
+    except sched.SchedulingError as exc:
+        _refused(exc)
+    return ok(entry_json(e), 201)
+
+
+@bp.delete("/waitlist/<int:entry_id>")
+@token_required()
+def leave_waitlist(entry_id: int) -> Any:
+    try:
+        sched.leave_waitlist(api_member(), entry_id)
+    except sched.SchedulingError as exc:
+        _refused(exc)
+    return ok({"left": entry_id})
+
+
+@bp.get("/offers")
+@token_required()
+def list_offers() -> Any:
+    now = _now()
+    return ok({"offers": [offer_json(o) for o in sched.member_offers(api_member(), now)]})
+
+
+@bp.post("/offers/<int:offer_id>/claim")
+@token_required()
+def claim_offer(offer_id: int) -> Any:
+    now = _now()
+    try:
+        b = sched.claim_offer(api_member(), offer_id, now)
+    except sched.SchedulingError as exc:
+        _refused(exc)
+    return ok({"booking": {"id": b.id, "machine": b.machine.slug, "start": iso(b.start_at), "end": iso(b.end_at),
+                           "status": b.status}}, 201)
+
+
+@bp.post("/offers/<int:offer_id>/decline")
+@token_required()
+def decline_offer(offer_id: int) -> Any:
+    try:
+        sched.decline_offer(api_member(), offer_id)
+    except sched.SchedulingError as exc:
+        _refused(exc)
+    return ok({"declined": offer_id})
+
+
+# --- fair share ------------------------------------------------------------------------------------------
+
+document("/fair-share", "GET", "My fair-share factor F on a machine, its parts and what it means",
+         params=[q("machine", "the machine's slug", required=True)], responses={"200": "OK", "404": "Unknown machine"})
+
+
+@bp.get("/fair-share")
+@token_required()
+def fair_share() -> Any:
+    now = _now()
+    machine = _machine(request.args.get("machine"))
+    v = fsd.factor_view(api_member(), machine, now)
+    return ok({"machine": machine.slug, "mode": sched.mode_of(machine), "factor": v.factor,
+               "usage_fraction": v.usage_fraction, "share": v.share, "recent_hours": v.recent_hours,
+               "bonus": v.bonus, "explanation": v.explanation})

@@ -1,0 +1,35 @@
+"""The demo lab's fair-scheduling data: a closed laser window with verifiable results, an open one."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from fablab import demo
+from fablab.extensions import db
+from fablab.models import Machine, Member
+from fablab.models.scheduling import EffortTask, RequestWindow, WaitlistEntry
+from fablab.services import scheduling as sched
+from fablab.services.scheduling_demo import seed_scheduling_demo
+
+
+def test_demo_puts_the_laser_in_window_mode_with_results(app_ctx) -> None:
+    demo.seed()
+    machines = {m.slug: m for m in db.session.scalars(select(Machine))}
+    members = list(db.session.scalars(select(Member).order_by(Member.member_no)))
+    seed_scheduling_demo(machines, members, random.Random(7))
+    laser = machines["laser-epilog"]
+    assert sched.mode_of(laser) == "window"
+    windows = list(db.session.scalars(select(RequestWindow).where(RequestWindow.machine_id == laser.id)
+                                      .order_by(RequestWindow.period_start)))
+    assert [w.status for w in windows] == ["closed", "open"]
+    past, current = windows
+    assert past.requests and sched.draw_matches(past) is True
+    assert {r.status for r in past.requests} >= {"granted"}
+    assert current.requests and current.revealed_seed is None
+    assert db.session.scalar(select(WaitlistEntry.id).limit(1)) is not None
+    assert len(sched.task_board(None, datetime.now(UTC))) >= 4
+    assert db.session.scalar(select(EffortTask).where(EffortTask.completed_at.is_not(None))) is not None
+    assert seed_scheduling_demo(machines, members, random.Random(7)) == ""  # once only
