@@ -13,7 +13,8 @@ from .extensions import db
 
 
 def register_cli(app: Flask) -> None:
-    for cmd in (init_db, create_user, create_token, grant_cmd, seed_demo, run_cmd, demo_cmd):
+    for cmd in (init_db, create_user, create_token, grant_cmd, seed_demo, run_cmd, demo_cmd, worker_cmd,
+                add_bridge_cmd, mosquitto_config_cmd):
         app.cli.add_command(cmd)
 
 
@@ -133,9 +134,74 @@ def demo_cmd(host: str, port: int) -> None:
     run_demo(host, port)
 
 
+@click.command("worker")
+@click.option("--client-id", default="fablab-worker", help="Fixed id: the broker keeps this session's queue.")
+@click.option("--shared", is_flag=True, help="Share the load with other workers ($share/fablab/...); give each "
+              "worker its own --client-id.")
+@with_appcontext
+def worker_cmd(client_id: str, shared: bool) -> None:
+    """Ingest machine reports from MQTT and run the timed jobs (no-shows, windows, maintenance)."""
+    import logging
+    import signal
+
+    from .worker.ingest import MqttSettings, MqttWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    worker = MqttWorker(app, MqttSettings.from_url(app.config["FABLAB_MQTT_URL"]), client_id=client_id,
+                        shared=shared)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    click.echo(f"fablab worker {client_id} on {app.config['FABLAB_MQTT_URL'].split('@')[-1]}")
+    worker.run()
+
+
+@click.command("add-bridge")
+@click.argument("bridge_id")
+@click.argument("machines", nargs=-1, required=True)
+@with_appcontext
+def add_bridge_cmd(bridge_id: str, machines: tuple[str, ...]) -> None:
+    """Register BRIDGE_ID for MACHINES (slugs) and print its MQTT credentials (shown once)."""
+    from .services import usage
+
+    try:
+        bridge, password = usage.add_bridge(bridge_id, machines)
+    except usage.BridgeError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"Bridge {bridge.bridge_id} may write for: {', '.join(m.slug for m in bridge.machines)}")
+    click.echo("Put these in the bridge's config (mqtt.username / mqtt.password), then run "
+               "`fablab mosquitto-config DIR` and reload Mosquitto:")
+    click.echo(f"username = \"{bridge.bridge_id}\"")
+    click.echo(f"password = \"{password}\"")
+
+
+@click.command("mosquitto-config")
+@click.argument("directory", type=click.Path(file_okay=False))
+@with_appcontext
+def mosquitto_config_cmd(directory: str) -> None:
+    """Write Mosquitto password and ACL files for the registered bridges and the server user."""
+    from pathlib import Path
+
+    from .services import usage
+    from .worker.ingest import MqttSettings
+
+    settings = MqttSettings.from_url(current_app.config["FABLAB_MQTT_URL"])
+    if not settings.username or not settings.password:
+        raise click.ClickException("Set FABLAB_MQTT_URL with the server's user and password, "
+                                   "e.g. mqtt://fablab:SECRET@127.0.0.1:1883.")
+    passwd, acl = usage.write_mosquitto_files(Path(directory), settings.username, settings.password)
+    click.echo(f"Wrote {passwd} and {acl}. In mosquitto.conf:\n  password_file {passwd}\n  acl_file {acl}\n"
+               "  allow_anonymous false")
+
+
 def main() -> None:
     from . import create_app
 
     cli = FlaskGroup(create_app=create_app, add_default_commands=False, load_dotenv=False,
                      help="fablab: booking and usage system for fab labs.")
     cli.main(args=sys.argv[1:], prog_name="fablab")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,4 +4,7 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from . import machines, openapi  # noqa: E402,F401
+from . import bookings, machines, openapi  # noqa: E402,F401
+from . import scheduling  # noqa: E402,F401
+from . import designs  # noqa: E402,F401
+from . import fairness  # noqa: E402,F401

@@ -22,3 +22,6 @@ __all__ = [
 ]
 
 # Feature models register their tables by being imported (one line each, appended below).
+from . import scheduling  # noqa: E402,F401
+from . import designs  # noqa: E402,F401
+from . import usage  # noqa: E402,F401

@@ -215,6 +215,19 @@ def create_booking(member: Member, machine: Machine, start: datetime, end: datet
     return booking
 
 
+def check_only(member: Member, machine: Machine, start: datetime, end: datetime,
+               now: datetime | None = None) -> list[rules.RuleViolation]:
+    """What create_booking would say, without writing anything (to explain a refusal)."""
+    now = now or utcnow()
+    tz = lab_tz()
+    policy = policy_for(machine)
+    lo, hi = _context_window(start, end, policy, tz)
+    mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id)
+    return rules.check_booking(policy, rules.BookingRequest(machine.id, member.id, start, end), mb.existing,
+                               member_context(member, machine, now), now, tz, blocks=mb.blocks,
+                               machine_out_of_order=machine.status != "available")
+
+
 def get_booking(booking_id: int) -> Booking | None:
     return db.session.get(Booking, booking_id)
 

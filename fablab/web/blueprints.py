@@ -6,3 +6,7 @@ BLUEPRINTS: list[str] = [
     "fablab.web.admin",
 ]
 BLUEPRINTS.append("fablab.web.bookings")
+BLUEPRINTS.append("fablab.web.scheduling")
+BLUEPRINTS.append("fablab.web.designs")
+BLUEPRINTS.append("fablab.web.kiosk")
+BLUEPRINTS.append("fablab.web.fairness")
