@@ -115,5 +115,16 @@ def seed(reset: bool = False) -> str:
 
 
 def _seed_more(machines: dict[str, Machine], members: list[Member], rng: random.Random) -> str:
-    """Hook for the features that add history (bookings, usage, designs)."""
-    return ""
+    """The features' own demo data: history (bookings, usage), designs, request windows and tasks."""
+    from .services.designs_demo import seed_designs_demo
+    from .services.scheduling_demo import seed_scheduling_demo
+
+    parts = [seed_scheduling_demo(machines, members, rng)]  # first: it steps aside if windows exist
+    try:
+        from .services.history_demo import seed_history_demo
+    except ImportError:  # pragma: no cover - only while the review feature is absent
+        seed_history_demo = None
+    if seed_history_demo is not None:
+        parts.append(seed_history_demo(machines, members, rng))
+    parts.append(seed_designs_demo(machines, members, rng))
+    return "".join(f"; {p.strip(' ,;.')}" for p in parts if p and p.strip(' ,;.'))

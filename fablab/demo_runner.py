@@ -1,27 +1,162 @@
-"""`fablab demo`: everything a newcomer needs on one machine, started from one command."""
+"""`fablab demo`: everything a newcomer needs on one machine, from one command: the web app on the
+demo lab, an MQTT broker, the usage worker, and two simulated machines (a Marlin printer and a GRBL
+laser) each behind a real pseudo-terminal with a real `fablab-bridge` reporting their use."""
 
 from __future__ import annotations
 
+import atexit
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
 import click
-from flask import current_app
+from flask import Flask, current_app
 from werkzeug.serving import run_simple
 
 from .demo import DEMO_PASSWORD, demo_logins, seed
+from .demo_broker import DemoBroker, find_mosquitto
+from .extensions import db
+from .models.types import utcnow
+
+DEMO_MACHINES = {"ender-3": "marlin", "laser-k40": "grbl"}
+BRIDGE_ID = "demo-bridge"
+
+
+def _bridge_toml(state_dir: Path, broker_port: int, password: str | None, ports: dict[str, str]) -> str:
+    auth = f'username = "{BRIDGE_ID}"\npassword = "{password}"\n' if password else ""
+    out = [f'[bridge]\nid = "{BRIDGE_ID}"\nstate_dir = "{state_dir}"\nlog_level = "warning"\n',
+           f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\n{auth}']
+    for slug, driver in DEMO_MACHINES.items():
+        out.append(f'[[machine]]\nid = "{slug}"\ndriver = "{driver}"\nport = "{ports[slug]}"\n'
+                   f'poll_interval = 1.0\ntelemetry_interval = 10.0\nsession_idle_s = 120\n')
+    return "\n".join(out)
+
+
+class Autopilot:
+    """Starts a print and a laser job now and then, so the demo shows machines reporting real use."""
+
+    def __init__(self, marlin: object, grbl: object, every_s: float = 150.0) -> None:
+        self.marlin, self.grbl, self.every_s = marlin, grbl, every_s
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="demo-autopilot", daemon=True).start()
+
+    def _run(self) -> None:
+        time.sleep(15)  # let the bridge connect first
+        while not self._stop.is_set():
+            if not getattr(self.marlin, "printing", False):
+                self.marlin.start_print("demo-benchy.gcode")  # type: ignore[attr-defined]
+            if getattr(self.grbl, "state", "Idle") == "Idle":
+                self.grbl.run_job(moves=500)  # type: ignore[attr-defined]
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _book_demo_use(app: Flask) -> None:
+    """A booking on the printer covering now, so the simulated print checks it in automatically."""
+    from .domain import policy as pol
+    from .models import Machine, Member
+    from .services import bookings as svc
+
+    with app.app_context():
+        printer = db.session.scalar(db.select(Machine).where(Machine.slug == "ender-3"))
+        ada = db.session.scalar(db.select(Member).where(Member.email == "ada@fablab.example"))
+        if printer is None or ada is None:
+            return
+        now = utcnow()
+        policy = svc.policy_for(printer)
+        start = pol.current_slot_start(policy, now, svc.lab_tz())  # running now: checked in at once
+        try:
+            svc.create_booking(ada, printer, start, start + timedelta(hours=2), source="web", now=now)
+        except svc.BookingRejected:
+            pass
 
 
 def run_demo(host: str, port: int) -> None:
-    from .cli import upgrade_db
+    from devices.simulators.grbl_sim import GrblSimulator
+    from devices.simulators.marlin_sim import MarlinSimulator
 
+    from .cli import upgrade_db
+    from .services import usage as usage_service
+
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     upgrade_db()
     click.echo(seed(reset=False))
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    work = Path(app.instance_path) / "demo"
+    work.mkdir(parents=True, exist_ok=True)
+
+    # Broker, with per-bridge credentials when it is a real Mosquitto.
+    broker = DemoBroker(work / "broker")
+    (work / "broker").mkdir(exist_ok=True)
+    binary = find_mosquitto()
+    bridge_password: str | None = None
+    server_password = secrets.token_urlsafe(18)
+    _, bridge_password = usage_service.add_bridge(BRIDGE_ID, list(DEMO_MACHINES))
+    db.session.commit()
+    if binary:
+        passwd, acl = usage_service.write_mosquitto_files(work / "broker", "fablab-server", server_password)
+        broker.start_mosquitto(binary, passwd, acl)
+        mqtt_url = f"mqtt://fablab-server:{server_password}@127.0.0.1:{broker.port}"
+    else:
+        broker.start_embedded()
+        bridge_password = None
+        mqtt_url = f"mqtt://127.0.0.1:{broker.port}"
+    atexit.register(broker.stop)
+
+    # Simulated machines on real ptys, a real bridge process, a real worker process.
+    marlin = MarlinSimulator(files={"demo-benchy.gcode": 240_000}, print_rate=2000.0, seed=1)
+    grbl = GrblSimulator(move_time=0.25, seed=2)
+    ports = {"ender-3": marlin.start(), "laser-k40": grbl.start()}
+    toml = work / "bridge.toml"
+    toml.write_text(_bridge_toml(work / "bridge-state", broker.port, bridge_password, ports))
+    env = dict(os.environ, FABLAB_MQTT_URL=mqtt_url, FABLAB_DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+               FABLAB_SECRET_KEY=app.config["SECRET_KEY"])
+    logs = open(work / "processes.log", "ab")  # noqa: SIM115 - lives as long as the demo
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "fablab.cli", "worker"], env=env, stdout=logs, stderr=logs),
+        subprocess.Popen([sys.executable, "-m", "fablab_bridge", str(toml)], env=env, stdout=logs, stderr=logs),
+    ]
+
+    def _cleanup() -> None:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        marlin.stop()
+        grbl.stop()
+
+    atexit.register(_cleanup)
+    # Ctrl-C or a plain kill: stop the broker, worker, bridge and simulators too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    _book_demo_use(app)
+    Autopilot(marlin, grbl).start()
+    from .services import kiosk as kiosk_service
+
+    _, kiosk_token = kiosk_service.register_kiosk("Demo kiosk")
+    db.session.commit()
+
     base = f"http://{host}:{port}"
     click.echo("")
-    click.echo(f"  fablab demo lab:  {base}/")
+    click.echo(f"  fablab demo lab:   {base}/")
+    click.echo(f"  Demo kiosk:        {base}/kiosk/activate/{kiosk_token}  (touch screen view; badges below)")
+    click.echo(f"  Broker:            {broker.kind} on 127.0.0.1:{broker.port}; worker and bridge logs in "
+               f"{work / 'processes.log'}")
+    click.echo("  Simulated machines: Ender 3 V2 (Marlin) and K40 laser (GRBL) start jobs every few minutes.")
     click.echo(f"  Demo logins (password {DEMO_PASSWORD}):")
     for login in demo_logins()[:4]:
         click.echo(f"    {login.role:8} {login.email:28} member no. {login.member_no}  PIN {login.pin}"
                    f"  badge {login.badge}")
-    click.echo("    … and more members: see `fablab seed-demo` in the README.")
     click.echo("")
     run_simple(host, port, app, threaded=True, use_reloader=False)

@@ -171,12 +171,30 @@ def suggest_next(machine: Machine, after: datetime, length: timedelta, now: date
     return next_free_slot(limited, mb.existing, mb.blocks, after, length, now, tz)
 
 
+BookingGuard = Callable[[Machine, datetime, datetime, datetime], str | None]
+_guards: list[BookingGuard] = []
+
+
+def register_guard(guard: BookingGuard) -> BookingGuard:
+    """A feature that reserves time another way (request windows) refuses direct bookings through this."""
+    _guards.append(guard)
+    return guard
+
+
+GUARDED_SOURCES_EXEMPT = ("window", "waitlist")
+
+
 def create_booking(member: Member, machine: Machine, start: datetime, end: datetime, *, source: str = "web",
                    kind: BookingKind = BookingKind.NORMAL, note: str = "", now: datetime | None = None) -> Booking:
     """Book [start, end) of `machine` for `member`, or raise BookingRejected with every reason."""
     now = now or utcnow()
     tz = lab_tz()
     policy = policy_for(machine)
+    if source not in GUARDED_SOURCES_EXEMPT and kind == BookingKind.NORMAL:
+        for guard in _guards:
+            why = guard(machine, start, end, now)
+            if why:
+                raise BookingRejected([rules.RuleViolation("request_window", why, {})])
     try:
         with write_transaction():
             _lock_member(member)

@@ -17,6 +17,7 @@ from ..domain import policy as pol
 from ..extensions import db
 from ..models import Booking, BookingKind, BookingStatus, Machine, Member, Qualification
 from ..models.scheduling import SchedulingSettings, TaskCompletion
+from ..models.usage import UsageSession
 from . import bookings as booking_service
 
 # Usage older than this many half-lives weighs under 0.4 %: not worth loading.
@@ -51,6 +52,16 @@ def usage_records(machine: Machine, since: datetime, now: datetime) -> list[fs.U
             out.append(fs.UsageRecord.from_interval(b.member_id, b.start_at, reserved_end))  # no-show
         else:
             out.append(fs.UsageRecord.from_interval(b.member_id, b.start_at, b.end_at))
+    # What machines reported beyond bookings: unbooked use and overruns (booked time is counted above).
+    for member_id, start, end, unbooked, overrun_min in db.session.execute(
+            select(UsageSession.member_id, UsageSession.start_at, UsageSession.end_at, UsageSession.unbooked,
+                   UsageSession.overrun_minutes).where(
+                UsageSession.machine_id == machine.id, UsageSession.counts_as_usage.is_(True),
+                UsageSession.member_id.is_not(None), UsageSession.end_at.is_not(None), UsageSession.end_at > since)):
+        if unbooked:
+            out.append(fs.UsageRecord.from_interval(member_id, start, end))
+        elif overrun_min > 0:
+            out.append(fs.UsageRecord(member_id, end, overrun_min / 60))
     return out
 
 

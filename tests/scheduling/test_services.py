@@ -322,3 +322,13 @@ def test_jobs_with_nothing_due_do_not_write(lab) -> None:
     verbs = {x.split()[0] for x in seen}
     assert seen and not {"INSERT", "UPDATE", "DELETE"} & verbs
     assert "BEGIN IMMEDIATE" not in seen  # not even the write lock (SQLite): readers never queue behind it
+
+
+def test_window_mode_refuses_direct_bookings_of_its_period(lab) -> None:
+    from fablab.services import bookings as booking_service
+
+    machine, (a, *_), w, (s1, _), now = lab
+    with pytest.raises(booking_service.BookingRejected) as err:
+        booking_service.create_booking(a, machine, *s1, now=now)
+    assert err.value.code == "request_window" and err.value.status == 422
+    assert "request window" in err.value.message

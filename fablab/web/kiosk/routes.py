@@ -22,7 +22,7 @@ from ...services import bookings as svc
 from ...services import kiosk as kiosk_service
 from ...services import machines as machine_service
 from ...services import members as member_service
-from ...services import throttle
+from ...services import scheduling, throttle
 from . import bp
 from .forms import KioskForm
 
@@ -81,7 +81,7 @@ def _panel(member: Member | None, **extra: Any) -> Any:
     now = utcnow()
     if member is None:
         return render_template("kiosk/_identify.html", **extra)
-    return render_template("kiosk/_member.html", member=member, now=now,
+    return render_template("kiosk/_member.html", member=member, now=now, offers=scheduling.member_offers(member, now),
                            today=kiosk_service.today_bookings(member, now),
                            options=kiosk_service.book_now_options(member, now),
                            extensions=lambda b: kiosk_service.extension_options(b, member, now),
@@ -241,6 +241,20 @@ def end(booking_id: int) -> Any:
     except (svc.BookingRejected, svc.NotAllowed) as exc:
         return _refused(member, exc)
     return _done(f"Ended your session on {b.machine.name}; the rest of the time is free for others. Thank you!")
+
+
+@bp.post("/offers/<int:offer_id>/claim")
+@kiosk_required
+def claim_offer(offer_id: int) -> Any:
+    member = _member_or_identify()
+    try:
+        b = scheduling.claim_offer(member, offer_id)
+    except scheduling.SchedulingError as exc:
+        return _panel(member, error=exc.message), 200
+    except svc.BookingRejected as exc:
+        return _refused(member, exc)
+    tz = svc.lab_tz()
+    return _done(f"Booked {b.machine.name} {b.start_at.astimezone(tz):%a %H:%M}–{b.end_at.astimezone(tz):%H:%M}.")
 
 
 # --- device registration (admin, in the normal web app) -------------------------------------------------

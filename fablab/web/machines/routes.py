@@ -10,7 +10,7 @@ from flask import abort, current_app, g, render_template, request
 from ...auth import login_required
 from ...models.types import utcnow
 from ...services import bookings as booking_service
-from ...services import calendar_view
+from ...services import calendar_view, scheduling
 from ...services import machines as machine_service
 from . import bp
 
@@ -21,7 +21,19 @@ def overview() -> Any:
     now = utcnow()
     machines = machine_service.list_machines()
     next_free = {m.id: slot.start for m in machines if (slot := booking_service.next_free(m, now)) is not None}
-    return render_template("machines/overview.html", machines=machines, now=now, next_free=next_free)
+    offers = scheduling.member_offers(g.member, now)
+    return render_template("machines/overview.html", machines=machines, now=now, next_free=next_free, offers=offers)
+
+
+@bp.get("/machines/<slug>/status")
+@login_required
+def status(slug: str) -> Any:
+    """The live-state badge alone (polled by the machine page)."""
+    try:
+        machine = machine_service.machine_by_slug(slug)
+    except machine_service.NotFound:
+        abort(404)
+    return render_template("machines/_status.html", machine=machine)
 
 
 @bp.get("/machines/<slug>")

@@ -1,0 +1,122 @@
+"""Usage pages: a machine's use (with maintenance counters), my use, unbooked use for stewards, dead
+letters for admins, CSV exports."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Response, abort, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from ...auth import admin_required, login_required, steward_required
+from ...extensions import db
+from ...models.types import utcnow
+from ...models.usage import DeadLetter, MaintenanceRule
+from ...services import machines as machine_service
+from ...services import usage as usage_service
+from . import bp
+
+PERIOD = timedelta(days=30)
+
+
+def _machine(slug: str) -> Any:
+    try:
+        return machine_service.machine_by_slug(slug)
+    except machine_service.NotFound:
+        abort(404)
+
+
+@bp.get("/usage/machines/<slug>")
+@login_required
+def machine(slug: str) -> Any:
+    m = _machine(slug)
+    now = utcnow()
+    rows = usage_service.sessions(machine=m, since=now - PERIOD, limit=300)
+    counted = [s for s in rows if s.counts_as_usage]
+    return render_template("usage/machine.html", machine=m, rows=rows, now=now,
+                           total_hours=sum(s.hours for s in counted),
+                           since_service=usage_service.hours_since_service(m, now),
+                           rules=usage_service.maintenance_status(m, now))
+
+
+@bp.get("/usage/machines/<slug>.csv")
+@steward_required
+def machine_csv(slug: str) -> Any:
+    m = _machine(slug)
+    rows = usage_service.sessions(machine=m, since=utcnow() - timedelta(days=366))
+    return _csv(usage_service.sessions_csv(rows), f"usage-{m.slug}.csv")
+
+
+@bp.get("/usage")
+@login_required
+def mine() -> Any:
+    now = utcnow()
+    rows = usage_service.sessions(member=g.member, since=now - PERIOD, limit=300)
+    return render_template("usage/mine.html", rows=rows, now=now,
+                           total_hours=sum(s.hours for s in rows if s.counts_as_usage))
+
+
+@bp.get("/usage.csv")
+@login_required
+def mine_csv() -> Any:
+    rows = usage_service.sessions(member=g.member, since=utcnow() - timedelta(days=366))
+    return _csv(usage_service.sessions_csv(rows), "my-usage.csv")
+
+
+@bp.get("/usage/unbooked")
+@steward_required
+def unbooked() -> Any:
+    rows = usage_service.sessions(since=utcnow() - PERIOD, unbooked_only=True, limit=300)
+    return render_template("usage/unbooked.html", rows=rows)
+
+
+@bp.post("/usage/machines/<slug>/rules")
+@steward_required
+def add_rule(slug: str) -> Any:
+    m = _machine(slug)
+    task = (request.form.get("task") or "").strip()
+    try:
+        hours = float(request.form["every_hours"]) if request.form.get("every_hours") else None
+        days = int(request.form["every_days"]) if request.form.get("every_days") else None
+    except ValueError:
+        hours = days = -1
+    if not task or (hours is None and days is None) or (hours is not None and hours <= 0) or \
+            (days is not None and days <= 0):
+        flash("A maintenance rule needs a task and a positive interval in hours of use or in days.", "error")
+        return redirect(url_for("usage.machine", slug=slug))
+    db.session.add(MaintenanceRule(machine_id=m.id, task=task[:200], every_hours=hours, every_days=days,
+                                   last_done_at=utcnow(), created_by_id=g.member.id))
+    db.session.commit()
+    flash(f"Maintenance rule “{task}” added.", "ok")
+    return redirect(url_for("usage.machine", slug=slug))
+
+
+@bp.post("/usage/rules/<int:rule_id>/done")
+@steward_required
+def rule_done(rule_id: int) -> Any:
+    rule = db.session.get(MaintenanceRule, rule_id)
+    if rule is None:
+        abort(404)
+    usage_service.mark_service_done(rule, utcnow())
+    db.session.commit()
+    flash(f"“{rule.task}” done; the counter starts again.", "ok")
+    return redirect(url_for("usage.machine", slug=rule.machine.slug))
+
+
+@bp.route("/admin/dead-letters", methods=["GET", "POST"])
+@admin_required
+def dead_letters() -> Any:
+    if request.method == "POST":
+        ids = [int(i) for i in request.form.getlist("id") if i.isdigit()]
+        for row in db.session.scalars(select(DeadLetter).where(DeadLetter.id.in_(ids))):
+            row.reviewed = True
+        db.session.commit()
+        flash(f"{len(ids)} marked as reviewed.", "ok")
+        return redirect(url_for("usage.dead_letters"))
+    return render_template("usage/dead_letters.html", rows=usage_service.dead_letters())
+
+
+def _csv(body: str, name: str) -> Response:
+    return Response(body, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
