@@ -148,6 +148,7 @@ def test_pin_login_check_in_and_extend(browser, server, lab) -> None:
     page.wait_for_selector(".k-done")
     assert "Extended Laser One" in page.inner_text("#panel")
     db.session.commit()  # end the test's read snapshot: the server wrote since
+    db.session.expire_all()
     b = db.session.get(Booking, booking.id)
     assert b.status == "checked_in" and b.end_at == start + timedelta(hours=1, minutes=15)
 
