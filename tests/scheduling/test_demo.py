@@ -16,16 +16,16 @@ from fablab.services.scheduling_demo import seed_scheduling_demo
 
 
 def test_demo_puts_the_laser_in_window_mode_with_results(app_ctx) -> None:
-    demo.seed()
+    demo.seed()  # the whole demo lab, which includes the scheduling demo (and the history's windows)
     machines = {m.slug: m for m in db.session.scalars(select(Machine))}
     members = list(db.session.scalars(select(Member).order_by(Member.member_no)))
-    seed_scheduling_demo(machines, members, random.Random(7))
     laser = machines["laser-epilog"]
     assert sched.mode_of(laser) == "window"
     windows = list(db.session.scalars(select(RequestWindow).where(RequestWindow.machine_id == laser.id)
                                       .order_by(RequestWindow.period_start)))
-    assert [w.status for w in windows] == ["closed", "open"]
-    past, current = windows
+    statuses = [w.status for w in windows]
+    assert statuses.count("open") == 1 and statuses[-1] == "open" and "closed" in statuses
+    past, current = windows[-2], windows[-1]
     assert past.requests and sched.draw_matches(past) is True
     assert {r.status for r in past.requests} >= {"granted"}
     assert current.requests and current.revealed_seed is None
