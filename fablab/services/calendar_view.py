@@ -87,8 +87,9 @@ def build_week(machine: Machine, viewer: Member, monday: date, now: datetime, tz
                 week.free_count += 1
             row.append(cell)
         week.rows.append(row)
-    this_monday = monday_of(now.astimezone(tz).date())
-    week.prev_monday = monday - timedelta(days=7) if monday > this_monday else None
+    today = now.astimezone(tz).date()
+    # Seven days from any day (today by default): on a Sunday, "this week" would be all past.
+    week.prev_monday = max(monday - timedelta(days=7), today) if monday > today else None
     horizon = pol.horizon_end(policy, now, tz).astimezone(tz).date()
     week.next_monday = monday + timedelta(days=7) if monday + timedelta(days=7) <= horizon else None
     return week

@@ -54,9 +54,10 @@ def _week_context(machine: Machine, week: str | None) -> dict[str, Any]:
     now = utcnow()
     today = now.astimezone(tz).date()
     try:
-        monday = calendar_view.monday_of(date.fromisoformat(week)) if week else calendar_view.monday_of(today)
+        first = max(date.fromisoformat(week), today) if week else today
     except ValueError:
         abort(400, f"Not a date: {week!r}.")
+    monday = first
     return {"machine": machine, "week": calendar_view.build_week(machine, g.member, monday, now, tz),
             "policy": svc.policy_for(machine), "now": now}
 

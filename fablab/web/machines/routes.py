@@ -50,7 +50,7 @@ def detail(slug: str) -> Any:
         day = date.fromisoformat(raw_week) if raw_week else now.astimezone(tz).date()
     except ValueError:
         abort(400, f"Not a date: {raw_week!r}.")
-    week = calendar_view.build_week(machine, g.member, calendar_view.monday_of(day), now, tz)
+    week = calendar_view.build_week(machine, g.member, max(day, now.astimezone(tz).date()), now, tz)
     qual = machine_service.qualification_state(g.member, machine, now)
     return render_template("machines/detail.html", machine=machine, qual=qual, week=week, now=now,
                            policy=booking_service.policy_for(machine))
