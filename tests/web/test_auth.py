@@ -75,3 +75,28 @@ def test_session_cookie_flags(client: FlaskClient, make_member) -> None:
     resp = login(client, "ada@example.org")
     cookie = resp.headers.get("Set-Cookie", "")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_member_manages_own_tokens_password_and_pin(client: FlaskClient, make_member) -> None:
+    import re
+
+    from fablab.extensions import db
+    from fablab.models import Member
+    from fablab.services.members import check_pin
+
+    m = make_member("ada@example.org")
+    login(client, "ada@example.org")
+    token = csrf_token(client, "/account")
+    page = client.post("/account/tokens", data={"csrf_token": token, "t-name": "script"}).get_data(as_text=True)
+    new = re.search(r'value="([^"]+)" onclick="this.select\(\)" aria-label="New API token"', page).group(1)
+    assert client.get("/api/v1/machines", headers={"Authorization": f"Bearer {new}"}).status_code == 200
+    wrong = client.post("/account/pin", data={"csrf_token": token, "k-current": "nope-nope-nope", "k-pin": "4711"})
+    assert wrong.status_code == 422 and "not your password" in wrong.get_data(as_text=True)
+    client.post("/account/pin", data={"csrf_token": token, "k-current": "correct-horse-9", "k-pin": "4711"})
+    db.session.expire_all()
+    assert check_pin(db.session.get(Member, m.id), "4711")
+    resp = client.post("/account/password", data={"csrf_token": csrf_token(client, "/account"),
+                                                  "p-current": "correct-horse-9", "p-new": "a-new-long-password"})
+    assert resp.status_code == 302
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/account")})
+    assert login(client, "ada@example.org", "a-new-long-password").status_code == 302

@@ -1,9 +1,25 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired, Length
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Length, Regexp
 
 
 class LoginForm(FlaskForm):
     # No format check at sign-in: a lab may use internal addresses, and the lookup decides anyway.
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+
+class TokenForm(FlaskForm):
+    name = StringField("Token name", validators=[DataRequired(), Length(max=80)],
+                       description="What it is for, e.g. “my calendar script”.")
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=200)])
+    new = PasswordField("New password", validators=[DataRequired(), Length(min=10, max=200)],
+                        description="At least 10 characters.")
+
+
+class PinForm(FlaskForm):
+    current = PasswordField("Your password", validators=[DataRequired(), Length(max=200)])
+    pin = PasswordField("New kiosk PIN", validators=[DataRequired(), Regexp(r"^\d{4,8}$", message="4 to 8 digits.")])
