@@ -1,0 +1,427 @@
+"""The MQTT wire contract (v1) as code: payload dataclasses, JSON encode/decode, topics, ids.
+
+Shared by the bridge, the server worker and the tests, so it imports the standard library only.
+
+Every payload is a JSON object with ``v`` (1), ``msg_id`` (a ULID), ``ts`` (ISO 8601 UTC) and ``src``
+(the sender's id). ``decode(topic, payload)`` returns one of the message dataclasses below or raises
+``ContractError`` with a reason that can be stored as a dead letter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+VERSION = 1
+PREFIX = "fablab/v1"
+
+MACHINE_STATES = frozenset({"offline", "idle", "busy", "printing", "paused", "alarm", "error", "locked"})
+EVENT_TYPES = frozenset({"session_started", "session_ended", "job_started", "job_finished", "error"})
+DECISIONS = frozenset({"allow", "deny"})
+ACTIONS = frozenset({"lock", "unlock", "power_off"})
+MACHINE_SUBTOPICS = ("status", "event", "telemetry", "auth/request", "auth/response", "cmd")
+ENVELOPE_KEYS = ("v", "msg_id", "ts", "src")
+
+# Subscriptions a consumer typically needs.
+ALL_MACHINES = f"{PREFIX}/machine/+/#"
+ALL_BRIDGES = f"{PREFIX}/bridge/+/status"
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+class ContractError(ValueError):
+    """A message or topic that does not follow the contract; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# ---------------------------------------------------------------------------------------------- ids, time
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_ulid_lock = threading.Lock()
+_ulid_last: tuple[int, int] = (0, 0)
+
+
+def new_msg_id(now_ms: int | None = None) -> str:
+    """A ULID: 26 Crockford base32 chars, 48-bit ms timestamp + 80 random bits.
+
+    Ids made by this process (without ``now_ms``) increase monotonically, even within one millisecond,
+    so sorting the strings sorts by creation order.
+    """
+    global _ulid_last
+    if now_ms is not None:  # explicit time: a pure function, outside the monotonic sequence
+        value = (now_ms << 80) | int.from_bytes(os.urandom(10), "big")
+        return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in range(25, -1, -1))
+    ms = int(time.time() * 1000)
+    with _ulid_lock:
+        last_ms, last_rand = _ulid_last
+        if ms <= last_ms:
+            ms, rand = last_ms, (last_rand + 1) & ((1 << 80) - 1)
+        else:
+            rand = int.from_bytes(os.urandom(10), "big")
+        _ulid_last = (ms, rand)
+    value = (ms << 80) | rand
+    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in range(25, -1, -1))
+
+
+def ulid_time(msg_id: str) -> datetime:
+    """The creation time encoded in a ULID."""
+    ms = 0
+    for ch in msg_id[:10].upper():
+        ms = ms * 32 + _CROCKFORD.index(ch)
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def utc_now_iso(now: datetime | None = None) -> str:
+    """ISO 8601 UTC with milliseconds and a ``Z`` suffix."""
+    now = now or datetime.now(UTC)
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def parse_ts(value: str) -> datetime:
+    """Parse an ISO 8601 timestamp with an offset (``Z`` allowed) into an aware datetime."""
+    if not isinstance(value, str):
+        raise ContractError("ts: must be a string")
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ContractError(f"ts: not ISO 8601: {value!r}") from None
+    if dt.tzinfo is None:
+        raise ContractError(f"ts: missing UTC offset: {value!r}")
+    return dt
+
+
+# ---------------------------------------------------------------------------------------------- payloads
+
+
+@dataclass(kw_only=True)
+class Badge:
+    tech: str  # e.g. "em4100" (RDM6300), "wedge", "mifare"
+    uid: str
+
+
+@dataclass(kw_only=True)
+class JobInfo:
+    file: str | None = None
+    progress: float | None = None  # 0.0 .. 1.0
+
+
+@dataclass(kw_only=True)
+class FirmwareInfo:
+    name: str
+    caps: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class Message:
+    """Envelope fields common to every payload. ``src`` is the sender's id (bridge id, "server")."""
+
+    src: str
+    msg_id: str = field(default_factory=new_msg_id)
+    ts: str = field(default_factory=utc_now_iso)
+    v: int = VERSION
+
+    SUBTOPIC: ClassVar[str] = ""
+    QOS: ClassVar[int] = 1
+    RETAIN: ClassVar[bool] = False
+
+    def topic(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(kw_only=True)
+class BridgeStatus(Message):
+    """``bridge/{bridge_id}/status`` (retained, also the Last Will)."""
+
+    bridge_id: str
+    online: bool
+    SUBTOPIC: ClassVar[str] = "status"
+    RETAIN: ClassVar[bool] = True
+
+    def topic(self) -> str:
+        return bridge_topic(self.bridge_id)
+
+
+@dataclass(kw_only=True)
+class MachineMessage(Message):
+    machine: str  # from the topic, not serialized in the payload
+
+    def topic(self) -> str:
+        return machine_topic(self.machine, self.SUBTOPIC)
+
+
+@dataclass(kw_only=True)
+class MachineStatus(MachineMessage):
+    """``machine/{machine}/status`` (retained)."""
+
+    state: str
+    job: JobInfo | None = None
+    fw: FirmwareInfo | None = None
+    SUBTOPIC: ClassVar[str] = "status"
+    RETAIN: ClassVar[bool] = True
+
+
+@dataclass(kw_only=True)
+class MachineEvent(MachineMessage):
+    """``machine/{machine}/event``. ``seq`` increases per machine across sessions and bridge restarts;
+    ``session_id`` may be None only for ``error`` events outside a session."""
+
+    type: str
+    session_id: str | None
+    seq: int
+    badge: Badge | None = None
+    energy_wh: float | None = None
+    reason: str | None = None
+    detail: dict[str, Any] | None = None
+    SUBTOPIC: ClassVar[str] = "event"
+
+
+@dataclass(kw_only=True)
+class Telemetry(MachineMessage):
+    """``machine/{machine}/telemetry`` (QoS 0). ``readings`` are flattened into the payload."""
+
+    readings: dict[str, Any] = field(default_factory=dict)
+    SUBTOPIC: ClassVar[str] = "telemetry"
+    QOS: ClassVar[int] = 0
+
+
+@dataclass(kw_only=True)
+class AuthRequest(MachineMessage):
+    badge: Badge
+    SUBTOPIC: ClassVar[str] = "auth/request"
+
+
+@dataclass(kw_only=True)
+class AuthResponse(MachineMessage):
+    request_id: str
+    decision: str
+    reason: str | None = None
+    booking_id: int | str | None = None
+    valid_until: str | None = None  # ISO 8601
+    SUBTOPIC: ClassVar[str] = "auth/response"
+
+
+@dataclass(kw_only=True)
+class Command(MachineMessage):
+    action: str
+    SUBTOPIC: ClassVar[str] = "cmd"
+
+
+_MACHINE_CLASSES: dict[str, type[MachineMessage]] = {
+    cls.SUBTOPIC: cls for cls in (MachineStatus, MachineEvent, Telemetry, AuthRequest, AuthResponse, Command)
+}
+
+# ---------------------------------------------------------------------------------------------- topics
+
+
+def _check_id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise ContractError(f"{what}: invalid id {value!r} (letters, digits, . _ : -; max 128)")
+    return value
+
+
+def bridge_topic(bridge_id: str) -> str:
+    return f"{PREFIX}/bridge/{_check_id(bridge_id, 'bridge_id')}/status"
+
+
+def machine_topic(machine: str, sub: str) -> str:
+    if sub not in MACHINE_SUBTOPICS:
+        raise ContractError(f"unknown machine subtopic {sub!r}")
+    return f"{PREFIX}/machine/{_check_id(machine, 'machine')}/{sub}"
+
+
+def parse_topic(topic: str) -> tuple[str, str, str]:
+    """``"fablab/v1/machine/prusa-1/auth/request"`` -> ``("machine", "prusa-1", "auth/request")``."""
+    if not topic.startswith(PREFIX + "/"):
+        raise ContractError(f"topic outside {PREFIX}/: {topic!r}")
+    parts = topic[len(PREFIX) + 1 :].split("/")
+    if len(parts) < 3:
+        raise ContractError(f"topic too short: {topic!r}")
+    kind, ident, sub = parts[0], parts[1], "/".join(parts[2:])
+    _check_id(ident, kind if kind in ("machine", "bridge") else "id")
+    if kind == "bridge" and sub == "status":
+        return kind, ident, sub
+    if kind == "machine" and sub in MACHINE_SUBTOPICS:
+        return kind, ident, sub
+    raise ContractError(f"unknown topic: {topic!r}")
+
+
+# ---------------------------------------------------------------------------------------------- encode
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def to_dict(msg: Message) -> dict[str, Any]:
+    """The JSON payload of ``msg`` (without the topic-only ``machine``/``bridge_id``)."""
+    out: dict[str, Any] = {"v": msg.v, "msg_id": msg.msg_id, "ts": msg.ts, "src": msg.src}
+    if isinstance(msg, BridgeStatus):
+        out["online"] = msg.online
+    elif isinstance(msg, MachineStatus):
+        out["state"] = msg.state
+        if msg.job is not None:
+            out["job"] = _drop_none({"file": msg.job.file, "progress": msg.job.progress})
+        if msg.fw is not None:
+            out["fw"] = {"name": msg.fw.name, "caps": dict(msg.fw.caps)}
+    elif isinstance(msg, MachineEvent):
+        out |= {"type": msg.type, "session_id": msg.session_id, "seq": msg.seq}
+        if msg.badge is not None:
+            out["badge"] = {"tech": msg.badge.tech, "uid": msg.badge.uid}
+        out |= _drop_none({"energy_wh": msg.energy_wh, "reason": msg.reason, "detail": msg.detail})
+    elif isinstance(msg, Telemetry):
+        clash = set(msg.readings) & set(ENVELOPE_KEYS)
+        if clash:
+            raise ContractError(f"telemetry reading names clash with envelope: {sorted(clash)}")
+        out |= msg.readings
+    elif isinstance(msg, AuthRequest):
+        out["badge"] = {"tech": msg.badge.tech, "uid": msg.badge.uid}
+    elif isinstance(msg, AuthResponse):
+        out |= {"request_id": msg.request_id, "decision": msg.decision}
+        out |= _drop_none({"reason": msg.reason, "booking_id": msg.booking_id, "valid_until": msg.valid_until})
+    elif isinstance(msg, Command):
+        out["action"] = msg.action
+    else:  # pragma: no cover - programming error
+        raise TypeError(f"not a contract message: {type(msg).__name__}")
+    return out
+
+
+def encode(msg: Message) -> bytes:
+    """Validate ``msg`` (same rules as ``decode``) and return compact UTF-8 JSON."""
+    payload = to_dict(msg)
+    from_dict(msg.topic(), payload)
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# ---------------------------------------------------------------------------------------------- decode
+
+_MISSING = object()
+
+
+def _get(d: dict[str, Any], key: str, types: type | tuple[type, ...], *, required: bool = True) -> Any:
+    value = d.get(key, _MISSING)
+    if value is _MISSING or value is None:
+        if required:
+            raise ContractError(f"{key}: missing")
+        return None
+    # bool is an int subclass; never accept it where a number is meant
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ContractError(f"{key}: wrong type bool")
+    if not isinstance(value, types):
+        raise ContractError(f"{key}: wrong type {type(value).__name__}")
+    return value
+
+
+def _badge(d: dict[str, Any], key: str, *, required: bool) -> Badge | None:
+    raw = _get(d, key, dict, required=required)
+    if raw is None:
+        return None
+    tech, uid = _get(raw, "tech", str), _get(raw, "uid", str)
+    if not tech or not uid:
+        raise ContractError(f"{key}: tech and uid must be non-empty")
+    return Badge(tech=tech, uid=uid)
+
+
+def _number(d: dict[str, Any], key: str) -> float | None:
+    value = _get(d, key, (int, float), required=False)
+    return None if value is None else float(value)
+
+
+def from_dict(topic: str, d: Any) -> Message:
+    """Build the typed message for ``topic`` from a decoded JSON object, validating every field."""
+    kind, ident, sub = parse_topic(topic)
+    if not isinstance(d, dict):
+        raise ContractError("payload: not a JSON object")
+    v = _get(d, "v", int)
+    if v != VERSION:
+        raise ContractError(f"v: unsupported version {v}")
+    msg_id, ts, src = _get(d, "msg_id", str), _get(d, "ts", str), _get(d, "src", str)
+    if not msg_id or len(msg_id) > 64:
+        raise ContractError("msg_id: must be 1..64 chars")
+    if not src:
+        raise ContractError("src: must be non-empty")
+    parse_ts(ts)
+    env = {"msg_id": msg_id, "ts": ts, "src": src, "v": v}
+    if kind == "bridge":
+        return BridgeStatus(bridge_id=ident, online=_get(d, "online", bool), **env)
+    cls = _MACHINE_CLASSES[sub]
+    if cls is MachineStatus:
+        state = _get(d, "state", str)
+        if state not in MACHINE_STATES:
+            raise ContractError(f"state: unknown {state!r}")
+        job_raw = _get(d, "job", dict, required=False)
+        job = None
+        if job_raw is not None:
+            progress = _number(job_raw, "progress")
+            if progress is not None and not 0.0 <= progress <= 1.0:
+                raise ContractError("job.progress: outside 0..1")
+            job = JobInfo(file=_get(job_raw, "file", str, required=False), progress=progress)
+        fw_raw = _get(d, "fw", dict, required=False)
+        fw = None
+        if fw_raw is not None:
+            caps = _get(fw_raw, "caps", dict, required=False) or {}
+            if not all(isinstance(k, str) and isinstance(x, bool) for k, x in caps.items()):
+                raise ContractError("fw.caps: must map names to booleans")
+            fw = FirmwareInfo(name=_get(fw_raw, "name", str), caps=caps)
+        return MachineStatus(machine=ident, state=state, job=job, fw=fw, **env)
+    if cls is MachineEvent:
+        etype = _get(d, "type", str)
+        if etype not in EVENT_TYPES:
+            raise ContractError(f"type: unknown {etype!r}")
+        session_id = _get(d, "session_id", str, required=etype != "error")
+        seq = _get(d, "seq", int)
+        if seq < 0:
+            raise ContractError("seq: negative")
+        return MachineEvent(
+            machine=ident,
+            type=etype,
+            session_id=session_id,
+            seq=seq,
+            badge=_badge(d, "badge", required=False),
+            energy_wh=_number(d, "energy_wh"),
+            reason=_get(d, "reason", str, required=False),
+            detail=_get(d, "detail", dict, required=False),
+            **env,
+        )
+    if cls is Telemetry:
+        readings = {k: x for k, x in d.items() if k not in ENVELOPE_KEYS}
+        return Telemetry(machine=ident, readings=readings, **env)
+    if cls is AuthRequest:
+        return AuthRequest(machine=ident, badge=_badge(d, "badge", required=True), **env)  # type: ignore[arg-type]
+    if cls is AuthResponse:
+        decision = _get(d, "decision", str)
+        if decision not in DECISIONS:
+            raise ContractError(f"decision: unknown {decision!r}")
+        valid_until = _get(d, "valid_until", str, required=False)
+        if valid_until is not None:
+            parse_ts(valid_until)
+        return AuthResponse(
+            machine=ident,
+            request_id=_get(d, "request_id", str),
+            decision=decision,
+            reason=_get(d, "reason", str, required=False),
+            booking_id=_get(d, "booking_id", (int, str), required=False),
+            valid_until=valid_until,
+            **env,
+        )
+    action = _get(d, "action", str)
+    if action not in ACTIONS:
+        raise ContractError(f"action: unknown {action!r}")
+    return Command(machine=ident, action=action, **env)
+
+
+def decode(topic: str, payload: bytes | str) -> Message:
+    """Parse and validate one MQTT message; raises ``ContractError`` with a reason on anything invalid."""
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError(f"payload: invalid JSON ({exc})") from None
+    return from_dict(topic, data)

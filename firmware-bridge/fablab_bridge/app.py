@@ -1,0 +1,48 @@
+"""The bridge daemon as an object: ``Bridge(config).start()`` ... ``stop()``. Used by the CLI, the tests
+and the demo (which runs bridges against simulators in-process)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from fablab_bridge.config import BridgeConfig
+from fablab_bridge.machine import MachineRunner
+from fablab_bridge.mqtt_link import MqttLink
+from fablab_bridge.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Bridge:
+    def __init__(self, config: BridgeConfig) -> None:
+        self.config = config
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(config.state_dir / "bridge.sqlite3")
+        self.link = MqttLink(config.mqtt, config.id, self.store)
+        self.machines = {m.id: MachineRunner(m, config.id, self.link, self.store) for m in config.machines}
+        self._stopped = threading.Event()
+
+    def start(self) -> Bridge:
+        for runner in self.machines.values():
+            runner.start()
+        self.link.start()
+        log.info("bridge %s started with %s", self.config.id, ", ".join(self.machines))
+        return self
+
+    def stop(self, graceful: bool = True) -> None:
+        """Graceful: announce ``online: false``; otherwise leave it to the Last Will (like a crash)."""
+        for runner in self.machines.values():
+            runner.stop()
+        self.link.stop(graceful=graceful)
+        self.store.close()
+        self._stopped.set()
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+    def __enter__(self) -> Bridge:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,256 @@
+"""The bridge's TOML config: loaded and validated up front, so a typo stops the daemon with a clear message
+(exit status 2) instead of failing later next to a machine nobody watches."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+DRIVERS = ("marlin", "grbl", "power_plug", "octoprint", "moonraker")
+PLUG_KINDS = ("tasmota", "shelly")
+READERS = ("rdm6300", "wedge")
+LOCK_MODES = ("none", "plug", "firmware")
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class MqttConfig:
+    host: str = "localhost"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    tls_insecure: bool = False
+    keepalive: int = 30
+    client_id: str | None = None
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+
+
+@dataclass
+class PlugConfig:
+    kind: str
+    device: str  # Tasmota topic name or Shelly device id (its MQTT topic prefix)
+    threshold_w: float = 10.0
+    min_on_s: float = 10.0
+    min_off_s: float = 60.0
+
+
+@dataclass
+class BadgeConfig:
+    reader: str
+    port: str  # RDM6300 serial port, or for "wedge" a line stream (tty, FIFO)
+    baud: int = 9600
+    debounce_s: float = 1.5
+
+
+@dataclass
+class MachineConfig:
+    id: str
+    driver: str
+    port: str | None = None
+    baud: int = 115200
+    poll_interval: float = 2.0  # M105/M27 polling or M155/M27 S auto-report interval; GRBL `?` rate
+    telemetry_interval: float = 10.0
+    boot_wait: float = 3.0  # how long to wait for the banner after opening the port
+    ack_timeout: float = 5.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+    session_idle_s: float = 600.0  # an open session without a job ends after this long
+    lock: str = "none"
+    start_locked: bool = False
+    auth_timeout: float = 5.0
+    passthrough: str | None = None  # GRBL: symlink path of the pty offered to a G-code sender
+    source: str | None = None  # octoprint: the plugin's base topic; moonraker: the instance name
+    plug: PlugConfig | None = None
+    badge: BadgeConfig | None = None
+
+
+@dataclass
+class BridgeConfig:
+    id: str
+    state_dir: Path
+    mqtt: MqttConfig
+    machines: list[MachineConfig] = field(default_factory=list)
+    log_level: str = "INFO"
+
+
+def _take(table: dict[str, Any], key: str, types: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
+    if key not in table:
+        if default is ...:
+            raise ConfigError(f"{where}: missing required key '{key}'")
+        return default
+    value = table[key]
+    ok_types = types if isinstance(types, tuple) else (types,)
+    if float in ok_types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) and bool not in ok_types or not isinstance(value, ok_types):
+        names = " or ".join(t.__name__ for t in ok_types)
+        raise ConfigError(f"{where}.{key}: expected {names}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _unknown(table: dict[str, Any], known: set[str], where: str) -> None:
+    extra = sorted(set(table) - known)
+    if extra:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)}")
+
+
+def _positive(value: float, where: str) -> float:
+    if value <= 0:
+        raise ConfigError(f"{where}: must be > 0, got {value}")
+    return value
+
+
+def _choice(value: str, choices: tuple[str, ...], where: str) -> str:
+    if value not in choices:
+        raise ConfigError(f"{where}: must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _ident(value: str, where: str) -> str:
+    if not _ID_RE.match(value):
+        raise ConfigError(f"{where}: {value!r} is not a valid id (letters, digits, . _ : -)")
+    return value
+
+
+def _mqtt(raw: dict[str, Any], bridge_id: str) -> MqttConfig:
+    w = "[mqtt]"
+    known = set(MqttConfig.__dataclass_fields__) | {"url", "password_file"}
+    _unknown(raw, known, w)
+    cfg = MqttConfig()
+    if "url" in raw:
+        url = urlparse(_take(raw, "url", str, w))
+        if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
+            raise ConfigError(f"{w}.url: expected mqtt://[user:pass@]host[:port] or mqtts://...")
+        cfg.host, cfg.tls = url.hostname, url.scheme == "mqtts"
+        cfg.port = url.port or (8883 if cfg.tls else 1883)
+        cfg.username, cfg.password = url.username, url.password
+    cfg.host = _take(raw, "host", str, w, cfg.host)
+    cfg.port = _take(raw, "port", int, w, cfg.port)
+    if not 0 < cfg.port < 65536:
+        raise ConfigError(f"{w}.port: out of range: {cfg.port}")
+    cfg.username = _take(raw, "username", str, w, cfg.username)
+    cfg.password = _take(raw, "password", str, w, cfg.password)
+    if "password_file" in raw:
+        path = Path(_take(raw, "password_file", str, w))
+        try:
+            cfg.password = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{w}.password_file: cannot read {path}: {exc.strerror}") from None
+    cfg.tls = _take(raw, "tls", bool, w, cfg.tls)
+    for key in ("ca_file", "cert_file", "key_file"):
+        value = _take(raw, key, str, w, None)
+        if value is not None and not Path(value).is_file():
+            raise ConfigError(f"{w}.{key}: no such file: {value}")
+        setattr(cfg, key, value)
+    cfg.tls_insecure = _take(raw, "tls_insecure", bool, w, False)
+    cfg.keepalive = _take(raw, "keepalive", int, w, cfg.keepalive)
+    cfg.client_id = _take(raw, "client_id", str, w, f"fablab-bridge-{bridge_id}")
+    cfg.reconnect_min = _positive(_take(raw, "reconnect_min", float, w, cfg.reconnect_min), f"{w}.reconnect_min")
+    cfg.reconnect_max = _positive(_take(raw, "reconnect_max", float, w, cfg.reconnect_max), f"{w}.reconnect_max")
+    return cfg
+
+
+def _machine(raw: Any, index: int) -> MachineConfig:
+    w = f"[[machine]] #{index + 1}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{w}: must be a table")
+    _unknown(raw, set(MachineConfig.__dataclass_fields__), w)
+    mid = _ident(_take(raw, "id", str, w), f"{w}.id")
+    w = f"machine '{mid}'"
+    driver = _choice(_take(raw, "driver", str, w), DRIVERS, f"{w}.driver")
+    m = MachineConfig(id=mid, driver=driver)
+    m.port = _take(raw, "port", str, w, None)
+    if driver in ("marlin", "grbl") and not m.port:
+        raise ConfigError(f"{w}: driver {driver} needs 'port' (e.g. /dev/ttyUSB0)")
+    m.baud = _take(raw, "baud", int, w, m.baud)
+    for key in ("poll_interval", "telemetry_interval", "boot_wait", "ack_timeout", "reconnect_min",
+                "reconnect_max", "session_idle_s", "auth_timeout"):
+        setattr(m, key, _positive(_take(raw, key, float, w, getattr(m, key)), f"{w}.{key}"))
+    if driver == "grbl" and m.poll_interval < 0.2:
+        raise ConfigError(f"{w}.poll_interval: GRBL status polling is limited to 5 Hz (>= 0.2 s)")
+    m.lock = _choice(_take(raw, "lock", str, w, m.lock), LOCK_MODES, f"{w}.lock")
+    m.start_locked = _take(raw, "start_locked", bool, w, False)
+    m.passthrough = _take(raw, "passthrough", str, w, None)
+    m.source = _take(raw, "source", str, w, "octoPrint" if driver == "octoprint" else None)
+    if driver == "moonraker" and not m.source:
+        raise ConfigError(f"{w}: driver moonraker needs 'source' (Moonraker's MQTT instance_name)")
+    if m.passthrough and driver != "grbl":
+        raise ConfigError(f"{w}.passthrough: only supported for the grbl driver")
+    if "plug" in raw:
+        p = _take(raw, "plug", dict, w)
+        pw = f"{w}.plug"
+        _unknown(p, set(PlugConfig.__dataclass_fields__), pw)
+        m.plug = PlugConfig(
+            kind=_choice(_take(p, "kind", str, pw), PLUG_KINDS, f"{pw}.kind"),
+            device=_take(p, "device", str, pw),
+            threshold_w=_positive(_take(p, "threshold_w", float, pw, 10.0), f"{pw}.threshold_w"),
+            min_on_s=_take(p, "min_on_s", float, pw, 10.0),
+            min_off_s=_take(p, "min_off_s", float, pw, 60.0),
+        )
+    if driver == "power_plug" and m.plug is None:
+        raise ConfigError(f"{w}: driver power_plug needs a [machine.plug] table")
+    if m.lock == "plug" and m.plug is None:
+        raise ConfigError(f"{w}.lock: 'plug' needs a [machine.plug] table")
+    if m.lock == "firmware" and driver != "marlin":
+        raise ConfigError(f"{w}.lock: 'firmware' is only supported for marlin (use a plug)")
+    if "badge" in raw:
+        b = _take(raw, "badge", dict, w)
+        bw = f"{w}.badge"
+        _unknown(b, set(BadgeConfig.__dataclass_fields__), bw)
+        m.badge = BadgeConfig(
+            reader=_choice(_take(b, "reader", str, bw), READERS, f"{bw}.reader"),
+            port=_take(b, "port", str, bw),
+            baud=_take(b, "baud", int, bw, 9600),
+            debounce_s=_take(b, "debounce_s", float, bw, 1.5),
+        )
+    return m
+
+
+def parse_config(raw: dict[str, Any]) -> BridgeConfig:
+    _unknown(raw, {"bridge", "mqtt", "machine"}, "config")
+    b = raw.get("bridge")
+    if not isinstance(b, dict):
+        raise ConfigError("config: missing [bridge] table")
+    _unknown(b, {"id", "state_dir", "log_level"}, "[bridge]")
+    bridge_id = _ident(_take(b, "id", str, "[bridge]"), "[bridge].id")
+    state_dir = Path(_take(b, "state_dir", str, "[bridge]"))
+    log_level = _take(b, "log_level", str, "[bridge]", "INFO").upper()
+    _choice(log_level, ("DEBUG", "INFO", "WARNING", "ERROR"), "[bridge].log_level")
+    mqtt_raw = raw.get("mqtt", {})
+    if not isinstance(mqtt_raw, dict):
+        raise ConfigError("[mqtt]: must be a table")
+    machines_raw = raw.get("machine")
+    if not isinstance(machines_raw, list) or not machines_raw:
+        raise ConfigError("config: at least one [[machine]] table is required")
+    machines = [_machine(m, i) for i, m in enumerate(machines_raw)]
+    ids = [m.id for m in machines]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ConfigError(f"config: duplicate machine id(s) {', '.join(dupes)}")
+    return BridgeConfig(
+        id=bridge_id, state_dir=state_dir, mqtt=_mqtt(mqtt_raw, bridge_id), machines=machines, log_level=log_level
+    )
+
+
+def load_config(path: str | Path) -> BridgeConfig:
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw)

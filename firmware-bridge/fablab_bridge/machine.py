@@ -1,0 +1,545 @@
+"""One machine: its serial port (or power plug), sessions, lock and badge authorization.
+
+The codecs in ``devices`` say what the firmware did; this module turns their observations into contract
+messages. Sessions: a badge allowed by the server opens one; a job seen without an open session opens
+one implicitly; a session ends on ``lock``, on a check-out scan by the same badge, or after
+``session_idle_s`` without a job. ``seq`` increases per machine and survives restarts (SQLite).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import serial
+
+from devices import events
+from devices.adapters import MoonrakerAdapter, OctoPrintAdapter
+from devices.grbl import STATUS_INTERVAL_MIN, GrblCodec
+from devices.lines import LineBuffer
+from devices.marlin import MarlinCodec, MarlinLineEncoder
+from devices.observations import (
+    Ack,
+    Busy,
+    Fault,
+    Firmware,
+    JobFinished,
+    JobStarted,
+    Observation,
+    Reading,
+    Resend,
+    Reset,
+    StateChanged,
+)
+from devices.passthrough import GrblStatusFilter, PtyPort
+from devices.power_plug import (
+    PowerUseDetector,
+    parse_shelly,
+    parse_tasmota,
+    shelly_switch,
+    shelly_topics,
+    tasmota_switch,
+    tasmota_topics,
+)
+from devices.rfid import BadgeScan, Rdm6300Parser, WedgeReader
+from fablab_bridge.config import MachineConfig
+from fablab_bridge.mqtt_link import MqttLink
+from fablab_bridge.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class MachineRunner:
+    def __init__(self, cfg: MachineConfig, bridge_id: str, link: MqttLink, store: Store) -> None:
+        self.cfg = cfg
+        self.id = cfg.id
+        self.src = bridge_id
+        self.link = link
+        self.store = store
+        self.ms = store.machine_state(cfg.id)
+        self.lock = threading.RLock()
+        self.adapter = (
+            OctoPrintAdapter(cfg.source or "octoPrint") if cfg.driver == "octoprint"
+            else MoonrakerAdapter(cfg.source or "") if cfg.driver == "moonraker"
+            else None
+        )
+        if self.adapter and self.ms.job_open:
+            self.adapter.state = "printing"  # a print that was running when the bridge stopped
+        # machines seen only through MQTT (plug, print server) are online with the bridge
+        self.online = cfg.driver in ("power_plug", "octoprint", "moonraker")
+        self.state = "idle" if self.online else "offline"
+        self.locked = cfg.start_locked
+        self._lock_pending = False
+        self.fw: events.FirmwareInfo | None = None
+        self.job_file: str | None = None
+        self.progress: float | None = None
+        self._codec: MarlinCodec | GrblCodec | None = None
+        self._connected_at = 0.0
+        self._last_activity = time.monotonic()
+        self._telemetry: dict[str, Any] = {}
+        self._last_telemetry = 0.0
+        self._published_progress: float | None = None
+        self._commands: deque[str] = deque()  # lines for the serial thread to send (Marlin)
+        self._auth_waiters: dict[str, list[Any]] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._detector = (
+            PowerUseDetector(cfg.plug.threshold_w, cfg.plug.min_on_s, cfg.plug.min_off_s)
+            if cfg.driver == "power_plug" and cfg.plug
+            else None
+        )
+        self.passthrough: PtyPort | None = PtyPort(cfg.passthrough) if cfg.passthrough else None
+        self._wire_mqtt()
+
+    # ================================================================================ lifecycle
+    def _wire_mqtt(self) -> None:
+        self.link.subscribe(events.machine_topic(self.id, "cmd"), self.handle_cmd)
+        self.link.subscribe(events.machine_topic(self.id, "auth/response"), self.handle_auth_response)
+        if self.cfg.plug:
+            p = self.cfg.plug
+            for topic in tasmota_topics(p.device) if p.kind == "tasmota" else shelly_topics(p.device):
+                self.link.subscribe(topic, self.handle_plug)
+        if self.adapter:
+            for topic in self.adapter.topics():
+                self.link.subscribe(topic, self.handle_print_server)
+        self.link.on_connected(self.publish_status)
+
+    def start(self) -> None:
+        if self.passthrough:
+            self.passthrough.open()
+        targets = [self._housekeeping]
+        if self.cfg.driver in ("marlin", "grbl"):
+            targets.append(self._serial_loop)
+        if self.cfg.badge:
+            targets.append(self._badge_loop)
+        for target in targets:
+            t = threading.Thread(target=target, name=f"{self.id}-{target.__name__}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            if t.name.endswith("_badge_loop"):
+                continue  # may block in open() on a FIFO; it is a daemon thread
+            t.join(timeout=3)
+        if self.passthrough:
+            self.passthrough.close()
+
+    # ================================================================================ publishing
+    def status_message(self) -> events.MachineStatus:
+        with self.lock:
+            state = self.state if self.online else "offline"
+            if self.locked and state == "idle":
+                state = "locked"
+            job = None
+            if self.ms.job_open:
+                job = events.JobInfo(file=self.job_file, progress=self.progress)
+            return events.MachineStatus(src=self.src, machine=self.id, state=state, job=job, fw=self.fw)
+
+    def publish_status(self) -> None:
+        msg = self.status_message()
+        self._published_progress = msg.job.progress if msg.job else None
+        self.link.publish_now(msg)
+
+    def _emit(self, etype: str, *, before=None, after=None, **fields: Any) -> events.MachineEvent:  # noqa: ANN001
+        """Append one event to the outbox atomically with the machine state it changes."""
+        built: list[events.MachineEvent] = []
+
+        def build(seq: int) -> tuple[str, bytes]:
+            if before:
+                before(self.ms)
+            msg = events.MachineEvent(
+                src=self.src, machine=self.id, type=etype, session_id=self.ms.session_id, seq=seq, **fields
+            )
+            if after:
+                after(self.ms)
+            built.append(msg)
+            return msg.topic(), events.encode(msg)
+
+        self.store.append_event(self.id, self.ms, build)
+        log.info("%s: event %s seq=%s", self.id, etype, built[0].seq)
+        return built[0]
+
+    def _start_session(self, badge: dict | None = None) -> None:
+        def open_session(st: Any) -> None:
+            st.session_id, st.session_badge = events.new_msg_id(), badge
+
+        b = events.Badge(**badge) if badge else None
+        self._emit("session_started", before=open_session, badge=b)
+        self._last_activity = time.monotonic()
+
+    def _end_session(self, reason: str) -> None:
+        if self.ms.session_id is None:
+            return
+
+        def close(st: Any) -> None:
+            st.session_id, st.session_badge = None, None
+
+        self._emit("session_ended", after=close, reason=reason)
+
+    # ================================================================================ observations
+    def observe(self, observations: list[Observation]) -> None:
+        """Apply codec observations (public so tests and adapters can feed a runner directly)."""
+        if not observations:
+            return
+        with self.lock:
+            status_dirty = False
+            for obs in observations:
+                if isinstance(obs, Reading):
+                    self._telemetry.update(obs.values)
+                    if "progress" in obs.values:
+                        self.progress = obs.values["progress"]
+                elif isinstance(obs, StateChanged):
+                    self.state = obs.state
+                    status_dirty = True
+                elif isinstance(obs, JobStarted):
+                    self.job_file = obs.file
+                    self.progress = 0.0 if self.cfg.driver == "marlin" else None
+                    if not self.ms.job_open:
+                        if self.ms.session_id is None:
+                            self._start_session()
+                        detail = {"file": obs.file} if obs.file else None
+
+                        def open_job(st: Any) -> None:
+                            st.job_open = True
+
+                        self._emit("job_started", after=open_job, detail=detail)
+                    status_dirty = True
+                elif isinstance(obs, JobFinished):
+                    self._finish_job(obs.reason, obs.energy_wh, obs.file)
+                    status_dirty = True
+                elif isinstance(obs, Fault):
+                    detail = {"message": obs.detail} if obs.detail else None
+                    self._emit("error", reason=obs.reason, detail=detail)
+                elif isinstance(obs, Firmware):
+                    self.fw = events.FirmwareInfo(name=obs.name, caps=dict(obs.caps))
+                    status_dirty = True
+            if status_dirty:
+                self.publish_status()
+
+    def _finish_job(self, reason: str, energy_wh: float | None = None, file: str | None = None) -> None:
+        if not self.ms.job_open:
+            return
+
+        def close_job(st: Any) -> None:
+            st.job_open = False
+
+        detail = {"file": file or self.job_file} if (file or self.job_file) else None
+        self._emit("job_finished", after=close_job, reason=reason, energy_wh=energy_wh, detail=detail)
+        self.job_file, self.progress = None, None
+        self._telemetry.pop("progress", None)
+        self._last_activity = time.monotonic()
+        if self._lock_pending:
+            self._lock_pending = False
+            self._apply_lock(True)
+            self._end_session("locked")
+
+    def _set_online(self, online: bool) -> None:
+        with self.lock:
+            if online != self.online:
+                self.online = online
+                if not online:
+                    self.state = "offline"
+                self._connected_at = time.monotonic()
+                self.publish_status()
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(0.1):
+            now = time.monotonic()
+            with self.lock:
+                if self._telemetry and now - self._last_telemetry >= self.cfg.telemetry_interval:
+                    msg = events.Telemetry(src=self.src, machine=self.id, readings=dict(self._telemetry))
+                    self._telemetry.clear()
+                    self._last_telemetry = now
+                    self.link.publish_now(msg)
+                    if self.progress != self._published_progress and self.ms.job_open:
+                        self.publish_status()
+                codec = self._codec
+                if self.ms.session_id and not self.ms.job_open and now - self._last_activity > self.cfg.session_idle_s:
+                    self._end_session("idle")
+                # a job remembered from before a restart or an unplugged cable that the controller no
+                # longer reports once we have heard from it for a while
+                settle = self.cfg.boot_wait + 3 * self.cfg.poll_interval + self.cfg.ack_timeout
+                if (
+                    self.ms.job_open
+                    and self.online
+                    and codec is not None
+                    and not codec.in_job
+                    and now - self._connected_at > settle
+                ):
+                    self._finish_job("lost")
+                    self.publish_status()
+
+    # ================================================================================ serial
+    def _serial_loop(self) -> None:
+        backoff = self.cfg.reconnect_min
+        while not self._stop.is_set():
+            try:
+                ser = serial.Serial(self.cfg.port, self.cfg.baud, timeout=0.05, write_timeout=2)
+            except (serial.SerialException, OSError, ValueError) as exc:
+                log.debug("%s: cannot open %s: %s", self.id, self.cfg.port, exc)
+                self._set_online(False)
+                self._stop.wait(backoff)
+                backoff = min(self.cfg.reconnect_max, backoff * 2)
+                continue
+            backoff = self.cfg.reconnect_min
+            log.info("%s: opened %s", self.id, self.cfg.port)
+            try:
+                if self.cfg.driver == "marlin":
+                    self._run_marlin(ser)
+                else:
+                    self._run_grbl(ser)
+            except (serial.SerialException, OSError) as exc:
+                log.warning("%s: serial port lost: %s", self.id, exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    ser.close()
+                self._codec = None
+                self._set_online(False)
+
+    @staticmethod
+    def _read(ser: serial.Serial, timeout: float) -> bytes:
+        ready, _, _ = select.select([ser.fileno()], [], [], timeout)
+        if not ready:
+            return b""
+        data = os.read(ser.fileno(), 4096)
+        if not data:
+            raise serial.SerialException("device disconnected")
+        return data
+
+    def _run_marlin(self, ser: serial.Serial) -> None:
+        codec, enc, lines = MarlinCodec(), MarlinLineEncoder(), LineBuffer()
+        self._codec = codec
+        poll = self.cfg.poll_interval
+        pending: float | None = None  # send time of the unacknowledged line
+        queue: deque[str] = deque()
+        autoreport = False
+
+        def init() -> None:
+            nonlocal pending, autoreport
+            queue.clear()
+            pending, autoreport = None, False
+            ser.write(enc.reset().encode())
+            pending = time.monotonic()
+            queue.append("M115")
+
+        # the board resets when the port opens: wait for its banner before talking to it
+        deadline = time.monotonic() + self.cfg.boot_wait
+        booted = False
+        while not booted and time.monotonic() < deadline and not self._stop.is_set():
+            for line in lines.feed(self._read(ser, 0.05)):
+                obs = codec.feed(line)
+                booted = booted or any(isinstance(o, Reset) for o in obs)
+                self.observe([o for o in obs if not isinstance(o, Reset)])
+        with self.lock:
+            self.state = codec.state
+        self._set_online(True)
+        init()
+        next_poll = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for line in lines.feed(self._read(ser, 0.02)):
+                obs = codec.feed(line)
+                rest: list[Observation] = []
+                for o in obs:
+                    if isinstance(o, Ack):
+                        pending = None
+                    elif isinstance(o, Busy):
+                        pending = now if pending is not None else None
+                    elif isinstance(o, Resend):
+                        try:
+                            for again in enc.resend(o.line):
+                                ser.write(again.encode())
+                        except KeyError:
+                            ser.write(enc.reset().encode())
+                        pending = now
+                    elif isinstance(o, Reset):
+                        log.info("%s: printer reset", self.id)
+                        init()
+                    else:
+                        if isinstance(o, Firmware) and poll >= 1:
+                            if o.caps.get("AUTOREPORT_TEMP") and o.caps.get("AUTOREPORT_SD_STATUS"):
+                                autoreport = True
+                                queue.append(f"M155 S{round(poll)}")
+                                queue.append(f"M27 S{round(poll)}")
+                        rest.append(o)
+                self.observe(rest)
+            with self.lock:
+                while self._commands:
+                    queue.append(self._commands.popleft())
+            if not autoreport and now >= next_poll:
+                next_poll = now + poll
+                for cmd in ("M105", "M27"):
+                    if cmd not in queue:
+                        queue.append(cmd)
+            if queue and (pending is None or now - pending > self.cfg.ack_timeout):
+                ser.write(enc.encode(queue.popleft()).encode())
+                pending = now
+
+    def _run_grbl(self, ser: serial.Serial) -> None:
+        codec, filt = GrblCodec(), GrblStatusFilter()
+        self._codec = codec
+        interval = max(STATUS_INTERVAL_MIN, self.cfg.poll_interval)
+        pty = self.passthrough
+        fd = ser.fileno()
+        self._set_online(True)
+        with self.lock:
+            self.state = "idle"
+        next_poll = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_poll:
+                ser.write(filt.inject_query(now))
+                next_poll = now + interval
+            watch = [fd] + ([pty.master] if pty and pty.master is not None and pty.connected() else [])
+            ready, _, _ = select.select(watch, [], [], max(0.0, min(0.05, next_poll - now)))
+            if fd in ready:
+                data = os.read(fd, 4096)
+                if not data:
+                    raise serial.SerialException("device disconnected")
+                to_sender, lines = filt.from_controller(data, time.monotonic())
+                if pty and to_sender and pty.connected():
+                    pty.write(to_sender, timeout=0.05)
+                for line in lines:
+                    self.observe(codec.feed(line))
+            if pty and pty.master is not None and pty.master in ready:
+                data = pty.read(0)
+                if data:
+                    ser.write(filt.from_sender(data))
+
+    # ================================================================================ print servers
+    def handle_print_server(self, topic: str, payload: bytes) -> None:
+        assert self.adapter is not None
+        self.observe(self.adapter.feed(topic, payload))
+
+    # ================================================================================ plug
+    def handle_plug(self, topic: str, payload: bytes) -> None:
+        p = self.cfg.plug
+        assert p is not None
+        reading = parse_tasmota(topic, payload) if p.kind == "tasmota" else parse_shelly(topic, payload)
+        if reading is None or reading.power_w is None or self._detector is None:
+            return
+        self.observe(self._detector.feed(reading.power_w, time.monotonic()))
+
+    def _switch_plug(self, on: bool) -> None:
+        p = self.cfg.plug
+        if p is None:
+            return
+        topic, payload = tasmota_switch(p.device, on) if p.kind == "tasmota" else shelly_switch(p.device, on)
+        self.link.publish_raw(topic, payload)
+
+    # ================================================================================ lock, commands
+    def _apply_lock(self, locked: bool) -> None:
+        if self.cfg.lock == "plug":
+            self._switch_plug(not locked)
+        elif self.cfg.lock == "firmware" and self.cfg.driver == "marlin":
+            self._commands.append("M117 Locked - scan badge" if locked else "M117 Ready")
+
+    def lock_machine(self, reason: str = "locked") -> None:
+        with self.lock:
+            self.locked = True
+            if self.ms.job_open:
+                self._lock_pending = True  # never cut power under a running job
+            else:
+                self._apply_lock(True)
+                self._end_session(reason)
+            self.publish_status()
+
+    def unlock_machine(self) -> None:
+        with self.lock:
+            self.locked = False
+            self._lock_pending = False
+            self._apply_lock(False)
+            self._last_activity = time.monotonic()
+            self.publish_status()
+
+    def power_off(self) -> None:
+        with self.lock:
+            if self.cfg.plug:
+                self._switch_plug(False)
+            elif self.cfg.driver == "marlin":
+                self._commands.append("M81")
+
+    def handle_cmd(self, topic: str, payload: bytes) -> None:
+        try:
+            msg = events.decode(topic, payload)
+        except events.ContractError as exc:
+            log.warning("%s: ignoring malformed cmd: %s", self.id, exc.reason)
+            return
+        assert isinstance(msg, events.Command)
+        log.info("%s: cmd %s from %s", self.id, msg.action, msg.src)
+        {"lock": self.lock_machine, "unlock": self.unlock_machine, "power_off": self.power_off}[msg.action]()
+
+    # ================================================================================ badges
+    def handle_auth_response(self, topic: str, payload: bytes) -> None:
+        try:
+            msg = events.decode(topic, payload)
+        except events.ContractError as exc:
+            log.warning("%s: ignoring malformed auth response: %s", self.id, exc.reason)
+            return
+        assert isinstance(msg, events.AuthResponse)
+        waiter = self._auth_waiters.get(msg.request_id)
+        if waiter is not None:
+            waiter[1] = msg
+            waiter[0].set()
+
+    def badge_scanned(self, scan: BadgeScan) -> bool:
+        """Ask the server whether ``scan`` may use the machine; unlock and open a session on ``allow``
+        within ``auth_timeout``. A scan by the holder of the open session (no job running) checks out."""
+        badge = {"tech": scan.tech, "uid": scan.uid}
+        with self.lock:
+            if self.ms.session_id and self.ms.session_badge == badge and not self.ms.job_open:
+                self._end_session("checkout")
+                self.lock_machine("checkout")
+                return False
+        req = events.AuthRequest(src=self.src, machine=self.id, badge=events.Badge(**badge))
+        waiter: list[Any] = [threading.Event(), None]
+        self._auth_waiters[req.msg_id] = waiter
+        try:
+            if not self.link.publish_now(req):
+                log.warning("%s: broker unreachable, badge %s not authorized", self.id, scan.uid)
+                return False
+            waiter[0].wait(self.cfg.auth_timeout)
+        finally:
+            self._auth_waiters.pop(req.msg_id, None)
+        resp: events.AuthResponse | None = waiter[1]
+        if resp is None or resp.decision != "allow":
+            log.info("%s: badge %s denied (%s)", self.id, scan.uid, resp.reason if resp else "timeout")
+            return False
+        with self.lock:
+            if not self.ms.job_open:
+                self._end_session("new_badge")
+                self._start_session(badge)
+            self.unlock_machine()
+        return True
+
+    def _badge_loop(self) -> None:
+        b = self.cfg.badge
+        assert b is not None
+        while not self._stop.is_set():
+            try:
+                if b.reader == "rdm6300":
+                    parser = Rdm6300Parser(b.debounce_s)
+                    with serial.Serial(b.port, b.baud, timeout=0.1) as port:
+                        while not self._stop.is_set():
+                            for scan in parser.feed(port.read(64), time.monotonic()):
+                                self.badge_scanned(scan)
+                else:
+                    reader = WedgeReader(b.debounce_s)
+                    with open(b.port, encoding="utf-8", errors="replace") as stream:
+                        for line in stream:
+                            if self._stop.is_set():
+                                return
+                            scan = reader.feed_line(line, time.monotonic())
+                            if scan:
+                                self.badge_scanned(scan)
+            except (serial.SerialException, OSError) as exc:
+                log.debug("%s: badge reader %s: %s", self.id, b.port, exc)
+            self._stop.wait(1.0)
