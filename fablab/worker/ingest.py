@@ -278,9 +278,10 @@ def _dead(item: Incoming, reason: str) -> dict[str, Any]:
 
 def _observation(msg: ev.Message) -> sz.Observation | None:
     if isinstance(msg, ev.MachineEvent):
+        file = (msg.detail or {}).get("file")
         return sz.Observation(kind=msg.type, ts=ev.parse_ts(msg.ts), machine=msg.machine, session_id=msg.session_id,
                               seq=msg.seq, badge=msg.badge.uid if msg.badge else None, energy_wh=msg.energy_wh,
-                              msg_id=msg.msg_id)
+                              job_file=file if isinstance(file, str) else None, msg_id=msg.msg_id)
     if isinstance(msg, ev.MachineStatus):
         return sz.Observation(kind="status", ts=ev.parse_ts(msg.ts), machine=msg.machine, state=msg.state,
                               job_file=msg.job.file if msg.job else None, msg_id=msg.msg_id)
