@@ -3,6 +3,7 @@ lifecycle actions, maintenance blocks, the policy editor and the iCal feeds."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -144,37 +145,33 @@ def _refused(booking: Booking, exc: Exception) -> Any:
     return redirect(url_for("bookings.detail", booking_id=booking.id))
 
 
+def _lifecycle(booking_id: int, action: Callable[[Booking], object], message: str) -> Any:
+    booking = _booking(booking_id)
+    try:
+        action(booking)
+    except (svc.BookingRejected, svc.NotAllowed) as exc:
+        return _refused(booking, exc)
+    return _after_action(booking, message)
+
+
 @bp.post("/bookings/<int:booking_id>/cancel")
 @login_required
 def cancel(booking_id: int) -> Any:
-    booking = _booking(booking_id)
-    try:
-        svc.cancel_booking(booking, g.member, request.form.get("reason", ""))
-    except (svc.BookingRejected, svc.NotAllowed) as exc:
-        return _refused(booking, exc)
-    return _after_action(booking, "Booking cancelled; the time is free for others.")
+    return _lifecycle(booking_id, lambda b: svc.cancel_booking(b, g.member, request.form.get("reason", "")),
+                      "Booking cancelled; the time is free for others.")
 
 
 @bp.post("/bookings/<int:booking_id>/checkin")
 @login_required
 def checkin(booking_id: int) -> Any:
-    booking = _booking(booking_id)
-    try:
-        svc.check_in(booking, g.member)
-    except (svc.BookingRejected, svc.NotAllowed) as exc:
-        return _refused(booking, exc)
-    return _after_action(booking, "Checked in. Have a good session!")
+    return _lifecycle(booking_id, lambda b: svc.check_in(b, g.member), "Checked in. Have a good session!")
 
 
 @bp.post("/bookings/<int:booking_id>/end")
 @login_required
 def end(booking_id: int) -> Any:
-    booking = _booking(booking_id)
-    try:
-        svc.end_early(booking, g.member)
-    except (svc.BookingRejected, svc.NotAllowed) as exc:
-        return _refused(booking, exc)
-    return _after_action(booking, "Booking ended; the rest of the time is free for others.")
+    return _lifecycle(booking_id, lambda b: svc.end_early(b, g.member),
+                      "Booking ended; the rest of the time is free for others.")
 
 
 @bp.post("/bookings/<int:booking_id>/change")
