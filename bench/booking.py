@@ -114,6 +114,54 @@ def _client_process(cfg: dict, machine_id: int, member_id: int, i: int, base: da
     out.put((ok, rej, time.time()))
 
 
+def _count_overlaps(app, machine_id: int) -> int:
+    with app.app_context():
+        rows = list(db.session.scalars(select(Booking).where(
+            Booking.machine_id == machine_id, Booking.status.in_([s.value for s in ACTIVE_STATUSES]))
+            .order_by(Booking.start_at)))
+        return sum(1 for a, b in zip(rows, rows[1:], strict=False) if a.end_at > b.start_at)
+
+
+def bench_threads(app, machine_id: int, member_ids: list[int], day: int) -> tuple[float, int, int, int]:
+    """16 clients as threads of one process (one WSGI worker with 16 threads)."""
+    import threading
+
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=day)
+    barrier = threading.Barrier(CLIENTS + 1)
+    counts = [0, 0]
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        with app.app_context():
+            member = db.session.get(Member, member_ids[i])
+            machine = db.session.get(Machine, machine_id)
+            db.session.commit()
+            barrier.wait()
+            ok = rej = 0
+            for k in range(PER_CLIENT):
+                slot = (k * CLIENTS + i) if k % 2 else (k * CLIENTS + i // 2)
+                start = base + timedelta(minutes=15 * slot)
+                try:
+                    svc.create_booking(member, machine, start, start + timedelta(minutes=15), source="bench")
+                    ok += 1
+                except svc.BookingRejected:
+                    rej += 1
+            db.session.remove()
+            with lock:
+                counts[0] += ok
+                counts[1] += rej
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    return sum(counts) / elapsed, counts[0], counts[1], _count_overlaps(app, machine_id)
+
+
 def bench_creations(app, cfg: dict, machine_id: int, member_ids: list[int]) -> tuple[float, int, int, int]:
     import multiprocessing as mp
 
@@ -135,12 +183,7 @@ def bench_creations(app, cfg: dict, machine_id: int, member_ids: list[int]) -> t
     elapsed = max(r[2] for r in results) - start_at
     ok = sum(r[0] for r in results)
     rej = sum(r[1] for r in results)
-    with app.app_context():
-        rows = list(db.session.scalars(select(Booking).where(
-            Booking.machine_id == machine_id, Booking.status.in_([s.value for s in ACTIVE_STATUSES]))
-            .order_by(Booking.start_at)))
-        overlaps = sum(1 for a, b in zip(rows, rows[1:], strict=False) if a.end_at > b.start_at)
-    return (ok + rej) / elapsed, ok, rej, overlaps
+    return (ok + rej) / elapsed, ok, rej, _count_overlaps(app, machine_id)
 
 
 def run(label: str, url: str | None) -> None:
@@ -149,8 +192,11 @@ def run(label: str, url: str | None) -> None:
         try:
             avail_id, member_ids, race_id = setup(app)
             ms = bench_availability(app, avail_id)
-            rate, ok, rej, overlaps = bench_creations(app, cfg, race_id, member_ids)
             print(f"{label:10} availability (1 week, 500 bookings): median {ms:.2f} ms")
+            rate, ok, rej, overlaps = bench_threads(app, race_id, member_ids, day=30)
+            print(f"{label:10} {CLIENTS} concurrent client threads: {rate:.0f} booking requests/s "
+                  f"({ok} booked, {rej} refused as overlapping), overlaps afterwards: {overlaps}")
+            rate, ok, rej, overlaps = bench_creations(app, cfg, race_id, member_ids)
             print(f"{label:10} {CLIENTS} concurrent client processes: {rate:.0f} booking requests/s "
                   f"({ok} booked, {rej} refused as overlapping), overlaps afterwards: {overlaps}")
         finally:

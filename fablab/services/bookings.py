@@ -145,6 +145,13 @@ def _record_released(machine: Machine, lo: datetime, hi: datetime, policy: pol.B
     )
 
 
+def _has_stale(mb: MachineBookings, lo: datetime, hi: datetime, policy: pol.BookingPolicy, now: datetime) -> bool:
+    """Is there a confirmed booking in [lo, hi) whose check-in grace passed? (Then it must be recorded as
+    released before a new booking may take its time; usually there is none and no write is needed.)"""
+    return any(b.status == BookingStatus.CONFIRMED and b.checked_in_at is None and b.end > lo and b.start < hi
+               and b.start < now - policy.checkin_grace for b in mb.existing)
+
+
 def _overlap_violation(machine: Machine, start: datetime, end: datetime) -> rules.RuleViolation:
     return rules.RuleViolation(
         "overlap", f"{machine.name} was just booked by someone else for part of that time.",
@@ -199,8 +206,9 @@ def create_booking(member: Member, machine: Machine, start: datetime, end: datet
         with write_transaction():
             _lock_member(member)
             lo, hi = _context_window(start, end, policy, tz)
-            _record_released(machine, start - policy.buffer, end + policy.buffer, policy, now)
             mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id)
+            if _has_stale(mb, start - policy.buffer, end + policy.buffer, policy, now):
+                _record_released(machine, start - policy.buffer, end + policy.buffer, policy, now)
             violations = rules.check_booking(
                 policy, rules.BookingRequest(machine.id, member.id, start, end), mb.existing,
                 member_context(member, machine, now), now, tz, blocks=mb.blocks,
