@@ -8,3 +8,4 @@ from . import bookings, machines, openapi  # noqa: E402,F401
 from . import scheduling  # noqa: E402,F401
 from . import designs  # noqa: E402,F401
 from . import fairness  # noqa: E402,F401
+from . import usage  # noqa: E402,F401
