@@ -13,16 +13,15 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, select, text  # noqa: E402
+from benchdb import bench_app  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from fablab import create_app  # noqa: E402
-from fablab.cli import upgrade_db  # noqa: E402
 from fablab.extensions import db  # noqa: E402
 from fablab.models import ACTIVE_STATUSES, Booking, Machine, MachineType, Member  # noqa: E402
 from fablab.services import bookings as svc  # noqa: E402
@@ -35,28 +34,6 @@ RULES = {"slot_minutes": 15, "min_minutes": 15, "max_minutes": 240, "opening_hou
          "max_future_bookings": None, "qualification_required": False}
 CLIENTS = 16
 PER_CLIENT = 40
-
-
-def make_app(url: str | None, tmp: Path):  # returns (app, schema, cfg)
-    cfg = {"INSTANCE_PATH": str(tmp), "SECRET_KEY": "bench", "TESTING": True}
-    schema = None
-    if url:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        eng = create_engine(url, isolation_level="AUTOCOMMIT")
-        with eng.connect() as c:
-            c.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-        eng.dispose()
-        cfg["SQLALCHEMY_DATABASE_URI"] = url
-        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"options": f"-csearch_path={schema},public"},
-                                            "pool_size": 2}
-    else:
-        cfg["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp / 'bench.db'}"
-        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_size": 2}
-    app = create_app(cfg)
-    with app.app_context():
-        upgrade_db()
-    return app, schema, cfg
 
 
 def setup(app) -> tuple[int, list[int], int]:
@@ -187,26 +164,19 @@ def bench_creations(app, cfg: dict, machine_id: int, member_ids: list[int]) -> t
 
 
 def run(label: str, url: str | None) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        app, schema, cfg = make_app(url, Path(tmp))
-        try:
-            avail_id, member_ids, race_id = setup(app)
-            ms = bench_availability(app, avail_id)
-            print(f"{label:10} availability (1 week, 500 bookings): median {ms:.2f} ms")
-            rate, ok, rej, overlaps = bench_threads(app, race_id, member_ids, day=30)
-            print(f"{label:10} {CLIENTS} concurrent client threads: {rate:.0f} booking requests/s "
-                  f"({ok} booked, {rej} refused as overlapping), overlaps afterwards: {overlaps}")
-            rate, ok, rej, overlaps = bench_creations(app, cfg, race_id, member_ids)
-            print(f"{label:10} {CLIENTS} concurrent client processes: {rate:.0f} booking requests/s "
-                  f"({ok} booked, {rej} refused as overlapping), overlaps afterwards: {overlaps}")
-        finally:
-            with app.app_context():
-                db.engine.dispose()
-            if schema:
-                eng = create_engine(url, isolation_level="AUTOCOMMIT")
-                with eng.connect() as c:
-                    c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                eng.dispose()
+    with tempfile.TemporaryDirectory() as tmp, \
+            bench_app(Path(tmp), url, engine_options={"pool_size": CLIENTS + 2}) as (app, cfg):
+        avail_id, member_ids, race_id = setup(app)
+        ms = bench_availability(app, avail_id)
+        print(f"{label:10} availability (1 week, 500 bookings): median {ms:.2f} ms")
+        rate, ok, rej, overlaps = bench_threads(app, race_id, member_ids, day=30)
+        print(f"{label:10} {CLIENTS} concurrent client threads: {rate:.0f} booking requests/s "
+              f"({ok} booked, {rej} refused as overlapping), overlaps afterwards: {overlaps}")
+        # the child processes get small pools of their own
+        rate, ok, rej, overlaps = bench_creations(app, {**cfg, "SQLALCHEMY_ENGINE_OPTIONS": {
+            **cfg.get("SQLALCHEMY_ENGINE_OPTIONS", {}), "pool_size": 2}}, race_id, member_ids)
+        print(f"{label:10} {CLIENTS} concurrent client processes: {rate:.0f} booking requests/s "
+              f"({ok} booked, {rej} refused as overlapping), overlaps afterwards: {overlaps}")
 
 
 if __name__ == "__main__":

@@ -23,11 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import paho.mqtt.client as mqtt  # noqa: E402
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from benchdb import bench_app  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from devices import events as ev  # noqa: E402
-from fablab import create_app  # noqa: E402
-from fablab.cli import upgrade_db  # noqa: E402
 from fablab.demo_broker import find_mosquitto, free_port, wait_for_port  # noqa: E402
 from fablab.extensions import db  # noqa: E402
 from fablab.models import Machine, MachineType  # noqa: E402
@@ -124,22 +123,12 @@ def worker_run(label: str, url: str | None, port: int, msgs: list[tuple[str, byt
                tmp: Path) -> tuple[float, list[float]]:
     """Throughput from a burst of `msgs`; latency from a paced stream afterwards (a burst measures the
     queue, not the pipeline)."""
-    cfg = {"INSTANCE_PATH": str(tmp / label), "SECRET_KEY": "bench", "TESTING": True}
-    schema = None
-    if url:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        eng = create_engine(url, isolation_level="AUTOCOMMIT")
-        with eng.connect() as c:
-            c.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-        eng.dispose()
-        cfg["SQLALCHEMY_DATABASE_URI"] = url
-        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"options": f"-csearch_path={schema},public"}}
-    else:
-        cfg["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp / (label + '.db')}"
-    app = create_app(cfg)
+    with bench_app(tmp, url, name=label) as (app, _):
+        return _worker_run(app, label, port, msgs)
+
+
+def _worker_run(app, label: str, port: int, msgs: list[tuple[str, bytes]]) -> tuple[float, list[float]]:  # noqa: ANN001
     with app.app_context():
-        upgrade_db()
         t = MachineType(slug="3d_printer", name="Printer")
         db.session.add_all([Machine(slug=m, name=m, machine_type=t) for m in MACHINES])
         db.session.commit()
@@ -181,13 +170,6 @@ def worker_run(label: str, url: str | None, port: int, msgs: list[tuple[str, byt
     thread.join(10)
     pub.disconnect()
     pub.loop_stop()
-    with app.app_context():
-        db.engine.dispose()
-    if schema:
-        eng = create_engine(url, isolation_level="AUTOCOMMIT")
-        with eng.connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        eng.dispose()
     return len(msgs) / elapsed, latencies
 
 

@@ -19,18 +19,16 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchdb import bench_app  # noqa: E402
 from flask import g, render_template  # noqa: E402
-from sqlalchemy import create_engine, insert, text  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
-from fablab import create_app  # noqa: E402
 from fablab.auth import auth_version  # noqa: E402
-from fablab.cli import upgrade_db  # noqa: E402
 from fablab.domain import allocation as alloc  # noqa: E402
 from fablab.domain import fairshare as fs  # noqa: E402
 from fablab.extensions import db  # noqa: E402
@@ -45,26 +43,6 @@ MEMBERS, MACHINES, DAYS, PER_DAY = 200, 20, 365, 14
 TYPES = [("3d_printer", "3D printer", 8), ("laser_cutter", "Laser cutter", 4), ("cnc_mill", "CNC mill", 3),
          ("vinyl_cutter", "Vinyl cutter", 2), ("electronics", "Electronics bench", 3)]
 REPEAT = 5
-
-
-def make_app(url: str | None, tmp: Path):  # returns (app, schema)
-    cfg = {"INSTANCE_PATH": str(tmp), "SECRET_KEY": "bench", "TESTING": True}
-    schema = None
-    if url:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        eng = create_engine(url, isolation_level="AUTOCOMMIT")
-        with eng.connect() as c:
-            c.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-        eng.dispose()
-        cfg["SQLALCHEMY_DATABASE_URI"] = url
-        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"options": f"-csearch_path={schema},public"}}
-    else:
-        cfg["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp / 'bench.db'}"
-    app = create_app(cfg)
-    with app.app_context():
-        upgrade_db()
-    return app, schema
 
 
 def populate(app, now: datetime) -> dict[str, float]:
@@ -238,40 +216,29 @@ def report(name: str, parts: dict[str, float]) -> None:
 
 def run(url: str | None) -> None:
     label = "PostgreSQL" if url else "SQLite"
-    with tempfile.TemporaryDirectory() as tmp:
-        app, schema = make_app(url, Path(tmp))
-        try:
-            now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-            counts = populate(app, now)
-            print(f"{label}: {counts['bookings']} bookings, {counts['sessions']} usage sessions, "
-                  f"{counts['windows']} windows, {counts['requests']} window requests "
-                  f"(bulk insert {counts['populate_s']:.1f} s)")
-            month, review = time_review(app, svc.ReviewQuery.default(now), now)
-            report("last 4 weeks", month)
-            year, year_review = time_review(app, svc.ReviewQuery(now - timedelta(days=DAYS), now), now)
-            report("whole year", year)
-            print(f"  GET /fairness (admin, last 4 weeks, end to end): {time_http(app) * 1000:.1f} ms")
-            for name, r in (("last 4 weeks", review), ("whole year", year_review)):
-                t = r.totals
-                print(f"  {name}: {t.members} members, {t.used_hours:.0f} h used of {t.requested_hours:.0f} h "
-                      f"requested, unmet {t.unmet_hours:.0f} h; Gini {r.gini:.3f}, Jain {r.jain:.3f}; no-shows "
-                      f"{t.no_shows} ({(t.no_show_rate or 0):.1%}), late cancellations {t.late_cancels}; lottery "
-                      f"{r.lottery.lottery_events} events in {r.lottery.windows} windows, {r.lottery.verified} "
-                      f"verified, deviation {r.lottery.deviation:.1f}")
-                for s in r.statements[:4]:
-                    print(f"    {s}")
-            ok = month["total"] < 1 and year["total"] < 1
-            print(f"  target < 1 s: {'met' if ok else 'NOT met'} (4 weeks {month['total']:.3f} s, "
-                  f"year {year['total']:.3f} s)")
-        finally:
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
-            if schema:
-                eng = create_engine(url, isolation_level="AUTOCOMMIT")
-                with eng.connect() as c:
-                    c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                eng.dispose()
+    with tempfile.TemporaryDirectory() as tmp, bench_app(Path(tmp), url) as (app, _):
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        counts = populate(app, now)
+        print(f"{label}: {counts['bookings']} bookings, {counts['sessions']} usage sessions, "
+              f"{counts['windows']} windows, {counts['requests']} window requests "
+              f"(bulk insert {counts['populate_s']:.1f} s)")
+        month, review = time_review(app, svc.ReviewQuery.default(now), now)
+        report("last 4 weeks", month)
+        year, year_review = time_review(app, svc.ReviewQuery(now - timedelta(days=DAYS), now), now)
+        report("whole year", year)
+        print(f"  GET /fairness (admin, last 4 weeks, end to end): {time_http(app) * 1000:.1f} ms")
+        for name, r in (("last 4 weeks", review), ("whole year", year_review)):
+            t = r.totals
+            print(f"  {name}: {t.members} members, {t.used_hours:.0f} h used of {t.requested_hours:.0f} h "
+                  f"requested, unmet {t.unmet_hours:.0f} h; Gini {r.gini:.3f}, Jain {r.jain:.3f}; no-shows "
+                  f"{t.no_shows} ({(t.no_show_rate or 0):.1%}), late cancellations {t.late_cancels}; lottery "
+                  f"{r.lottery.lottery_events} events in {r.lottery.windows} windows, {r.lottery.verified} "
+                  f"verified, deviation {r.lottery.deviation:.1f}")
+            for s in r.statements[:4]:
+                print(f"    {s}")
+        ok = month["total"] < 1 and year["total"] < 1
+        print(f"  target < 1 s: {'met' if ok else 'NOT met'} (4 weeks {month['total']:.3f} s, "
+              f"year {year['total']:.3f} s)")
 
 
 if __name__ == "__main__":
