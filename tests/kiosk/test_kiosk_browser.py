@@ -224,3 +224,15 @@ def test_board_updates_after_api_booking_and_survives_restart(app, browser, serv
     server.start()
     expect(page.locator("#conn")).to_have_text("", timeout=15000)
     assert page.locator('.k-machine[data-machine="printer-1"]').count() == 1
+
+
+def test_out_of_order_machine_is_shown_and_not_bookable(browser, server, lab) -> None:
+    lab["printer"].status = "out_of_order"
+    db.session.commit()
+    page = _kiosk_page(browser, server)
+    row = page.locator('.k-machine[data-machine="printer-1"]')
+    assert row.get_attribute("data-state") == "out_of_order" and "Out of order" in row.inner_text()
+    _scan(page, "04A1B2C3")
+    page.wait_for_selector("text=Hello, Ada")
+    book_row = page.locator('.k-book-row[data-machine="printer-1"]')
+    assert "Out of order" in book_row.inner_text() and book_row.locator("button").count() == 0
