@@ -61,24 +61,30 @@ class Autopilot:
         self._stop.set()
 
 
-def _book_demo_use(app: Flask) -> None:
-    """A booking on the printer covering now, so the simulated print checks it in automatically."""
+def _book_demo_use(app: Flask) -> str:
+    """A booking on the printer covering now for the first member allowed to use it, so the simulated
+    print checks it in by itself."""
     from .domain import policy as pol
-    from .models import Machine, Member
+    from .models import Machine, Member, Role
     from .services import bookings as svc
 
     with app.app_context():
         printer = db.session.scalar(db.select(Machine).where(Machine.slug == "ender-3"))
-        ada = db.session.scalar(db.select(Member).where(Member.email == "ada@fablab.example"))
-        if printer is None or ada is None:
-            return
+        if printer is None:
+            return ""
         now = utcnow()
-        policy = svc.policy_for(printer)
-        start = pol.current_slot_start(policy, now, svc.lab_tz())  # running now: checked in at once
-        try:
-            svc.create_booking(ada, printer, start, start + timedelta(hours=2), source="web", now=now)
-        except svc.BookingRejected:
-            pass
+        start = pol.current_slot_start(svc.policy_for(printer), now, svc.lab_tz())
+        members = db.session.scalars(db.select(Member).where(Member.role == Role.MEMBER.value)
+                                     .order_by(Member.member_no))
+        for member in members:
+            if svc.check_only(member, printer, start, start + timedelta(hours=2), now):
+                continue
+            try:
+                svc.create_booking(member, printer, start, start + timedelta(hours=2), source="web", now=now)
+            except svc.BookingRejected:
+                continue
+            return f"{member.name} has the Ender 3 booked now; its simulated print checks that booking in."
+        return ""
 
 
 def run_demo(host: str, port: int) -> None:
@@ -140,7 +146,7 @@ def run_demo(host: str, port: int) -> None:
     atexit.register(_cleanup)
     # Ctrl-C or a plain kill: stop the broker, worker, bridge and simulators too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    _book_demo_use(app)
+    booked = _book_demo_use(app)
     Autopilot(marlin, grbl).start()
     from .services import kiosk as kiosk_service
 
@@ -154,6 +160,8 @@ def run_demo(host: str, port: int) -> None:
     click.echo(f"  Broker:            {broker.kind} on 127.0.0.1:{broker.port}; worker and bridge logs in "
                f"{work / 'processes.log'}")
     click.echo("  Simulated machines: Ender 3 V2 (Marlin) and K40 laser (GRBL) start jobs every few minutes.")
+    if booked:
+        click.echo(f"                     {booked}")
     click.echo(f"  Demo logins (password {DEMO_PASSWORD}):")
     for login in demo_logins()[:4]:
         click.echo(f"    {login.role:8} {login.email:28} member no. {login.member_no}  PIN {login.pin}"
