@@ -1,20 +1,28 @@
 """Share one serial port between the bridge and the operator's G-code sender (UGS, bCNC, LightBurn, CNCjs).
 
-The bridge owns the real port and offers the sender a pseudo-terminal (``PtyPort``; a TCP socket works
-the same way). Everything the sender writes goes to the controller unchanged. The bridge injects its own
-``?`` status queries; GRBL answers each ``?`` with one ``<...>`` line, so ``GrblStatusFilter`` counts the
-queries that are outstanding and withholds as many status replies from the sender as the bridge asked
-for, unless the sender asked too. Every line from the controller is still observed by the bridge.
+The bridge owns the real port and offers the sender a pseudo-terminal (``PtyPort``) or a raw TCP socket
+like ser2net (``TcpPort``, one sender at a time). Both have the same small interface the bridge's loop
+uses: ``open``, ``close``, ``connected``, ``fds`` (to add to its ``select``), ``service`` (the sender's
+bytes once one of those fds is readable) and ``write``.
+
+Everything the sender writes goes to the controller unchanged. The bridge injects its own ``?`` status
+queries; GRBL answers each ``?`` with one ``<...>`` line, so ``GrblStatusFilter`` counts the queries that
+are outstanding and withholds as many status replies from the sender as the bridge asked for, unless
+the sender asked too. Every line from the controller is still observed by the bridge.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
+import socket
 import time
 import tty
 from collections import deque
+
+log = logging.getLogger(__name__)
 
 
 class GrblStatusFilter:
@@ -38,6 +46,10 @@ class GrblStatusFilter:
         """
         self.sender_pending += data.count(b"?")
         return data
+
+    def sender_gone(self) -> None:
+        """The sender disconnected: its unanswered ``?`` must not let status replies through to the next one."""
+        self.sender_pending = 0
 
     def inject_query(self, now: float) -> bytes:
         """Our own status query: write the returned byte to the controller."""
@@ -139,6 +151,14 @@ class PtyPort:
         except OSError:
             return b""
 
+    def fds(self) -> list[int]:
+        """What to watch for the sender's bytes (nothing while no client has the slave open)."""
+        return [self.master] if self.master is not None and self.connected() else []
+
+    def service(self, ready: list[int]) -> bytes:
+        """The client's bytes if ``select`` found the master readable."""
+        return self.read(0) if self.master is not None and self.master in ready else b""
+
     def write(self, data: bytes, timeout: float = 0.5) -> bool:
         """Write all of ``data``; False (data dropped) if the client does not read within ``timeout``."""
         fd = self.master
@@ -155,5 +175,143 @@ class PtyPort:
                 if not poller.poll(timeout * 1000):
                     return False
             except OSError:
+                return False
+        return True
+
+
+BUSY_MESSAGE = b"fablab-bridge: busy, another G-code sender is connected\r\n"
+
+
+class TcpPort:
+    """A raw TCP listener (ser2net's "raw" mode, not telnet/RFC 2217) for one G-code sender at a time.
+
+    A second connection while a sender is connected is refused: it gets ``BUSY_MESSAGE`` and is closed,
+    and the first sender keeps the machine (taking over a port mid-job would leave a half-streamed
+    program). Dead peers (a laptop that left the Wi-Fi) are found by TCP keepalive and the TCP user
+    timeout within about 30 s, so they do not hold the port forever. Not thread-safe: ``fds``,
+    ``service`` and ``write`` run in the thread that owns the serial port; ``open``/``close`` before and
+    after it.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, busy_message: bytes = BUSY_MESSAGE) -> None:
+        self.host, self.port = host, port
+        self.busy_message = busy_message
+        self.listener: socket.socket | None = None
+        self.client: socket.socket | None = None
+        self.peer: str | None = None
+        self.refused = 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound address; with port 0 the kernel picked a free port (tests)."""
+        if self.listener is None:
+            return self.host, self.port
+        addr = self.listener.getsockname()
+        return addr[0], addr[1]
+
+    @property
+    def path(self) -> str:
+        host, port = self.address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def open(self) -> str:
+        infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _, _, _, sockaddr = infos[0]
+        listener = socket.create_server(sockaddr[:2], family=family, backlog=4)
+        listener.setblocking(False)
+        self.listener = listener
+        return self.path
+
+    def close(self) -> None:
+        self.disconnect("bridge stopping")
+        if self.listener is not None:
+            sock, self.listener = self.listener, None
+            sock.close()
+
+    def connected(self) -> bool:
+        return self.client is not None
+
+    def disconnect(self, why: str) -> None:
+        """Drop the current sender (it sees the connection close), e.g. when the controller went away."""
+        if self.client is None:
+            return
+        sock, self.client = self.client, None
+        log.info("pass-through %s: sender %s disconnected (%s)", self.path, self.peer, why)
+        self.peer = None
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+    def fds(self) -> list[int]:
+        fds = [self.listener.fileno()] if self.listener is not None else []
+        return fds + ([self.client.fileno()] if self.client is not None else [])
+
+    def service(self, ready: list[int]) -> bytes:
+        """Accept or refuse new connections, and return what the sender wrote (b"" if nothing)."""
+        client = self.client
+        data = b""
+        if client is not None and client.fileno() in ready:
+            try:
+                data = client.recv(4096)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                self.disconnect(str(exc))
+            else:
+                if not data:
+                    self.disconnect("closed by the sender")
+        if self.listener is not None and self.listener.fileno() in ready:
+            self._accept()
+        return data
+
+    def _accept(self) -> None:
+        assert self.listener is not None
+        while True:
+            try:
+                sock, addr = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. EMFILE: leave it in the backlog for the next round
+                log.warning("pass-through %s: accept failed: %s", self.path, exc)
+                return
+            peer = f"{addr[0]}:{addr[1]}"
+            if self.client is not None:
+                self.refused += 1
+                log.info("pass-through %s: refused %s, %s is connected", self.path, peer, self.peer)
+                with contextlib.suppress(OSError):
+                    sock.setblocking(False)
+                    sock.send(self.busy_message)
+                    sock.shutdown(socket.SHUT_WR)
+                sock.close()
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each ``ok`` goes out at once
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            # keepalive finds an idle dead peer; the user timeout one that left data unacknowledged
+            for opt, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3),
+                               ("TCP_USER_TIMEOUT", 30_000)):
+                if hasattr(socket, opt):  # Linux; elsewhere the system defaults apply
+                    sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
+            self.client, self.peer = sock, peer
+            log.info("pass-through %s: sender %s connected", self.path, peer)
+
+    def write(self, data: bytes, timeout: float = 0.5) -> bool:
+        """Send all of ``data`` to the sender. A sender that does not read within ``timeout`` (the socket
+        buffer is full) is disconnected rather than silently losing part of its stream; False then."""
+        client = self.client
+        if client is None:
+            return False
+        view = memoryview(data)
+        poller = select.poll()
+        poller.register(client.fileno(), select.POLLOUT)
+        while view:
+            try:
+                view = view[client.send(view):]
+            except BlockingIOError:
+                if not poller.poll(timeout * 1000):
+                    self.disconnect("not reading")
+                    return False
+            except OSError as exc:
+                self.disconnect(str(exc))
                 return False
         return True

@@ -40,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    bridge.start()
+    try:
+        bridge.start()
+    except OSError as exc:  # a pass-through port in use or a pty link without permission
+        print(f"fablab-bridge: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     bridge.wait()
     return 0
 

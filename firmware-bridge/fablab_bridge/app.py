@@ -24,6 +24,18 @@ class Bridge:
         self._stopped = threading.Event()
 
     def start(self) -> Bridge:
+        """Raises OSError (nothing left running) if a pass-through pty or TCP port cannot be opened."""
+        opened: list[MachineRunner] = []
+        for runner in self.machines.values():
+            try:
+                runner.open_passthrough()
+            except OSError as exc:
+                for done in opened:
+                    done.stop()
+                where = runner.passthrough.path if runner.passthrough else ""
+                msg = f"machine '{runner.id}': cannot open pass-through {where}: {exc.strerror or exc}"
+                raise OSError(exc.errno, msg) from exc
+            opened.append(runner)
         for runner in self.machines.values():
             runner.start()
         self.link.start()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ PLUG_KINDS = ("tasmota", "shelly")
 READERS = ("rdm6300", "wedge")
 LOCK_MODES = ("none", "plug", "firmware")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+DEFAULT_TCP_HOST = "127.0.0.1"  # the raw protocol has no authentication: local senders only by default
 
 
 class ConfigError(ValueError):
@@ -72,6 +76,7 @@ class MachineConfig:
     start_locked: bool = False
     auth_timeout: float = 5.0
     passthrough: str | None = None  # GRBL: symlink path of the pty offered to a G-code sender
+    passthrough_tcp: tuple[str, int] | None = None  # GRBL: (host, port) a sender connects to over TCP
     source: str | None = None  # octoprint: the plugin's base topic; moonraker: the instance name
     plug: PlugConfig | None = None
     badge: BadgeConfig | None = None
@@ -123,6 +128,40 @@ def _ident(value: str, where: str) -> str:
     if not _ID_RE.match(value):
         raise ConfigError(f"{where}: {value!r} is not a valid id (letters, digits, . _ : -)")
     return value
+
+
+def listen_address(value: str | int, where: str) -> tuple[str, int]:
+    """``"host:port"``, ``"[v6]:port"`` or a bare port (bound to 127.0.0.1) -> (host, port).
+    Port 0 lets the kernel pick a free port (tests)."""
+    hint = f'{where}: expected "host:port" such as "127.0.0.1:2300", got {value!r}'
+    if isinstance(value, int):
+        host, port_text = DEFAULT_TCP_HOST, str(value)
+    elif value.startswith("["):
+        host, sep, port_text = value[1:].partition("]:")
+        if not sep:
+            raise ConfigError(hint)
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"{where}: {host!r} is not an IPv6 address") from None
+    elif value.isdigit():
+        host, port_text = DEFAULT_TCP_HOST, value
+    else:
+        host, sep, port_text = value.rpartition(":")
+        if not sep or not host:
+            raise ConfigError(hint)
+        if ":" in host:
+            raise ConfigError(f'{where}: write an IPv6 address in brackets, e.g. "[::1]:2300"')
+        if not _HOST_RE.match(host):
+            raise ConfigError(f"{where}: {host!r} is not a host name or IP address")
+        if re.fullmatch(r"[0-9.]+", host):
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise ConfigError(f"{where}: {host!r} is not an IPv4 address") from None
+    if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise ConfigError(f"{where}: port must be 0..65535, got {port_text!r}")
+    return host, int(port_text)
 
 
 def _mqtt(raw: dict[str, Any], bridge_id: str) -> MqttConfig:
@@ -187,8 +226,15 @@ def _machine(raw: Any, index: int) -> MachineConfig:
     m.source = _take(raw, "source", str, w, "octoPrint" if driver == "octoprint" else None)
     if driver == "moonraker" and not m.source:
         raise ConfigError(f"{w}: driver moonraker needs 'source' (Moonraker's MQTT instance_name)")
-    if m.passthrough and driver != "grbl":
-        raise ConfigError(f"{w}.passthrough: only supported for the grbl driver")
+    if "passthrough_tcp" in raw:
+        value = _take(raw, "passthrough_tcp", (str, int), w)
+        m.passthrough_tcp = listen_address(value, f"{w}.passthrough_tcp")
+    for key in ("passthrough", "passthrough_tcp"):
+        if getattr(m, key) and driver != "grbl":
+            raise ConfigError(f"{w}.{key}: only supported for the grbl driver")
+    if m.passthrough and m.passthrough_tcp:
+        raise ConfigError(f"{w}: use either passthrough (pty) or passthrough_tcp, not both: "
+                          "a controller can serve one G-code sender at a time")
     if "plug" in raw:
         p = _take(raw, "plug", dict, w)
         pw = f"{w}.plug"

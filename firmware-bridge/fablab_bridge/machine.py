@@ -37,7 +37,7 @@ from devices.observations import (
     Reset,
     StateChanged,
 )
-from devices.passthrough import GrblStatusFilter, PtyPort
+from devices.passthrough import GrblStatusFilter, PtyPort, TcpPort
 from devices.power_plug import (
     PowerUseDetector,
     parse_shelly,
@@ -94,7 +94,13 @@ class MachineRunner:
             if cfg.driver == "power_plug" and cfg.plug
             else None
         )
-        self.passthrough: PtyPort | None = PtyPort(cfg.passthrough) if cfg.passthrough else None
+        # the G-code sender's side of a shared GRBL port: a pty or a TCP listener (config allows one)
+        self.passthrough: PtyPort | TcpPort | None = (
+            PtyPort(cfg.passthrough) if cfg.passthrough
+            else TcpPort(*cfg.passthrough_tcp) if cfg.passthrough_tcp
+            else None
+        )
+        self._passthrough_open = False
         self._wire_mqtt()
 
     # ================================================================================ lifecycle
@@ -110,9 +116,16 @@ class MachineRunner:
                 self.link.subscribe(topic, self.handle_print_server)
         self.link.on_connected(self.publish_status)
 
+    def open_passthrough(self) -> None:
+        """Create the pty or bind the TCP port; OSError (address in use, no permission) is left to the
+        caller, so the daemon can stop with a clear message before anything runs."""
+        if self.passthrough and not self._passthrough_open:
+            where = self.passthrough.open()
+            self._passthrough_open = True
+            log.info("%s: G-code sender pass-through on %s", self.id, where)
+
     def start(self) -> None:
-        if self.passthrough:
-            self.passthrough.open()
+        self.open_passthrough()
         targets = [self._housekeeping]
         if self.cfg.driver in ("marlin", "grbl"):
             targets.append(self._serial_loop)
@@ -131,6 +144,7 @@ class MachineRunner:
             t.join(timeout=3)
         if self.passthrough:
             self.passthrough.close()
+            self._passthrough_open = False
 
     # ================================================================================ publishing
     def status_message(self) -> events.MachineStatus:
@@ -301,6 +315,10 @@ class MachineRunner:
             finally:
                 with contextlib.suppress(Exception):
                     ser.close()
+                if isinstance(self.passthrough, TcpPort):
+                    # the controller resets when it comes back: the sender's streaming state is void,
+                    # and a closed connection tells it so (a pty cannot be hung up on its client)
+                    self.passthrough.disconnect("controller lost")
                 self._codec = None
                 self._set_online(False)
 
@@ -387,32 +405,37 @@ class MachineRunner:
         codec, filt = GrblCodec(), GrblStatusFilter()
         self._codec = codec
         interval = max(STATUS_INTERVAL_MIN, self.cfg.poll_interval)
-        pty = self.passthrough
+        sender = self.passthrough  # PtyPort or TcpPort: same interface
         fd = ser.fileno()
         self._set_online(True)
         with self.lock:
             self.state = "idle"
         next_poll = time.monotonic()
+        had_sender = False
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_poll:
                 ser.write(filt.inject_query(now))
                 next_poll = now + interval
-            watch = [fd] + ([pty.master] if pty and pty.master is not None and pty.connected() else [])
+            watch = [fd] + (sender.fds() if sender else [])
             ready, _, _ = select.select(watch, [], [], max(0.0, min(0.05, next_poll - now)))
             if fd in ready:
                 data = os.read(fd, 4096)
                 if not data:
                     raise serial.SerialException("device disconnected")
                 to_sender, lines = filt.from_controller(data, time.monotonic())
-                if pty and to_sender and pty.connected():
-                    pty.write(to_sender, timeout=0.05)
+                if sender and to_sender and sender.connected():
+                    sender.write(to_sender, timeout=0.05)
                 for line in lines:
                     self.observe(codec.feed(line))
-            if pty and pty.master is not None and pty.master in ready:
-                data = pty.read(0)
+            if sender:
+                data = sender.service(ready)
                 if data:
                     ser.write(filt.from_sender(data))
+                has_sender = sender.connected()
+                if had_sender and not has_sender:
+                    filt.sender_gone()
+                had_sender = has_sender
 
     # ================================================================================ print servers
     def handle_print_server(self, topic: str, payload: bytes) -> None:
