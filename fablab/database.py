@@ -57,3 +57,18 @@ def write_transaction() -> Iterator[None]:
     except BaseException:
         session.rollback()
         raise
+
+
+def begin_write() -> None:
+    """Start the session's transaction as a writer (SQLite: BEGIN IMMEDIATE).
+
+    A SQLite transaction that reads first and writes later fails at once with "database is locked"
+    when another connection (a worker, another request) committed in between: a read snapshot cannot
+    be upgraded. Requests that write (POST and friends) and the worker's batches therefore take the
+    write lock up front; WAL readers are never blocked by it. No-op on other databases or when a
+    transaction is already running.
+    """
+    session = db.session()
+    if session.in_transaction() or session.get_bind().dialect.name != "sqlite":
+        return
+    session.connection(execution_options={IMMEDIATE: True})

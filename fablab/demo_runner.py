@@ -110,6 +110,7 @@ def run_demo(host: str, port: int) -> None:
     db.session.commit()
     if binary:
         passwd, acl = usage_service.write_mosquitto_files(work / "broker", "fablab-server", server_password)
+        db.session.commit()  # end this read: other processes write to the database from now on
         broker.start_mosquitto(binary, passwd, acl)
         mqtt_url = f"mqtt://fablab-server:{server_password}@127.0.0.1:{broker.port}"
     else:

@@ -38,6 +38,13 @@ def minutes(value: float | int | None) -> str:
     return f"{h} h {m:02d} min" if m else f"{h} h"
 
 
+def _writers_lock_first() -> None:
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        from ..database import begin_write
+
+        begin_write()
+
+
 def register_web(app: Flask) -> None:
     import importlib
 
@@ -46,6 +53,7 @@ def register_web(app: Flask) -> None:
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).bp)
 
+    app.before_request(_writers_lock_first)
     app.before_request(load_current_member)
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["hours"] = hours

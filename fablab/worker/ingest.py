@@ -25,6 +25,7 @@ from sqlalchemy import select
 from devices import events as ev
 from fablab.domain import sessionize as sz
 
+from ..database import begin_write
 from ..extensions import db
 from ..models import Machine
 from ..models.types import utcnow
@@ -129,6 +130,7 @@ class Ingestor:
         result = BatchResult()
         with self.app.app_context():
             try:
+                begin_write()  # the web app writes too: take the lock before reading (see begin_write)
                 auth_requests = self._process(batch, now, result)
                 db.session.commit()
             except Exception:
@@ -256,6 +258,7 @@ class Ingestor:
         now = now or utcnow()
         with self.app.app_context():
             try:
+                begin_write()
                 self._refresh()
                 self._apply(self.sessionizer.tick(now), now)
                 db.session.commit()
