@@ -839,10 +839,6 @@ def _period_label(data: PeriodData) -> str:
     return "the period's"
 
 
-def _touches(first: int, last: int, days: set[int]) -> bool:
-    return first in days or last in days or any(d in days for d in range(first + 1, last))
-
-
 def compute_replay(data: PeriodData, fig: _Figures) -> list[ReplayRow]:
     """Per machine type with unmet demand: what one more machine, and 2 h longer weekday hours, would meet."""
     by_type: dict[int, list[Machine]] = defaultdict(list)
@@ -862,9 +858,18 @@ def compute_replay(data: PeriodData, fig: _Figures) -> list[ReplayRow]:
         opening = _union_opening([opening_of(booking_service.policy_for(m)) for m in machines])
         # The capacity model runs on the local wall clock: convert only this type's time.
         # Only booked time on the days of unmet wishes can decide them (a wish is placed within its day).
-        days = {int(local(t) // 86400) for mid in ids for r in unmet_by_machine.get(mid, ()) for t in (r.start, r.end)}
-        held = [cap.BookedInterval(mid, naive(s), naive(e)) for mid in ids for s, e, _ in fig.held.get(mid, ())
-                if _touches(int(local(s) // 86400), int(local(e) // 86400), days)]
+        days = np.array(sorted({int(local(t) // 86400) for mid in ids for r in unmet_by_machine.get(mid, ())
+                                for t in (r.start, r.end)}))
+        held = []
+        for mid in ids:
+            mine = fig.held.machine == mid
+            s0, e0 = fig.held.start[mine], fig.held.end[mine]
+            first = np.floor_divide(data.clock.local_array(s0), 86400)
+            last = np.floor_divide(data.clock.local_array(e0), 86400)
+            # Some day of the span's (first..last) is a day of a wish.
+            touches = np.searchsorted(days, last, side="right") > np.searchsorted(days, first, side="left")
+            held += [cap.BookedInterval(mid, naive(s), naive(e))
+                     for s, e in zip(s0[touches].tolist(), e0[touches].tolist(), strict=True)]
         demand = [cap.DemandRecord(f"r{r.id}", r.member_id, r.machine_id, naive(r.start), naive(r.end), False)
                   for mid in ids for r in unmet_by_machine.get(mid, ())]
         n = len(machines)
@@ -887,23 +892,29 @@ def compute_replay(data: PeriodData, fig: _Figures) -> list[ReplayRow]:
 def add_by_hour_of_week(grid: list[list[float]], spans: Iterable[tuple[float, float]], clock: LabClock) -> None:
     """Hours of each (start, end) span into grid[weekday][hour] on the lab's clock: the capacity model's
     `hour_of_week_matrix` on epoch seconds, vectorised (a year is 100,000 spans), same result."""
-    pairs = np.fromiter((x for span in spans for x in span), dtype=float)
-    if not pairs.size:
-        return
-    utc = pairs.reshape(-1, 2)
-    offsets = np.asarray(clock.offsets)[np.searchsorted(np.asarray(clock.points), utc, side="right") - 1]
-    local = utc + offsets
-    starts, ends = local[:, 0], local[:, 1]
-    hour0 = np.floor(starts / 3600)
+    pairs = np.fromiter((x for span in spans for x in span), dtype=float).reshape(-1, 2)
+    _add_grid(grid, _hour_of_week(pairs[:, 0], pairs[:, 1], clock))
+
+
+def _hour_of_week(start: np.ndarray, end: np.ndarray, clock: LabClock) -> np.ndarray:
+    """Hours of the spans per hour of the week (168, Monday 00-01 first), on the lab's clock."""
     acc = np.zeros(7 * 24)
-    for k in range(int(np.max(np.ceil(ends / 3600) - hour0)) if ends.size else 0):
+    if not start.size:
+        return acc
+    starts, ends = clock.local_array(start), clock.local_array(end)
+    hour0 = np.floor(starts / 3600)
+    for k in range(int(np.max(np.ceil(ends / 3600) - hour0))):
         h = hour0 + k
         piece = np.minimum(ends, (h + 1) * 3600) - np.maximum(starts, h * 3600)
         live = piece > 0
         if not live.any():
             continue
         hh = h[live].astype(np.int64)
-        np.add.at(acc, ((hh // 24 + 3) % 7) * 24 + hh % 24, piece[live] / 3600)
+        acc += np.bincount(((hh // 24 + 3) % 7) * 24 + hh % 24, weights=piece[live] / 3600, minlength=7 * 24)
+    return acc
+
+
+def _add_grid(grid: list[list[float]], acc: np.ndarray) -> None:
     for d in range(7):
         row = grid[d]
         for h24 in range(24):
@@ -917,7 +928,8 @@ def compute_heat(data: PeriodData, fig: _Figures) -> HeatView:
     dem = [[0.0] * 24 for _ in range(7)]
     capa = [[0.0] * 24 for _ in range(7)]
     unmet = [[0.0] * 24 for _ in range(7)]
-    add_by_hour_of_week(dem, ((s, e) for spans in fig.held.values() for s, e, who in spans if who), data.clock)
+    booked = fig.held.member != 0
+    _add_grid(dem, _hour_of_week(fig.held.start[booked], fig.held.end[booked], data.clock))
     add_by_hour_of_week(unmet, ((r.start, r.end) for r in fig.unmet), data.clock)
     add_by_hour_of_week(dem, ((r.start, r.end) for r in fig.unmet), data.clock)
     # Capacity: the capacity model's grid of one week per distinct opening, times how often each

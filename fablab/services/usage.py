@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select
 
 from ..domain import maintenance_due as mdue
 from ..domain import sessionize as sz
 from ..domain import usage_linking as link
 from ..extensions import db
 from ..models import Booking, BookingKind, BookingStatus, Machine, Member
-from ..models.usage import Bridge, DeadLetter, MaintenanceRule, UsageSession
+from ..models.usage import Bridge, DeadLetter, MaintenanceRule, MqttMessage, UsageSession
 from ..security import badge_digest
 from . import bookings as booking_service
 
@@ -271,6 +271,21 @@ def raise_due_maintenance(now: datetime) -> list[MaintenanceRule]:
 def mark_service_done(rule: MaintenanceRule, now: datetime) -> None:
     rule.last_done_at = now
     rule.raised_at = None
+
+
+def prune_telemetry(now: datetime, keep_days: int) -> int:
+    """Telemetry (temperatures, power readings) is kept for `keep_days`; events and statuses, which the
+    usage record is built from, are kept for good. Deletes in chunks so the write lock is held briefly."""
+    cutoff = now - timedelta(days=keep_days)
+    total = 0
+    while True:
+        ids = list(db.session.scalars(select(MqttMessage.id).where(
+            MqttMessage.kind == "telemetry", MqttMessage.ts < cutoff).limit(5000)))
+        if not ids:
+            return total
+        db.session.execute(delete(MqttMessage).where(MqttMessage.id.in_(ids)))
+        db.session.commit()
+        total += len(ids)
 
 
 # --- reading -------------------------------------------------------------------------------------------

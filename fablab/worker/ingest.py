@@ -264,6 +264,7 @@ class Ingestor:
                 db.session.commit()
                 usage_service.record_no_shows(now)
                 usage_service.raise_due_maintenance(now)
+                usage_service.prune_telemetry(now, self.app.config["FABLAB_TELEMETRY_DAYS"])
                 from ..services import scheduling
 
                 scheduling.run_due_jobs(now)

@@ -122,3 +122,17 @@ def test_no_show_recorded_and_released(app, lab, event) -> None:
     assert usage_service.record_no_shows(start + timedelta(minutes=20)) == [b.id]
     db.session.refresh(b)
     assert b.status == "no_show"
+
+
+def test_old_telemetry_is_pruned_but_events_kept(app, lab, event) -> None:
+    from fablab.services import usage as usage_service
+
+    old = t(-60 * 24 * 40)
+    tele = ev.Telemetry(machine="printer-1", src="bridge-a", ts=ev.utc_now_iso(old), readings={"hotend_c": 210.0})
+    fresh = ev.Telemetry(machine="printer-1", src="bridge-a", readings={"hotend_c": 200.0})
+    Ingestor(app).process([Incoming(tele.topic(), ev.encode(tele)), Incoming(fresh.topic(), ev.encode(fresh)),
+                           event("printer-1", "session_started", old)], now=t(0))
+    assert usage_service.prune_telemetry(t(0), keep_days=30) == 1
+    db.session.commit()
+    kinds = sorted(db.session.scalars(select(MqttMessage.kind)))
+    assert kinds == ["event", "telemetry"]
