@@ -4,8 +4,9 @@ temporary SQLite database (and PostgreSQL, in a private schema, when FABLAB_BENC
 the review per part (load, metrics, replay, charts, render) and end to end (GET /fairness as an admin),
 for the default period (last 4 weeks) and for the whole year. Target: under 1 s.
 
-Usage sessions wholly inside the period are summed by the database (per member, lab week and kind); bookings
-are read as plain rows with epoch-second times, so the year costs a few hundred thousand floats, not datetimes.
+Usage sessions wholly inside the period are summed by the database (per member and lab week); bookings are
+read as plain driver rows and handled as numpy columns (times as epoch seconds: on SQLite the stored text,
+parsed by numpy), so the year costs a few hundred thousand floats, not datetimes or SQLAlchemy rows.
 
     .venv/bin/python bench/review.py
     FABLAB_BENCH_PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test .venv/bin/python bench/review.py

@@ -246,8 +246,12 @@ def viewer_for(member: Member, public: bool, show_names: bool) -> Viewer | None:
 
 
 # --- loading ----------------------------------------------------------------------------------------------
-# Times inside the review are UTC epoch seconds (floats), read straight from the database: a year of
-# history is 200,000 timestamps, and datetime objects with zones would cost most of the second.
+# Times inside the review are UTC epoch seconds (floats), never datetime objects: a year of history is
+# 200,000 timestamps, and datetimes with zones would cost most of the second. PostgreSQL gives them
+# (extract epoch); SQLite's stored text is parsed by numpy for the bookings (faster than SQLite converts
+# it) and converted by SQLite elsewhere, to the same double. The bookings are then handled as numpy
+# columns (sums per member, machine and week set-wise, in row order, as a loop would add them); usage
+# sessions wholly inside the period are summed by the database.
 
 
 @dataclass
@@ -317,6 +321,11 @@ class LabClock:
         """Local wall-clock time as a naive datetime (the capacity model's clock)."""
         return _EPOCH_NAIVE + timedelta(seconds=self.local(ts))
 
+    def naive_array(self, ts: np.ndarray) -> list[datetime]:
+        """`naive` for an array of times (to the microsecond, as timedelta rounds; numpy builds them)."""
+        us = np.round(self.local_array(ts) * 1e6).astype(np.int64)
+        return us.astype("datetime64[us]").astype(object).tolist()
+
 
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _EPOCH_DATE = date(1970, 1, 1)
@@ -368,18 +377,23 @@ def _epoch_seconds(col: Any) -> Any:
     return _epoch(col)
 
 
+def _as_text() -> bool:
+    return db.session.get_bind().dialect.name == "sqlite" and _UNIXEPOCH
+
+
 def _times(col: Any) -> Any:
     """A time column for `_epochs`: SQLite's stored text as it is (numpy parses it faster than SQLite
     converts it), elsewhere epoch seconds from the database."""
-    return col if db.session.get_bind().dialect.name == "sqlite" else _epoch(col)
+    return col if _as_text() else _epoch(col)
 
 
 def _epochs(values: Sequence[Any]) -> np.ndarray:
-    """Epoch seconds (NaN for None) from a `_times` column: on SQLite the same double as `_epoch`'s
+    """Epoch seconds (NaN for None) from a `_times` column: from text, the same double as `_epoch`'s
     (whole seconds plus the fraction), so times from either compare equal."""
-    if db.session.get_bind().dialect.name != "sqlite":
-        return np.array(values, dtype=float)  # None -> nan
-    us = np.array(values, dtype="datetime64[us]")
+    # (None spelt out first: numpy's path for None in a long list is ten times slower.)
+    if not _as_text():
+        return np.array([np.nan if v is None else v for v in values], dtype=float)
+    us = np.array(["NaT" if v is None else v for v in values], dtype="datetime64[us]")
     missing = np.isnat(us)
     n = us.astype(np.int64)
     out = (n // 1_000_000).astype(float) + (n % 1_000_000) / 1e6
@@ -412,7 +426,7 @@ def _load_bookings(conn: Any, ids: list[int], start_at: datetime, end_at: dateti
         _times(Booking.booked_end_at), Booking.status, Booking.kind, Booking.checked_in_at.is_not(None),
         case((Booking.status == BookingStatus.CANCELLED.value, _times(Booking.cancelled_at))))
         .where(Booking.machine_id.in_(ids), Booking.start_at >= start_at, Booking.start_at < end_at))
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 9
+    cols = [[r[i] for r in rows] for i in range(9)]  # (not zip(*rows): 900,000 tuple items wake the GC)
     start, end, booked_end = _epochs(cols[2]), _epochs(cols[3]), _epochs(cols[4])
     return BookingColumns(
         np.array(cols[0], dtype=np.int64), np.array(cols[1], dtype=np.int64), start, end,
@@ -447,7 +461,7 @@ class PeriodData:
     first_session: dict[int, float]  # machine id -> first usage session ever
     bookings: BookingColumns
     sessions: list[_Session]  # sessions crossing the period's edges, clipped
-    session_sums: list[Any]  # (member or None, unbooked, week, hours, overrun minutes) of the sessions inside
+    session_sums: list[Any]  # (member or None, week, hours, unbooked hours, overrun minutes) of the sessions inside
     machine_sums: list[Any]  # (machine, counts as usage, hours) of the sessions inside
     requests: list[_Request]  # unmet (rejected / waitlisted) requests and exact-slot waitlist entries
     windows: list[tuple[int, dict[str, Any] | None, str | None]]  # (id, trace, revealed seed)
@@ -540,12 +554,16 @@ def load_period(query: ReviewQuery, now: datetime, tz: tzinfo | None = None) -> 
     in_scope = UsageSession.machine_id.in_(ids)
     inner = and_(UsageSession.start_at >= start_at, UsageSession.end_at.is_not(None), UsageSession.end_at <= end_at)
     joined = select().select_from(UsageSession)
-    session_sums = _rows(conn, joined.add_columns(member_key, UsageSession.unbooked, week, func.sum(hours_expr),
-                                                  func.sum(UsageSession.overrun_minutes))
-                         .where(in_scope, inner, UsageSession.counts_as_usage.is_(True))
-                         .group_by(member_key, UsageSession.unbooked, week))
-    machine_sums = _rows(conn, select(UsageSession.machine_id, UsageSession.counts_as_usage, func.sum(hours_expr))
-                         .where(in_scope, inner).group_by(UsageSession.machine_id, UsageSession.counts_as_usage))
+    session_sums = _rows(conn, joined.add_columns(
+        member_key, week, func.sum(hours_expr), func.sum(case((UsageSession.unbooked.is_(True), hours_expr))),
+        func.sum(UsageSession.overrun_minutes))
+        .where(in_scope, inner, UsageSession.counts_as_usage.is_(True)).group_by(member_key, week))
+    # Grouped by machine alone, usage and the rest side by side: the index's order, no sort.
+    machine_sums = [(mid, counts, hours) for mid, used, other in _rows(conn, select(
+        UsageSession.machine_id, func.sum(case((UsageSession.counts_as_usage.is_(True), hours_expr))),
+        func.sum(case((UsageSession.counts_as_usage.is_(False), hours_expr))))
+        .where(in_scope, inner).group_by(UsageSession.machine_id))
+        for counts, hours in ((True, used), (False, other)) if hours is not None]
     sessions = []
     for mid, member, s, e, dur, counts, unbooked, overrun in conn.execute(
             joined.add_columns(UsageSession.machine_id, member_key, ep_start, ep_end, UsageSession.duration_s,
@@ -673,8 +691,9 @@ def compute_figures(data: PeriodData) -> _Figures:
     first_session = data.first_session
 
     # The bookings, set-wise (the rules as a loop over the rows would apply them, sums in row order).
-    by_machine = {m.id: i for i, m in enumerate(data.machines)}
-    mi = np.array([by_machine[m] for m in b.machine.tolist()], dtype=np.int64)  # index into data.machines
+    lookup = np.zeros(max((m.id for m in data.machines), default=0) + 1, dtype=np.int64)
+    lookup[[m.id for m in data.machines]] = np.arange(len(data.machines))
+    mi = lookup[b.machine]  # each booking's index into data.machines
     grace = np.array([booking_service.policy_for(m).checkin_grace.total_seconds() for m in data.machines], dtype=float)
     first = np.array([first_session.get(m.id, np.inf) for m in data.machines], dtype=float)  # inf: no usage data
     maint = (b.kind == _MAINTENANCE) & (b.status != _CANCELLED)
@@ -728,7 +747,7 @@ def compute_figures(data: PeriodData) -> _Figures:
     wished = {(r.member_id, r.machine_id) for r in data.requests}
     held_by_member: dict[tuple[int, int], list[tuple[float, float]]] = defaultdict(list)
     if wished and len(b):
-        mspan = max(by_machine) + 1  # (member, machine) as one number
+        mspan = len(lookup)  # (member, machine) as one number
         keep = held_rows & np.isin(b.member * mspan + b.machine, [m * mspan + mid for m, mid in wished])
         for member, mid, s0, e0 in zip(b.member[keep].tolist(), b.machine[keep].tolist(),
                                        b.start[keep].tolist(), b.reserved_end[keep].tolist(), strict=True):
@@ -737,7 +756,7 @@ def compute_figures(data: PeriodData) -> _Figures:
     unattributed = 0.0
     for mid, counts, hours in data.machine_sums:
         (used_m if counts else maint_m)[mid] += hours or 0.0
-    for member, unbooked, week, hours, overrun in data.session_sums:
+    for member, week, hours, unbooked, overrun in data.session_sums:
         hours = hours or 0.0
         if member is None:
             unattributed += hours
@@ -745,8 +764,7 @@ def compute_figures(data: PeriodData) -> _Figures:
         a = acc[member]
         a.used += hours
         a.overrun += (overrun or 0.0) / 60
-        if unbooked:
-            a.unbooked += hours
+        a.unbooked += unbooked or 0.0
         weekly[int(week)][member] += hours
     for s in data.sessions:
         if not s.counts:
@@ -868,8 +886,8 @@ def compute_replay(data: PeriodData, fig: _Figures) -> list[ReplayRow]:
             last = np.floor_divide(data.clock.local_array(e0), 86400)
             # Some day of the span's (first..last) is a day of a wish.
             touches = np.searchsorted(days, last, side="right") > np.searchsorted(days, first, side="left")
-            held += [cap.BookedInterval(mid, naive(s), naive(e))
-                     for s, e in zip(s0[touches].tolist(), e0[touches].tolist(), strict=True)]
+            held += [cap.BookedInterval(mid, s, e) for s, e in zip(data.clock.naive_array(s0[touches]),
+                                                                   data.clock.naive_array(e0[touches]), strict=True)]
         demand = [cap.DemandRecord(f"r{r.id}", r.member_id, r.machine_id, naive(r.start), naive(r.end), False)
                   for mid in ids for r in unmet_by_machine.get(mid, ())]
         n = len(machines)
@@ -1030,9 +1048,13 @@ def build_from(data: PeriodData, viewer: Viewer, timings: dict[str, float] | Non
         else:
             waitlisted_m[r.machine_id] += 1
     start_at, end_at = data.start_at, data.end_at
+    open_hours: dict[Any, float] = {}  # per distinct weekly hours (machines of a type share them)
     for m in data.machines:
         policy = booking_service.policy_for(m)
-        open_h = sum((b - a).total_seconds() / 3600 for a, b in pol.opening_pairs(policy, start_at, end_at, data.tz))
+        if policy.opening_hours not in open_hours:
+            open_hours[policy.opening_hours] = sum((b - a).total_seconds() / 3600 for a, b in
+                                                   pol.opening_pairs(policy, start_at, end_at, data.tz))
+        open_h = open_hours[policy.opening_hours]
         used_h = fig.per_machine_used.get(m.id, 0.0)
         machines.append(MachineRow(m.slug, m.name, m.machine_type.name, m.id in data.first_session, open_h, used_h,
                                    fig.per_machine_booked.get(m.id, 0.0), fig.per_machine_maint.get(m.id, 0.0),
