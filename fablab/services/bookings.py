@@ -98,12 +98,18 @@ _BOOKING_COLUMNS = (Booking.id, Booking.machine_id, Booking.member_id, Booking.s
 
 
 def load_machine_bookings(machine: Machine, lo: datetime, hi: datetime, now: datetime,
-                          member_id: int | None = None) -> MachineBookings:
-    """Bookings of `machine` touching [lo, hi), plus the member's own not yet ended (future-bookings
-    quota). Plain columns, not ORM objects: this runs inside every booking write."""
+                          member_id: int | None = None,
+                          near: tuple[datetime, datetime] | None = None) -> MachineBookings:
+    """Bookings of `machine` touching [lo, hi). With `member_id`: the member's own there and all of theirs
+    not yet ended (quotas), and everyone else's only within `near` (conflicts need neighbours only).
+    Plain columns, not ORM objects: this runs inside every booking write."""
     touching = and_(Booking.end_at > lo, Booking.start_at < hi)
-    scope = touching if member_id is None else or_(touching, and_(Booking.member_id == member_id,
-                                                                  Booking.end_at > now))
+    if member_id is None:
+        scope = touching
+    else:
+        n_lo, n_hi = near or (lo, hi)
+        scope = or_(and_(Booking.end_at > n_lo, Booking.start_at < n_hi),
+                    and_(Booking.member_id == member_id, or_(touching, Booking.end_at > now)))
     stmt = select(*_BOOKING_COLUMNS).where(
         Booking.machine_id == machine.id,
         Booking.status.in_([s.value for s in (*ACTIVE_STATUSES, BookingStatus.COMPLETED, BookingStatus.NO_SHOW)]),
@@ -206,7 +212,8 @@ def create_booking(member: Member, machine: Machine, start: datetime, end: datet
         with write_transaction():
             _lock_member(member)
             lo, hi = _context_window(start, end, policy, tz)
-            mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id)
+            near = (start - policy.buffer, end + policy.buffer)
+            mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id, near=near)
             if _has_stale(mb, start - policy.buffer, end + policy.buffer, policy, now):
                 _record_released(machine, start - policy.buffer, end + policy.buffer, policy, now)
             violations = rules.check_booking(
@@ -248,7 +255,8 @@ def check_only(member: Member, machine: Machine, start: datetime, end: datetime,
     tz = lab_tz()
     policy = policy_for(machine)
     lo, hi = _context_window(start, end, policy, tz)
-    mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id)
+    mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id,
+                               near=(start - policy.buffer, end + policy.buffer))
     return rules.check_booking(policy, rules.BookingRequest(machine.id, member.id, start, end), mb.existing,
                                member_context(member, machine, now), now, tz, blocks=mb.blocks,
                                machine_out_of_order=machine.status != "available")
@@ -375,7 +383,8 @@ def extend_booking(booking: Booking, actor: Member, new_end: datetime, now: date
             b = _reload_for_write(booking.id)
             lo, hi = _context_window(b.start_at, new_end, policy, tz)
             _record_released(machine, b.end_at, new_end + policy.buffer, policy, now)
-            mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id)
+            mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id,
+                                       near=(b.start_at - policy.buffer, new_end + policy.buffer))
             violations = rules.check_extension(policy, _as_rule(b), new_end, mb.existing,
                                                member_context(member, machine, now), now, tz, blocks=mb.blocks,
                                                machine_out_of_order=machine.status != "available")
@@ -472,7 +481,9 @@ def longest_now(machine: Machine, member: Member | None, now: datetime | None = 
     if machine.status != "available":
         return start, timedelta(0)
     lo, hi = _context_window(start, start + policy.max_length, policy, tz)
-    mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id if member is not None else None)
+    reach = (start - policy.buffer, start + policy.max_length + policy.slot + policy.buffer)
+    mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id if member is not None else None,
+                               near=reach)
     ctx = member_context(member, machine, now) if member is not None else None
     return start, longest_bookable_from(policy, mb.existing, mb.blocks, start, now, tz, member=ctx)
 

@@ -149,3 +149,27 @@ def test_booking_the_running_slot_checks_in(make_member, open_machine, qualified
     b = svc.create_booking(ada, machine, start, start + timedelta(hours=1), now=now)
     assert b.status == "checked_in" and b.checked_in_at == now
     assert svc.effective_status(b, now + timedelta(minutes=5)) == "checked_in"
+
+
+def test_quotas_count_own_bookings_far_from_the_request(make_member, open_machine, qualified) -> None:
+    """Writes load other members' bookings only near the request, but all of the member's own."""
+    machine = open_machine(max_future_bookings=2, max_hours_per_week=None)
+    ada, bo = make_member(), make_member()
+    qualified(ada, machine)
+    qualified(bo, machine)
+    svc.create_booking(ada, machine, *slot(2))
+    svc.create_booking(ada, machine, *slot(100))  # days away
+    svc.create_booking(bo, machine, *slot(50))
+    with pytest.raises(svc.BookingRejected) as err:
+        svc.create_booking(ada, machine, *slot(30))
+    assert err.value.code == "quota_future_bookings"
+    week = open_machine(max_hours_per_week=3)
+    qualified(ada, week)
+    now = datetime.now(UTC)
+    from fablab.domain import policy as pol
+
+    monday, _ = pol.local_week_bounds(now + timedelta(days=7), svc.lab_tz())
+    svc.create_booking(ada, week, monday + timedelta(hours=10), monday + timedelta(hours=12))
+    with pytest.raises(svc.BookingRejected) as err:
+        svc.create_booking(ada, week, monday + timedelta(days=4, hours=10), monday + timedelta(days=4, hours=12))
+    assert err.value.code == "quota_week_hours"
