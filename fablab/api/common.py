@@ -10,7 +10,7 @@ from typing import Any, NoReturn, TypeVar
 from flask import current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..extensions import db
+from ..database import write_transaction
 from ..models import Machine, Member, Role
 from ..models.types import utcnow
 from ..services import members as member_service
@@ -55,8 +55,8 @@ def token_required(role: Role = Role.MEMBER) -> Callable[[F], F]:
             now = utcnow()
             # Record use at most once a minute: a write per read request would serialise SQLite.
             if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-                row.last_used_at = now
-                db.session.commit()
+                with write_transaction():  # its own short write, also inside GET requests
+                    row.last_used_at = now
             g.api_member = member
             if not member.has_role(role):
                 fail(403, "forbidden", f"This needs the {role.value} role.")

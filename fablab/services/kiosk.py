@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from ..database import write_transaction
 from ..domain import policy as pol
 from ..domain.intervals import Interval
 from ..extensions import db
@@ -158,5 +159,6 @@ def extension_options(booking: Booking, member: Member, now: datetime) -> list[d
 def touch(device: KioskDevice) -> None:
     now = utcnow()
     if device.last_seen_at is None or now - device.last_seen_at > timedelta(minutes=1):
-        device.last_seen_at = now
-        db.session.commit()
+        # A write inside a polled GET: its own short write transaction (see database.begin_write).
+        with write_transaction():
+            device.last_seen_at = now
