@@ -418,10 +418,14 @@ def from_dict(topic: str, d: Any) -> Message:
     return Command(machine=ident, action=action, **env)
 
 
-def decode(topic: str, payload: bytes | str) -> Message:
-    """Parse and validate one MQTT message; raises ``ContractError`` with a reason on anything invalid."""
+def load_json(payload: bytes | str) -> Any:
+    """The payload's JSON, or ``ContractError`` (for consumers that keep the parsed payload as received)."""
     try:
-        data = json.loads(payload)
+        return json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ContractError(f"payload: invalid JSON ({exc})") from None
-    return from_dict(topic, data)
+
+
+def decode(topic: str, payload: bytes | str) -> Message:
+    """Parse and validate one MQTT message; raises ``ContractError`` with a reason on anything invalid."""
+    return from_dict(topic, load_json(payload))
