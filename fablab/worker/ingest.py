@@ -9,6 +9,7 @@ so a crash at any point loses nothing and doubles nothing (redelivered messages 
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from devices import events as ev
 from fablab.domain import sessionize as sz
@@ -56,15 +57,29 @@ class BatchResult:
     auth: int = 0
 
 
+_PG_INSERT = text("""
+    INSERT INTO mqtt_messages (msg_id, topic, kind, src, machine_id, ts, received_at, payload)
+    SELECT * FROM unnest(CAST(:msg_id AS varchar[]), CAST(:topic AS varchar[]), CAST(:kind AS varchar[]),
+                         CAST(:src AS varchar[]), CAST(:machine_id AS integer[]), CAST(:ts AS timestamptz[]),
+                         CAST(:received_at AS timestamptz[]), CAST(:payload AS json[]))
+    ON CONFLICT (msg_id) DO NOTHING
+    RETURNING msg_id
+""")
+
+
 def _insert_ignoring_duplicates(rows: list[dict[str, Any]]) -> set[str]:
     """Insert message rows; return the msg_ids that were new (duplicates are skipped by the database)."""
     if not rows:
         return set()
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    if db.session.get_bind().dialect.name == "postgresql":
+        # One short statement with array parameters: a multi-row VALUES statement of thousands of
+        # parameters costs more to build and parse than to execute.
+        cols = {k: [r[k] for r in rows] for k in ("msg_id", "topic", "kind", "src", "machine_id", "ts",
+                                                  "received_at")}
+        cols["payload"] = [json.dumps(r["payload"]) for r in rows]
+        return set(db.session.execute(_PG_INSERT, cols).scalars())
+    from sqlalchemy.dialects.sqlite import insert
+
     table = MqttMessage.__table__
     # Core, not ORM, insert: this is the hot path of the worker.
     stmt = insert(table).on_conflict_do_nothing(index_elements=["msg_id"]).returning(table.c.msg_id)
