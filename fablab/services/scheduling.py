@@ -405,6 +405,8 @@ def direct_booking_block(machine: Machine, start: datetime, end: datetime, now: 
     """Why a direct (first-come) booking of [start, end) must wait for a window, or None.
     Window mode: the period of an open window is allocated at its close. Hybrid mode: only time that a
     pending request in an open window asks for is (it is contested, or may become so)."""
+    if mode_of(machine) == "open":
+        return None  # the common case, decided without a query: this runs on every booking
     now = now or utcnow()
     for w in open_windows(machine):
         if not (w.period_start < end and start < w.period_end):
