@@ -99,8 +99,11 @@ def seed(reset: bool = False) -> str:
     for tslug in types:
         for staff in (admin, steward):
             machine_service.grant(staff, by=None, machine_type=types[tslug])
+    # Ada, the first demo member in the README, may use printers, lasers and the electronics bench.
+    for tslug in ("3d_printer", "laser_cutter", "electronics"):
+        machine_service.grant(members[2], by=steward, machine_type=types[tslug])
     # Most members are qualified for printers, many for the laser, fewer for the CNC.
-    for m in members[2:]:
+    for m in members[3:]:
         for tslug, p in (("3d_printer", 0.9), ("laser_cutter", 0.6), ("cnc_mill", 0.3),
                          ("vinyl_cutter", 0.5), ("electronics", 0.7)):
             if rng.random() < p:

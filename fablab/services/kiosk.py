@@ -127,9 +127,11 @@ def book_now_options(member: Member, now: datetime) -> list[BookNowOption]:
                 reason = "Out of order"
             elif not qual.qualified:
                 reason = qual.label.capitalize()
+            elif not pol.opening_pairs(svc.policy_for(m), now, now + timedelta(minutes=1), svc.lab_tz()):
+                reason = "Closed now"
             else:
-                reason = "Not free now"
-        nxt = svc.next_free(m, now) if reason == "Not free now" else None
+                reason = "Busy now"
+        nxt = svc.next_free(m, now) if reason in ("Closed now", "Busy now") else None
         out.append(BookNowOption(m, start, longest, reason, _choices(svc.policy_for(m), longest), nxt))
     return out
 
