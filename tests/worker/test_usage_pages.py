@@ -83,3 +83,19 @@ def test_usage_api(app, client, lab, event) -> None:
     theirs = client.get("/api/v1/usage?machine=printer-1", headers={"Authorization": f"Bearer {other}"}).json
     assert theirs["sessions"] == []  # a member sees only their own use
     assert client.get("/api/v1/usage?machine=nope", headers={"Authorization": f"Bearer {own}"}).status_code == 404
+
+
+def test_admin_registers_a_bridge(client, lab, make_member) -> None:
+    from fablab.models.usage import Bridge
+
+    make_member("root@example.org", role="admin")
+    login(client, "root@example.org")
+    token = csrf_token(client, "/admin/bridges")
+    page = client.post("/admin/bridges", data={"csrf_token": token, "bridge_id": "bridge-x",
+                                               "machines": ["printer-1", "laser-1"]}).get_data(as_text=True)
+    assert 'username = "bridge-x"' in page and "password = " in page
+    bridge = db.session.scalar(select(Bridge).where(Bridge.bridge_id == "bridge-x"))
+    assert sorted(m.slug for m in bridge.machines) == ["laser-1", "printer-1"]
+    assert bridge.password_hash.startswith("$7$")
+    bad = client.post("/admin/bridges", data={"csrf_token": token, "bridge_id": "bad id!", "machines": ["printer-1"]})
+    assert "invalid id" in bad.get_data(as_text=True)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ...auth import admin_required, login_required, steward_required
 from ...extensions import db
 from ...models.types import utcnow
-from ...models.usage import DeadLetter, MaintenanceRule
+from ...models.usage import Bridge, DeadLetter, MaintenanceRule
 from ...services import machines as machine_service
 from ...services import usage as usage_service
 from . import bp
@@ -120,3 +120,26 @@ def dead_letters() -> Any:
 def _csv(body: str, name: str) -> Response:
     return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.route("/admin/bridges", methods=["GET", "POST"])
+@admin_required
+def bridges() -> Any:
+    """Bridges, their machines and whether they are online; registering one shows its password once."""
+    created = None
+    if request.method == "POST":
+        bridge_id = (request.form.get("bridge_id") or "").strip()
+        slugs = request.form.getlist("machines")
+        try:
+            if not slugs:
+                raise usage_service.BridgeError("Choose at least one machine for the bridge.")
+            bridge, password = usage_service.add_bridge(bridge_id, slugs)
+        except usage_service.BridgeError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            created = (bridge.bridge_id, password)
+    rows = list(db.session.scalars(select(Bridge).order_by(Bridge.bridge_id)))
+    return render_template("usage/bridges.html", bridges=rows, created=created,
+                           machines=machine_service.list_machines())
