@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, tzinfo
 from functools import lru_cache
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..database import write_transaction
@@ -138,6 +138,17 @@ def _lock_member(member: Member) -> None:
         db.session.execute(select(Member.id).where(Member.id == member.id).with_for_update())
 
 
+MACHINE_LOCK_CLASS = 7001  # first key of our PostgreSQL advisory locks on a machine's bookings
+
+
+def _lock_machine_if_buffered(machine: Machine, policy: pol.BookingPolicy) -> None:
+    """The exclusion constraint stops overlaps, not buffers: on PostgreSQL, writes to a machine with a
+    buffer between bookings are serialised (for the transaction) so the buffer check sees every booking."""
+    if policy.buffer_minutes and db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:cls, :machine)"),
+                           {"cls": MACHINE_LOCK_CLASS, "machine": machine.id})
+
+
 def _record_released(machine: Machine, lo: datetime, hi: datetime, policy: pol.BookingPolicy, now: datetime) -> None:
     """Time-based state is read, not waited for: a confirmed booking whose check-in grace passed is
     released, and recorded as a no-show here so the exclusion constraint lets the time be rebooked."""
@@ -211,6 +222,7 @@ def create_booking(member: Member, machine: Machine, start: datetime, end: datet
     try:
         with write_transaction():
             _lock_member(member)
+            _lock_machine_if_buffered(machine, policy)
             lo, hi = _context_window(start, end, policy, tz)
             near = (start - policy.buffer, end + policy.buffer)
             mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id, near=near)
@@ -380,6 +392,7 @@ def extend_booking(booking: Booking, actor: Member, new_end: datetime, now: date
     try:
         with write_transaction():
             _lock_member(member)
+            _lock_machine_if_buffered(machine, policy)
             b = _reload_for_write(booking.id)
             lo, hi = _context_window(b.start_at, new_end, policy, tz)
             _record_released(machine, b.end_at, new_end + policy.buffer, policy, now)
