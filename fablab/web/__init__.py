@@ -102,6 +102,6 @@ def _error_page(code: int, message: str) -> Any:
                  405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid"}
         body = {"error": {"code": codes.get(code, "error"), "message": message}}
         return jsonify(body), code
-    if code in _MESSAGES and message in ("", None) or message.startswith("The requested URL"):
-        message = _MESSAGES.get(code, message)
+    if not message or message.startswith("The requested URL"):  # werkzeug's generic wording
+        message = _MESSAGES.get(code, message or "Something went wrong.")
     return render_template("errors/error.html", code=code, message=message), code
