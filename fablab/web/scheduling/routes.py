@@ -3,6 +3,7 @@ and the admin's policy editor. Every page first brings time-based state up to da
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -262,24 +263,24 @@ def _task_or_404(task_id: int) -> Any:
         abort(404, "There is no such task.")
 
 
-@bp.post("/tasks/<int:task_id>/claim")
-@login_required
-def task_claim(task_id: int) -> Any:
+def _task_action(task_id: int, action: Callable[[Member, Any], object]) -> Any:
     try:
-        sched.claim_task(g.member, _task_or_404(task_id))
+        action(g.member, _task_or_404(task_id))
     except sched.SchedulingError as exc:
         _refused(exc)
     return _board_response()
+
+
+@bp.post("/tasks/<int:task_id>/claim")
+@login_required
+def task_claim(task_id: int) -> Any:
+    return _task_action(task_id, sched.claim_task)
 
 
 @bp.post("/tasks/<int:task_id>/unclaim")
 @login_required
 def task_unclaim(task_id: int) -> Any:
-    try:
-        sched.unclaim_task(g.member, _task_or_404(task_id))
-    except sched.SchedulingError as exc:
-        _refused(exc)
-    return _board_response()
+    return _task_action(task_id, sched.unclaim_task)
 
 
 @bp.post("/tasks/<int:task_id>/complete")
