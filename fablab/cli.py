@@ -21,8 +21,7 @@ def register_cli(app: Flask) -> None:
 def upgrade_db() -> None:
     from flask_migrate import upgrade
 
-    # "heads": feature migrations may branch from the same base; all of them apply.
-    upgrade(revision="heads")
+    upgrade(revision="head")  # one chain: 0001 → 0002 → ...
 
 
 @click.command("init-db")

@@ -42,7 +42,7 @@ def test_empty_to_head_matches_models_and_back(tmp_path) -> None:
     with app.app_context():
         from flask_migrate import downgrade, upgrade
 
-        upgrade(revision="heads")
+        upgrade(revision="head")
         tables = set(inspect(db.engine).get_table_names())
         assert {"members", "machines", "bookings", "qualifications", "alembic_version"} <= tables
         with db.engine.connect() as conn:
@@ -53,3 +53,15 @@ def test_empty_to_head_matches_models_and_back(tmp_path) -> None:
         db.engine.dispose()
     if "_schema" in cfg:
         _admin_sql(f"DROP SCHEMA {cfg['_schema']} CASCADE")
+
+
+def test_migrations_form_one_chain() -> None:
+    from alembic.script import ScriptDirectory
+    from flask_migrate import Migrate
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    with app.app_context():
+        migrate: Migrate = app.extensions["migrate"]
+        script = ScriptDirectory.from_config(migrate.migrate.get_config())
+        assert len(script.get_heads()) == 1, f"more than one head: {script.get_heads()}"
+        assert len(script.get_bases()) == 1

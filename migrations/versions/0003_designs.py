@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_designs"
-down_revision = "0001"
+down_revision = "0002_usage"
 branch_labels = None
 depends_on = None
 

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_scheduling"
-down_revision = "0001"
+down_revision = "0003_designs"
 branch_labels = None
 depends_on = None
 
