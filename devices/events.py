@@ -10,6 +10,7 @@ Every payload is a JSON object with ``v`` (1), ``msg_id`` (a ULID), ``ts`` (ISO 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -33,6 +34,15 @@ ALL_MACHINES = f"{PREFIX}/machine/+/#"
 ALL_BRIDGES = f"{PREFIX}/bridge/+/status"
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+# Bounds every producer and consumer keeps, so a payload always fits the server's columns and parser.
+MAX_PAYLOAD = 64 * 1024  # bytes of one payload
+MAX_DEPTH = 16  # nesting of JSON objects and arrays
+MAX_INT = 2**63 - 1  # integers beyond a signed 64-bit column are refused
+LIMITS: dict[str, int] = {
+    "msg_id": 64, "session_id": 128, "badge.tech": 32, "badge.uid": 64, "job.file": 255, "fw.name": 100,
+    "reason": 500, "detail": 4096, "readings": 64, "reading.name": 64, "reading.text": 255,
+}
 
 
 class ContractError(ValueError):
@@ -298,7 +308,10 @@ def encode(msg: Message) -> bytes:
     """Validate ``msg`` (same rules as ``decode``) and return compact UTF-8 JSON."""
     payload = to_dict(msg)
     from_dict(msg.topic(), payload)
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    if len(data) > MAX_PAYLOAD:
+        raise ContractError(f"payload: larger than {MAX_PAYLOAD} bytes ({len(data)})")
+    return data
 
 
 # ---------------------------------------------------------------------------------------------- decode
@@ -324,10 +337,69 @@ def _badge(d: dict[str, Any], key: str, *, required: bool) -> Badge | None:
     raw = _get(d, key, dict, required=required)
     if raw is None:
         return None
-    tech, uid = _get(raw, "tech", str), _get(raw, "uid", str)
+    tech, uid = _text(raw, "tech", "badge.tech", required=True), _text(raw, "uid", "badge.uid", required=True)
     if not tech or not uid:
         raise ContractError(f"{key}: tech and uid must be non-empty")
     return Badge(tech=tech, uid=uid)
+
+
+def _text(d: dict[str, Any], key: str, limit: str, *, required: bool = False) -> str | None:
+    value = _get(d, key, str, required=required)
+    if value is not None and len(value) > LIMITS[limit]:
+        raise ContractError(f"{limit}: longer than {LIMITS[limit]} characters ({len(value)})")
+    return value
+
+
+def _detail(d: dict[str, Any]) -> dict[str, Any] | None:
+    detail = _get(d, "detail", dict, required=False)
+    if detail is not None and len(json.dumps(detail)) > LIMITS["detail"]:
+        raise ContractError(f"detail: larger than {LIMITS['detail']} bytes as JSON")
+    return detail
+
+
+def _check_readings(readings: dict[str, Any]) -> None:
+    if len(readings) > LIMITS["readings"]:
+        raise ContractError(f"telemetry: more than {LIMITS['readings']} readings")
+    for name, value in readings.items():
+        if len(name) > LIMITS["reading.name"]:
+            raise ContractError(f"telemetry: reading name longer than {LIMITS['reading.name']} characters")
+        if isinstance(value, str) and len(value) > LIMITS["reading.text"]:
+            raise ContractError(f"telemetry: {name}: longer than {LIMITS['reading.text']} characters")
+
+
+def _check_tree(value: Any, depth: int = 0) -> None:
+    """Every value is storable anywhere: finite numbers, 64-bit integers, text without NUL or lone
+    surrogates (PostgreSQL and UTF-8 refuse them), bounded nesting."""
+    if depth > MAX_DEPTH:
+        raise ContractError(f"payload: nested deeper than {MAX_DEPTH}")
+    if isinstance(value, str):
+        _check_str(value)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not -MAX_INT - 1 <= value <= MAX_INT:
+            raise ContractError("payload: integer outside the 64-bit range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ContractError(f"payload: non-finite number {value!r}")
+    elif isinstance(value, dict):
+        for k, x in value.items():
+            _check_str(k)
+            _check_tree(x, depth + 1)
+    elif isinstance(value, list | tuple):
+        for x in value:
+            _check_tree(x, depth + 1)
+    else:
+        raise ContractError(f"payload: unsupported value of type {type(value).__name__}")
+
+
+def _check_str(value: str) -> None:
+    if "\x00" in value:
+        raise ContractError("payload: text contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ContractError("payload: text contains a lone surrogate") from None
 
 
 def _number(d: dict[str, Any], key: str) -> float | None:
@@ -343,11 +415,13 @@ def from_dict(topic: str, d: Any) -> Message:
     v = _get(d, "v", int)
     if v != VERSION:
         raise ContractError(f"v: unsupported version {v}")
+    _check_tree(d)
     msg_id, ts, src = _get(d, "msg_id", str), _get(d, "ts", str), _get(d, "src", str)
-    if not msg_id or len(msg_id) > 64:
-        raise ContractError("msg_id: must be 1..64 chars")
+    if not msg_id or len(msg_id) > LIMITS["msg_id"]:
+        raise ContractError(f"msg_id: must be 1..{LIMITS['msg_id']} chars")
     if not src:
         raise ContractError("src: must be non-empty")
+    _check_id(src, "src")
     parse_ts(ts)
     env = {"msg_id": msg_id, "ts": ts, "src": src, "v": v}
     if kind == "bridge":
@@ -363,20 +437,22 @@ def from_dict(topic: str, d: Any) -> Message:
             progress = _number(job_raw, "progress")
             if progress is not None and not 0.0 <= progress <= 1.0:
                 raise ContractError("job.progress: outside 0..1")
-            job = JobInfo(file=_get(job_raw, "file", str, required=False), progress=progress)
+            job = JobInfo(file=_text(job_raw, "file", "job.file"), progress=progress)
         fw_raw = _get(d, "fw", dict, required=False)
         fw = None
         if fw_raw is not None:
             caps = _get(fw_raw, "caps", dict, required=False) or {}
             if not all(isinstance(k, str) and isinstance(x, bool) for k, x in caps.items()):
                 raise ContractError("fw.caps: must map names to booleans")
-            fw = FirmwareInfo(name=_get(fw_raw, "name", str), caps=caps)
+            if len(caps) > LIMITS["readings"] or any(len(k) > LIMITS["reading.name"] for k in caps):
+                raise ContractError("fw.caps: too many or too long names")
+            fw = FirmwareInfo(name=_text(fw_raw, "name", "fw.name", required=True), caps=caps)
         return MachineStatus(machine=ident, state=state, job=job, fw=fw, **env)
     if cls is MachineEvent:
         etype = _get(d, "type", str)
         if etype not in EVENT_TYPES:
             raise ContractError(f"type: unknown {etype!r}")
-        session_id = _get(d, "session_id", str, required=etype != "error")
+        session_id = _text(d, "session_id", "session_id", required=etype != "error")
         seq = _get(d, "seq", int)
         if seq < 0:
             raise ContractError("seq: negative")
@@ -387,12 +463,13 @@ def from_dict(topic: str, d: Any) -> Message:
             seq=seq,
             badge=_badge(d, "badge", required=False),
             energy_wh=_number(d, "energy_wh"),
-            reason=_get(d, "reason", str, required=False),
-            detail=_get(d, "detail", dict, required=False),
+            reason=_text(d, "reason", "reason"),
+            detail=_detail(d),
             **env,
         )
     if cls is Telemetry:
         readings = {k: x for k, x in d.items() if k not in ENVELOPE_KEYS}
+        _check_readings(readings)
         return Telemetry(machine=ident, readings=readings, **env)
     if cls is AuthRequest:
         return AuthRequest(machine=ident, badge=_badge(d, "badge", required=True), **env)  # type: ignore[arg-type]
@@ -418,12 +495,42 @@ def from_dict(topic: str, d: Any) -> Message:
     return Command(machine=ident, action=action, **env)
 
 
-def load_json(payload: bytes | str) -> Any:
-    """The payload's JSON, or ``ContractError`` (for consumers that keep the parsed payload as received)."""
+_BRACKETS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _depth(payload: bytes) -> int:
+    """Deepest nesting of objects and arrays, found without parsing (strings skipped)."""
+    depth = deepest = 0
+    for m in _BRACKETS.finditer(payload):
+        tok = m.group()
+        if tok in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif tok in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ContractError(f"payload: non-finite number {name}")
+
+
+def load_json(payload: bytes | str, *, allow_nonfinite: bool = False) -> Any:
+    """The payload's JSON, or ``ContractError``: size and nesting are bounded before parsing, and NaN or
+    Infinity are refused unless ``allow_nonfinite`` (a consumer that cleans them itself)."""
+    raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else bytes(payload)
+    if len(raw) > MAX_PAYLOAD:
+        raise ContractError(f"payload: larger than {MAX_PAYLOAD} bytes ({len(raw)})")
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(raw) > MAX_DEPTH:
+        raise ContractError(f"payload: nested deeper than {MAX_DEPTH}")
     try:
-        return json.loads(payload)
+        return json.loads(raw, parse_constant=None if allow_nonfinite else _refuse_constant)
+    except ContractError:
+        raise
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ContractError(f"payload: invalid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
+        raise ContractError(f"payload: not decodable ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 def decode(topic: str, payload: bytes | str) -> Message:

@@ -58,6 +58,10 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "FABLAB_REVIEW_SHOW_NAMES": _bool("FABLAB_REVIEW_SHOW_NAMES", False),
         # Raw telemetry is pruned after this many days (events and statuses are kept).
         "FABLAB_TELEMETRY_DAYS": int(os.environ.get("FABLAB_TELEMETRY_DAYS", "30")),
+        # Machine clocks may be off, and bridges send queued events late: outside this window around the
+        # time received, an event keeps its message but takes the received time (flagged).
+        "FABLAB_INGEST_MAX_SKEW_HOURS": float(os.environ.get("FABLAB_INGEST_MAX_SKEW_HOURS", "24")),
+        "FABLAB_INGEST_MAX_AGE_DAYS": float(os.environ.get("FABLAB_INGEST_MAX_AGE_DAYS", "365")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Secure cookies unless explicitly running plain-HTTP (the local demo).

@@ -62,7 +62,8 @@ class Observation:
     machine: str
     session_id: str | None = None
     seq: int | None = None
-    badge: str | None = None
+    badge: str | None = None  # the keyed hash of the badge UID (never the UID itself)
+    badge_hint: str | None = None  # its last characters, for a steward to recognise the card
     energy_wh: float | None = None
     power_w: float | None = None
     state: str | None = None
@@ -105,6 +106,7 @@ class UsageSpan:
     closed_by: str | None  # "end_event" | "next_start" | "timeout" | "status_idle" | "offline"
     open: bool
     start_estimated: bool = False  # the start message was lost: start = earliest observation
+    badge_hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class _EventSession:
     closed_at: datetime | None = None  # provisional closure: next start, offline or timeout
     closed_by: str | None = None
     badge: str | None = None
+    badge_hint: str | None = None
     job_file: str | None = None
     energy_wh: float | None = None
 
@@ -165,6 +168,16 @@ class _Machine:
     r_cum: list[float] = field(default_factory=list)
     m_ts: list[datetime] = field(default_factory=list)
     m_wh: list[float] = field(default_factory=list)
+
+    def clone(self) -> _Machine:
+        """A copy that shares nothing mutable (cheaper than deepcopy: observations are immutable)."""
+        c = copy.copy(self)
+        c.finished = list(self.finished)
+        c.sessions = {k: copy.copy(v) for k, v in self.sessions.items()}
+        c.open_sids = set(self.open_sids)
+        c.r_ts, c.r_w, c.r_cum = list(self.r_ts), list(self.r_w), list(self.r_cum)
+        c.m_ts, c.m_wh = list(self.m_ts), list(self.m_wh)
+        return c
 
     # -- feeding --------------------------------------------------------------------------------------
     def step(self, obs: Observation) -> None:
@@ -296,7 +309,7 @@ class _Machine:
         if obs.kind == SESSION_STARTED:
             s.started_at = ts if s.started_at is None else min(s.started_at, ts)
         if obs.badge and s.badge is None:
-            s.badge = obs.badge
+            s.badge, s.badge_hint = obs.badge, obs.badge_hint
         if obs.job_file and s.job_file is None:
             s.job_file = obs.job_file
         if obs.energy_wh is not None:
@@ -371,6 +384,7 @@ class _Machine:
         badge: str | None,
         energy: float | None,
         estimated: bool,
+        badge_hint: str | None = None,
     ) -> UsageSpan:
         source = _SOURCE_NAME[rank]
         key = f"{self.machine}/{source}/{sid if sid is not None else start.isoformat()}"
@@ -391,6 +405,7 @@ class _Machine:
             closed_by=by,
             open=end is None,
             start_estimated=estimated,
+            badge_hint=badge_hint,
         )
 
     def spans(self, now: datetime) -> list[UsageSpan]:
@@ -413,7 +428,7 @@ class _Machine:
             out.append(
                 self._span(
                     _EVENT, s.sid, start, end, s.last_seen, by, s.job_file, s.badge, s.energy_wh,
-                    s.started_at is None,
+                    s.started_at is None, s.badge_hint,
                 )
             )
         if self.s_start is not None and self.last_obs is not None:
@@ -493,6 +508,12 @@ class _Track:
     next_try: int = 0  # len(obs) before trying a checkpoint again
     max_ts: datetime | None = None
 
+    def clone(self) -> _Track:
+        # `base` is replaced, never changed in place, so it can be shared
+        return _Track(base=self.base, state=self.state.clone(), obs=list(self.obs), keys=list(self.keys),
+                      quiet=list(self.quiet), emitted=dict(self.emitted), msg_ids=set(self.msg_ids),
+                      finalized=set(self.finalized), cut=self.cut, next_try=self.next_try, max_ts=self.max_ts)
+
 
 class Sessionizer:
     """Incremental sessionizing for the worker: ``feed`` each observation, ``tick`` on a timer.
@@ -514,9 +535,39 @@ class Sessionizer:
         self._now: datetime | None = None
         self.duplicates = 0
         self.late_dropped = 0
+        self._undo: dict[str, _Track | None] | None = None
+        self._undo_clock: tuple[datetime | None, int, int] = (None, 0, 0)
+
+    # -- units of work: the worker's database transaction and this state roll back together ---------
+    def begin(self) -> None:
+        """Remember the state as it is now; ``rollback`` returns to it, ``commit`` forgets it.
+
+        Tracks are copied lazily, the first time a unit of work touches their machine."""
+        self._undo = {}
+        self._undo_clock = (self._now, self.duplicates, self.late_dropped)
+
+    def commit(self) -> None:
+        self._undo = None
+
+    def rollback(self) -> None:
+        if self._undo is None:
+            return
+        for machine, saved in self._undo.items():
+            if saved is None:
+                self._tracks.pop(machine, None)
+            else:
+                self._tracks[machine] = saved
+        self._now, self.duplicates, self.late_dropped = self._undo_clock
+        self._undo = None
+
+    def _touch(self, machine: str) -> None:
+        if self._undo is not None and machine not in self._undo:
+            t = self._tracks.get(machine)
+            self._undo[machine] = t.clone() if t is not None else None
 
     def feed(self, obs: Observation) -> list[SessionChange]:
         _check(obs)
+        self._touch(obs.machine)
         t = self._tracks.get(obs.machine)
         if t is None:
             base = _Machine(obs.machine, self.config)
@@ -551,6 +602,8 @@ class Sessionizer:
     def tick(self, now: datetime) -> list[SessionChange]:
         """Advance the clock: spans silent for longer than the timeout close."""
         self._now = now if self._now is None else max(self._now, now)
+        for machine in self._tracks:
+            self._touch(machine)
         return [c for t in self._tracks.values() for c in self._diff(t)]
 
     def current(self, machine: str | None = None) -> list[UsageSpan]:

@@ -51,7 +51,8 @@ class MqttMessage(db.Model):
     machine_id: Mapped[int | None] = mapped_column(ForeignKey("machines.id", ondelete="SET NULL"))
     ts: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # as received, badge UIDs replaced by keyed hashes
+    note: Mapped[str | None] = mapped_column(String(255))  # what the worker changed, e.g. a clock far off
 
 
 class DeadLetter(db.Model):
@@ -84,7 +85,8 @@ class UsageSession(db.Model):
     end_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_s: Mapped[float] = mapped_column(Float, default=0.0)
     energy_wh: Mapped[float | None] = mapped_column(Float)
-    badge: Mapped[str | None] = mapped_column(String(64))
+    badge: Mapped[str | None] = mapped_column(String(64))  # keyed hash of the UID (security.badge_digest)
+    badge_last4: Mapped[str | None] = mapped_column(String(4))  # for a steward to recognise the card
     job_file: Mapped[str | None] = mapped_column(String(255))
     source: Mapped[str] = mapped_column(String(16))  # event, status, power
     closed_by: Mapped[str | None] = mapped_column(String(20))  # end_event, next_start, timeout, ...

@@ -21,7 +21,6 @@ from ..domain import usage_linking as link
 from ..extensions import db
 from ..models import Booking, BookingKind, BookingStatus, Machine, Member
 from ..models.usage import Bridge, DeadLetter, MaintenanceRule, MqttMessage, UsageSession
-from ..security import badge_digest
 from . import bookings as booking_service
 
 # --- bridges and Mosquitto credentials ------------------------------------------------------------------
@@ -126,13 +125,14 @@ def _link_bookings(machine: Machine, start: datetime, end: datetime | None, now:
     return [link.Booking(i, m, s, e, "checked_in" if st == "completed" else st, k) for i, m, s, e, st, k in rows]
 
 
-def _badge_member(uid: str | None, secret: str) -> int | None:
-    if not uid:
+def _badge_member(digest: str | None) -> int | None:
+    """The member whose badge has this keyed hash (the worker never keeps a UID in clear)."""
+    if not digest:
         return None
-    return db.session.scalar(select(Member.id).where(Member.badge_hash == badge_digest(secret, uid)))
+    return db.session.scalar(select(Member.id).where(Member.badge_hash == digest))
 
 
-def apply_span(span: sz.UsageSpan, machine: Machine, now: datetime, secret: str) -> UsageSession:
+def apply_span(span: sz.UsageSpan, machine: Machine, now: datetime) -> UsageSession:
     """Upsert the usage session for a sessionizer span and link it to its booking (checking it in)."""
     row = db.session.scalar(select(UsageSession).where(UsageSession.key == span.key))
     if row is None:
@@ -144,13 +144,14 @@ def apply_span(span: sz.UsageSpan, machine: Machine, now: datetime, secret: str)
     row.duration_s = span.duration.total_seconds()
     row.energy_wh = span.energy_wh
     row.badge = span.badge
+    row.badge_last4 = span.badge_hint
     row.job_file = span.job_file
     row.source = span.source
     row.closed_by = span.closed_by
     row.open = span.open
     row.start_estimated = span.start_estimated
     policy = booking_service.policy_for(machine)
-    badge_member = _badge_member(span.badge, secret)
+    badge_member = _badge_member(span.badge)
     result = link.link_usage(span, _link_bookings(machine, span.start, span.end, now), now, policy.checkin_grace,
                              members_by_badge={span.badge: badge_member} if badge_member else None)
     row.booking_id = result.booking_id  # type: ignore[assignment]

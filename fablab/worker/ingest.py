@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, text
 
 from devices import events as ev
@@ -31,6 +34,7 @@ from ..extensions import db
 from ..models import Machine
 from ..models.types import utcnow
 from ..models.usage import Bridge, DeadLetter, MqttMessage
+from ..security import badge_digest
 from ..services import authorize as auth_service
 from ..services import usage as usage_service
 
@@ -58,13 +62,14 @@ class BatchResult:
 
 
 _PG_INSERT = text("""
-    INSERT INTO mqtt_messages (msg_id, topic, kind, src, machine_id, ts, received_at, payload)
+    INSERT INTO mqtt_messages (msg_id, topic, kind, src, machine_id, ts, received_at, payload, note)
     SELECT * FROM unnest(CAST(:msg_id AS varchar[]), CAST(:topic AS varchar[]), CAST(:kind AS varchar[]),
                          CAST(:src AS varchar[]), CAST(:machine_id AS integer[]), CAST(:ts AS timestamptz[]),
-                         CAST(:received_at AS timestamptz[]), CAST(:payload AS json[]))
+                         CAST(:received_at AS timestamptz[]), CAST(:payload AS json[]), CAST(:note AS varchar[]))
     ON CONFLICT (msg_id) DO NOTHING
     RETURNING msg_id
 """)
+_ROW_KEYS = ("msg_id", "topic", "kind", "src", "machine_id", "ts", "received_at", "note")
 
 
 def _insert_ignoring_duplicates(rows: list[dict[str, Any]]) -> set[str]:
@@ -74,8 +79,7 @@ def _insert_ignoring_duplicates(rows: list[dict[str, Any]]) -> set[str]:
     if db.session.get_bind().dialect.name == "postgresql":
         # One short statement with array parameters: a multi-row VALUES statement of thousands of
         # parameters costs more to build and parse than to execute.
-        cols = {k: [r[k] for r in rows] for k in ("msg_id", "topic", "kind", "src", "machine_id", "ts",
-                                                  "received_at")}
+        cols = {k: [r[k] for r in rows] for k in _ROW_KEYS}
         cols["payload"] = [json.dumps(r["payload"]) for r in rows]
         return set(db.session.execute(_PG_INSERT, cols).scalars())
     from sqlalchemy.dialects.sqlite import insert
@@ -86,6 +90,22 @@ def _insert_ignoring_duplicates(rows: list[dict[str, Any]]) -> set[str]:
     return set(db.session.execute(stmt, rows).scalars())
 
 
+@dataclass
+class _Accepted:
+    """A message that passed every check, ready to be stored and acted on."""
+
+    msg: ev.Message  # as received (an auth request keeps the badge UID here, in memory only)
+    ident: str
+    row: dict[str, Any]  # the mqtt_messages row: badge UIDs replaced by their keyed hash
+    obs: sz.Observation | None
+
+
+def _transient(exc: BaseException) -> bool:
+    """The database is away or busy (retry the same batch later), as opposed to a message it refuses."""
+    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError) or bool(
+        getattr(exc, "connection_invalidated", False))
+
+
 class Ingestor:
     def __init__(self, app: Flask, publish: Publish | None = None,
                  config: sz.SessionizerConfig | None = None) -> None:
@@ -93,6 +113,8 @@ class Ingestor:
         self.publish = publish or (lambda msg: None)
         self.config = config or sz.SessionizerConfig()
         self.sessionizer = sz.Sessionizer(self.config)
+        self.max_skew = timedelta(hours=app.config.get("FABLAB_INGEST_MAX_SKEW_HOURS", 24))
+        self.max_age = timedelta(days=app.config.get("FABLAB_INGEST_MAX_AGE_DAYS", 365))
         self._machines: dict[str, int] = {}
         self._bridges: dict[str, set[str]] = {}
         self._cache_at = 0.0
@@ -130,116 +152,209 @@ class Ingestor:
         with self.app.app_context():
             self._refresh(force=True)
             since = now - self.config.retention
-            rows = db.session.execute(select(MqttMessage.topic, MqttMessage.payload).where(
+            rows = db.session.execute(select(MqttMessage.topic, MqttMessage.ts, MqttMessage.payload).where(
                 MqttMessage.ts >= since, MqttMessage.kind.in_(("status", "event", "telemetry")))
                 .order_by(MqttMessage.ts, MqttMessage.id))
             n = 0
-            for topic, payload in rows:
-                obs = _observation(ev.from_dict(topic, payload))
-                if obs is not None:
+            bridges = usage_service.bridges_by_id()
+            for topic, ts, payload in rows:
+                try:
+                    found = observations(topic, ts, payload, bridges)
+                except (ev.ContractError, KeyError, TypeError, ValueError):
+                    log.warning("stored message on %s cannot be replayed; skipped", topic)
+                    continue
+                for obs in found:
                     self.sessionizer.feed(obs)
                     n += 1
             db.session.remove()
             return n
 
-    def process(self, batch: list[Incoming], now: datetime | None = None) -> BatchResult:
+    # -- a batch: every message ends stored or dead-lettered; a failure is narrowed to its message --
+    def process(self, batch: list[Incoming], now: datetime | None = None, isolate: bool = False) -> BatchResult:
+        """Store and act on a batch. A batch the database refuses is bisected until the message at fault
+        is alone; that one becomes a dead letter and the rest commit. Errors that say the database is
+        away (or busy) are raised for the caller to retry the whole batch, unless ``isolate``."""
         now = now or utcnow()
         result = BatchResult()
-        with self.app.app_context():
-            try:
-                begin_write()  # the web app writes too: take the lock before reading (see begin_write)
-                auth_requests = self._process(batch, now, result)
-                db.session.commit()
-            except Exception:
-                db.session.rollback()
-                raise
-            finally:
-                db.session.remove()
-            for req in auth_requests:
-                self._answer(req, now)
-                result.auth += 1
+        self._isolating(batch, now, result, isolate)
         for k in ("stored", "duplicates", "dead", "auth"):
             setattr(self.totals, k, getattr(self.totals, k) + getattr(result, k))
         return result
 
+    def _isolating(self, batch: list[Incoming], now: datetime, result: BatchResult, isolate: bool) -> None:
+        try:
+            self._transaction(batch, now, result)
+            return
+        except Exception as exc:  # noqa: BLE001 - narrowed below; nothing is dropped
+            if _transient(exc) and not isolate and not self.database_ok():
+                raise
+            failure = exc
+        if len(batch) == 1:
+            try:  # once more on its own: a lock timeout or a deadlock is not the message's fault
+                self._transaction(batch, now, result)
+                return
+            except Exception as exc:  # noqa: BLE001
+                failure = exc
+            self._dead_letter_alone(batch[0], failure)
+            result.dead += 1
+            return
+        mid = len(batch) // 2
+        self._isolating(batch[:mid], now, result, isolate)
+        self._isolating(batch[mid:], now, result, isolate)
+
+    def _transaction(self, batch: list[Incoming], now: datetime, result: BatchResult) -> None:
+        part = BatchResult()
+        with self.app.app_context():
+            self.sessionizer.begin()
+            try:
+                begin_write()  # the web app writes too: take the lock before reading (see begin_write)
+                auth_requests = self._process(batch, now, part)
+                db.session.commit()
+            except BaseException:
+                db.session.rollback()
+                self.sessionizer.rollback()  # in-memory state goes back with the transaction
+                raise
+            finally:
+                db.session.remove()
+            self.sessionizer.commit()
+        for req in auth_requests:
+            self._answer(req, now)
+            part.auth += 1
+        for k in ("stored", "duplicates", "dead", "auth"):
+            setattr(result, k, getattr(result, k) + getattr(part, k))
+
+    def database_ok(self) -> bool:
+        """Does the database answer at all? (Tells "it is away" from "it refuses this batch".)"""
+        with self.app.app_context():
+            try:
+                db.session.execute(text("SELECT 1"))
+                return True
+            except Exception:  # noqa: BLE001 - any failure means: not reachable now
+                return False
+            finally:
+                db.session.remove()
+
+    def _dead_letter_alone(self, item: Incoming, exc: BaseException) -> None:
+        reason = f"not storable: {type(exc).__name__}: {getattr(exc, 'orig', None) or exc}"
+        log.warning("dead-lettered a message on %s: %s", _clean_text(item.topic)[:200], reason[:300])
+        with self.app.app_context():
+            try:
+                begin_write()
+                db.session.execute(DeadLetter.__table__.insert(), [self._dead(item, reason)])
+                db.session.commit()
+            except BaseException:
+                db.session.rollback()
+                raise  # the database itself fails: the caller retries (nothing was acked)
+            finally:
+                db.session.remove()
+
+    def _dead(self, item: Incoming, reason: str) -> dict[str, Any]:
+        return {"topic": _clean_text(item.topic)[:512], "payload": _dead_payload(item.payload, self._secret()),
+                "reason": _clean_text(reason)[:500], "received_at": item.received_at, "reviewed": False}
+
+    def _secret(self) -> str:
+        return str(self.app.config["SECRET_KEY"])
+
+    def _prepare(self, item: Incoming, now: datetime) -> _Accepted | dict[str, Any] | None:
+        """Check one message: an `_Accepted`, a dead-letter row, or None (our own message echoed back)."""
+        notes: list[str] = []
+        try:
+            kind, ident, sub = ev.parse_topic(item.topic)
+            data = ev.load_json(item.payload, allow_nonfinite=sub == "telemetry")
+            if sub == "telemetry" and isinstance(data, dict):
+                nulled = _null_nonfinite(data)
+                if nulled:
+                    notes.append("non-finite readings stored as null: " + ", ".join(nulled))
+            msg = ev.from_dict(item.topic, data)
+            if msg.src == SERVER_SRC:
+                return None  # our own auth responses and commands coming back
+            ts = ev.parse_ts(msg.ts).astimezone(UTC)
+            if not now - self.max_age <= ts <= now + self.max_skew:
+                notes.append(f"ts {msg.ts} is outside the accepted window around the time received "
+                             f"(-{self.max_age.days} d, +{self.max_skew.total_seconds() / 3600:g} h): "
+                             "received time used")
+                ts = now
+        except ev.ContractError as exc:
+            return self._dead(item, exc.reason)
+        except Exception as exc:  # noqa: BLE001 - any byte string ends as a stored message or a dead letter
+            return self._dead(item, f"payload not decodable: {type(exc).__name__}: {exc}")
+        machine_id = None
+        if kind == "machine":
+            machine_id = self._machine_id(ident)
+            if machine_id is None:
+                return self._dead(item, f"unknown machine {ident!r}")
+            problem = self._owner_problem(msg, ident)
+            if problem:
+                return self._dead(item, problem)
+        elif self._bridges and msg.src != ident:
+            return self._dead(item, f"bridge status for {ident!r} sent by {msg.src!r}")
+        payload = redact_badges(data, self._secret())
+        row = {"msg_id": msg.msg_id, "topic": item.topic, "kind": sub.replace("/", "_"), "src": msg.src,
+               "machine_id": machine_id, "ts": ts, "received_at": item.received_at, "payload": payload,
+               "note": "; ".join(notes)[:255] or None}
+        return _Accepted(msg, ident, row, observation(item.topic, ts, payload))  # bridges: see _bridge_status
+
     def _process(self, batch: list[Incoming], now: datetime, result: BatchResult) -> list[ev.AuthRequest]:
         self._refresh()
-        accepted: list[tuple[ev.Message, str]] = []
-        rows: list[dict[str, Any]] = []
+        accepted: list[_Accepted] = []
         dead: list[dict[str, Any]] = []
+        seen: set[str] = set()
         for item in batch:
-            try:
-                data = ev.load_json(item.payload)
-                msg = ev.from_dict(item.topic, data)
-                kind, ident, sub = ev.parse_topic(item.topic)
-            except ev.ContractError as exc:
-                dead.append(_dead(item, exc.reason))
+            prepared = self._prepare(item, now)
+            if prepared is None:
                 continue
-            if msg.src == SERVER_SRC:
-                continue  # our own auth responses and commands coming back
-            machine_id = None
-            if kind == "machine":
-                machine_id = self._machine_id(ident)
-                if machine_id is None:
-                    dead.append(_dead(item, f"unknown machine {ident!r}"))
-                    continue
-                problem = self._owner_problem(msg, ident)
-                if problem:
-                    dead.append(_dead(item, problem))
-                    continue
-            elif self._bridges and msg.src != ident:
-                dead.append(_dead(item, f"bridge status for {ident!r} sent by {msg.src!r}"))
+            if isinstance(prepared, dict):
+                dead.append(prepared)
                 continue
-            rows.append({"msg_id": msg.msg_id, "topic": item.topic, "kind": sub.replace("/", "_"), "src": msg.src,
-                         "machine_id": machine_id, "ts": ev.parse_ts(msg.ts), "received_at": item.received_at,
-                         "payload": data})  # as received: it passed validation
-            accepted.append((msg, ident))
+            if prepared.msg.msg_id in seen:
+                result.duplicates += 1  # once per msg_id, inside a batch too
+                continue
+            seen.add(prepared.msg.msg_id)
+            accepted.append(prepared)
         if dead:
             db.session.execute(DeadLetter.__table__.insert(), dead)
-            result.dead = len(dead)
-        fresh = _insert_ignoring_duplicates(rows)
-        result.stored = len(fresh)
-        result.duplicates = len(rows) - len(fresh)
+            result.dead += len(dead)
+        fresh = _insert_ignoring_duplicates([a.row for a in accepted])
+        result.stored += len(fresh)
+        result.duplicates += len(accepted) - len(fresh)
         auth: list[ev.AuthRequest] = []
         touched: dict[str, sz.SessionChange] = {}
-        for msg, ident in accepted:
+        for a in accepted:
+            msg = a.msg
             if msg.msg_id not in fresh:
                 continue  # already processed once: idempotent
             if isinstance(msg, ev.AuthRequest):
                 auth.append(msg)
                 continue
             if isinstance(msg, ev.BridgeStatus):
-                self._bridge_status(msg, now)
+                self._bridge_status(msg, a.row["ts"], now)
                 continue
             if isinstance(msg, ev.MachineStatus):
-                machine = db.session.get(Machine, self._machines[ident])
+                machine = db.session.get(Machine, self._machines[a.ident])
                 if machine is not None:
-                    usage_service.set_live_state(machine, msg.state, ev.parse_ts(msg.ts),
+                    usage_service.set_live_state(machine, msg.state, a.row["ts"],
                                                  msg.job.progress if msg.job else None,
                                                  msg.job.file if msg.job else None)
-            obs = _observation(msg)
-            if obs is not None:
-                for change in self.sessionizer.feed(obs):
+            if a.obs is not None:
+                for change in self.sessionizer.feed(a.obs):
                     touched[change.span.key] = change
         self._apply(touched.values(), now)
         return auth
 
-    def _bridge_status(self, msg: ev.BridgeStatus, now: datetime) -> None:
+    def _bridge_status(self, msg: ev.BridgeStatus, ts: datetime, now: datetime) -> None:
         bridge = db.session.scalar(select(Bridge).where(Bridge.bridge_id == msg.bridge_id))
         if bridge is None:
             return
         bridge.online = msg.online
-        bridge.last_seen_at = ev.parse_ts(msg.ts)
+        bridge.last_seen_at = ts
         if not msg.online:
             # The Last Will: the machines behind this bridge are offline now, and their use stops here.
             for m in bridge.machines:
-                usage_service.set_live_state(m, "offline", ev.parse_ts(msg.ts))
-                obs = sz.Observation(kind="status", ts=ev.parse_ts(msg.ts), machine=m.slug, state="offline",
-                                     msg_id=f"{msg.msg_id}:{m.slug}")
+                usage_service.set_live_state(m, "offline", ts)
+            for obs in _bridge_offline(msg.msg_id, ts, sorted(m.slug for m in bridge.machines)):
                 self._apply(self.sessionizer.feed(obs), now)
 
     def _apply(self, changes: Any, now: datetime) -> None:
-        secret = self.app.config["SECRET_KEY"]
         for change in changes:
             if change.kind == "removed" or (not change.span.open and not change.span.duration
                                             and change.span.source != "event"):
@@ -250,7 +365,7 @@ class Ingestor:
             machine_id = self._machines.get(change.span.machine)
             machine = db.session.get(Machine, machine_id) if machine_id else None
             if machine is not None:
-                usage_service.apply_span(change.span, machine, now, secret)
+                usage_service.apply_span(change.span, machine, now)
 
     def _answer(self, req: ev.AuthRequest, now: datetime) -> None:
         with self.app.app_context():
@@ -275,11 +390,13 @@ class Ingestor:
         """Timed work: session timeouts, no-shows, maintenance due, request windows and offers."""
         now = now or utcnow()
         with self.app.app_context():
+            self.sessionizer.begin()
             try:
                 begin_write()
                 self._refresh()
                 self._apply(self.sessionizer.tick(now), now)
                 db.session.commit()
+                self.sessionizer.commit()
                 usage_service.record_no_shows(now)
                 usage_service.raise_due_maintenance(now)
                 usage_service.prune_telemetry(now, self.app.config["FABLAB_TELEMETRY_DAYS"])
@@ -288,33 +405,107 @@ class Ingestor:
                 scheduling.run_due_jobs(now)
             except Exception:
                 db.session.rollback()
+                self.sessionizer.rollback()  # no-op once the session timeouts are committed
                 log.exception("timed jobs failed; will retry")
             finally:
                 db.session.remove()
 
 
-def _dead(item: Incoming, reason: str) -> dict[str, Any]:
-    return {"topic": item.topic[:512], "payload": item.payload.decode("utf-8", "replace")[:100_000],
-            "reason": reason[:500], "received_at": item.received_at, "reviewed": False}
+# --- pure helpers: what is stored, and the observation a stored message makes ------------------------
 
 
-def _observation(msg: ev.Message) -> sz.Observation | None:
-    if isinstance(msg, ev.MachineEvent):
-        file = (msg.detail or {}).get("file")
-        return sz.Observation(kind=msg.type, ts=ev.parse_ts(msg.ts), machine=msg.machine, session_id=msg.session_id,
-                              seq=msg.seq, badge=msg.badge.uid if msg.badge else None, energy_wh=msg.energy_wh,
-                              job_file=file if isinstance(file, str) else None, msg_id=msg.msg_id)
-    if isinstance(msg, ev.MachineStatus):
-        return sz.Observation(kind="status", ts=ev.parse_ts(msg.ts), machine=msg.machine, state=msg.state,
-                              job_file=msg.job.file if msg.job else None, msg_id=msg.msg_id)
-    if isinstance(msg, ev.Telemetry):
-        power = msg.readings.get("power_w")
-        if isinstance(power, int | float) and not isinstance(power, bool):
-            energy = msg.readings.get("energy_wh")
-            return sz.Observation(kind="power", ts=ev.parse_ts(msg.ts), machine=msg.machine, power_w=float(power),
-                                  energy_wh=float(energy) if isinstance(energy, int | float) else None,
-                                  msg_id=msg.msg_id)
+def _clean_text(value: str) -> str:
+    """Text any database stores: no NUL, no lone surrogates."""
+    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
+def _null_nonfinite(data: dict[str, Any]) -> list[str]:
+    """Telemetry readings that are NaN or infinite (a sensor reading nonsense) become null; their names."""
+    nulled = []
+    for key, value in data.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            data[key] = None
+            nulled.append(str(key)[:64])
+        elif isinstance(value, dict) and any(isinstance(x, float) and not math.isfinite(x) for x in value.values()):
+            data[key] = {k: (None if isinstance(x, float) and not math.isfinite(x) else x) for k, x in value.items()}
+            nulled.append(str(key)[:64])
+    return nulled
+
+
+def _badge_hint(uid: str) -> str:
+    norm = "".join(ch for ch in uid.upper() if ch.isalnum())
+    return norm[-4:]
+
+
+def redact_badges(payload: dict[str, Any], secret: str) -> dict[str, Any]:
+    """The payload as stored: a badge UID is replaced by its keyed hash and its last 4 characters."""
+    badge = payload.get("badge")
+    if not isinstance(badge, dict) or not isinstance(badge.get("uid"), str):
+        return payload
+    uid = badge["uid"]
+    out = dict(payload)
+    out["badge"] = {"tech": badge.get("tech"), "uid_hash": badge_digest(secret, uid), "uid_last4": _badge_hint(uid)}
+    return out
+
+
+_UID_TEXT = re.compile(r'("uid"\s*:\s*)"((?:[^"\\]|\\.)*)"')
+
+
+def _dead_payload(raw: bytes, secret: str) -> str:
+    """A refused message keeps its bytes for review, but never a badge UID in clear (parsed or not)."""
+    text_ = _clean_text(raw[:100_000].decode("utf-8", "replace"))
+    if '"uid"' not in text_:
+        return text_
+    return _UID_TEXT.sub(lambda m: f'{m.group(1)}"hash:{badge_digest(secret, m.group(2))} '
+                                   f'last4:{_badge_hint(m.group(2))}"', text_)
+
+
+def observation(topic: str, ts: datetime, payload: dict[str, Any]) -> sz.Observation | None:
+    """What the sessionizer sees of a stored message (the worker feeds the same when it stores it, so a
+    replay from the database rebuilds exactly the state the live stream built)."""
+    kind, machine, sub = ev.parse_topic(topic)
+    msg_id = payload["msg_id"]
+    if sub == "event":
+        detail = payload.get("detail") or {}
+        file = detail.get("file") if isinstance(detail, dict) else None
+        badge = payload.get("badge") or {}
+        energy = payload.get("energy_wh")
+        return sz.Observation(kind=payload["type"], ts=ts, machine=machine, session_id=payload.get("session_id"),
+                              seq=payload["seq"], badge=badge.get("uid_hash"), badge_hint=badge.get("uid_last4"),
+                              energy_wh=float(energy) if _is_number(energy) else None,
+                              job_file=file[:255] if isinstance(file, str) else None, msg_id=msg_id)
+    if sub == "status" and kind == "machine":
+        job = payload.get("job") or {}
+        return sz.Observation(kind="status", ts=ts, machine=machine, state=payload["state"],
+                              job_file=job.get("file"), msg_id=msg_id)
+    if sub == "telemetry":
+        power = payload.get("power_w")
+        if _is_number(power):
+            energy = payload.get("energy_wh")
+            return sz.Observation(kind="power", ts=ts, machine=machine, power_w=float(power),
+                                  energy_wh=float(energy) if _is_number(energy) else None, msg_id=msg_id)
     return None
+
+
+def _bridge_offline(msg_id: str, ts: datetime, machines: list[str]) -> list[sz.Observation]:
+    return [sz.Observation(kind="status", ts=ts, machine=slug, state="offline", msg_id=f"{msg_id}:{slug}")
+            for slug in machines]
+
+
+def observations(topic: str, ts: datetime, payload: dict[str, Any],
+                 bridges: dict[str, set[str]]) -> list[sz.Observation]:
+    """All a stored message tells the sessionizer, including a bridge's Last Will for its machines."""
+    if topic.startswith(f"{ev.PREFIX}/bridge/"):
+        _, bridge_id, _ = ev.parse_topic(topic)
+        if payload.get("online") is False:
+            return _bridge_offline(payload["msg_id"], ts, sorted(bridges.get(bridge_id, ())))
+        return []
+    obs = observation(topic, ts, payload)
+    return [obs] if obs is not None else []
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # --- the MQTT side -------------------------------------------------------------------------------------
@@ -433,12 +624,15 @@ class MqttWorker:
         return batch
 
     def _handle(self, batch: list[Incoming]) -> None:
+        """Store a batch, then acknowledge it. While the database is away the batch waits (never acked, so
+        the broker keeps it); a batch that keeps failing while the database answers is taken apart so
+        that one bad message cannot hold back the others."""
         for attempt in range(1, 1_000_000):
             try:
-                self.ingestor.process(batch)
+                self.ingestor.process(batch, isolate=attempt > 3 and self.ingestor.database_ok())
                 break
             except Exception:  # noqa: BLE001 - e.g. the database is away: keep the batch, retry, never ack
-                delay = min(30.0, 0.5 * 2 ** min(attempt, 6))
+                delay = min(30.0, 0.25 * 2 ** min(attempt, 7))
                 log.exception("could not store a batch of %d messages; retrying in %.1f s", len(batch), delay)
                 if self.stop_event.wait(delay):
                     return  # unacknowledged: the broker redelivers them to the next worker
