@@ -186,6 +186,7 @@ class Ingestor:
             self._transaction(batch, now, result)
             return
         except Exception as exc:  # noqa: BLE001 - narrowed below; nothing is dropped
+            self._cache_at = 0.0  # e.g. a machine deleted meanwhile: look again before the retry
             if _transient(exc) and not isolate and not self.database_ok():
                 raise
             failure = exc
