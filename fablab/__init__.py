@@ -29,6 +29,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = app.config["FABLAB_MAX_UPLOAD_MB"] * 1024 * 1024 + 1024 * 1024
     app.config["TZ"] = ZoneInfo(app.config["FABLAB_TIMEZONE"])
     instance.mkdir(parents=True, exist_ok=True)
+    from .database import engine_options
+
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"],
+                                                             app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)

@@ -14,6 +14,18 @@ from .extensions import db
 IMMEDIATE = "fablab_begin_immediate"
 
 
+def engine_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """PostgreSQL sessions run in UTC whatever the server's default: times are stored in UTC, and a
+    session in a local zone cannot even read a stored time near the end of year 9999."""
+    if not url.startswith("postgresql"):
+        return options
+    connect_args = dict(options.get("connect_args") or {})
+    current = connect_args.get("options", "")
+    if "timezone" not in current:
+        connect_args["options"] = f"{current} -ctimezone=UTC".strip()
+    return {**options, "connect_args": connect_args}
+
+
 def configure_engine(engine: Engine) -> None:
     """Install per-connection settings. Called once per engine."""
     if engine.dialect.name != "sqlite":

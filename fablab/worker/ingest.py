@@ -388,7 +388,8 @@ class Ingestor:
             valid_until=ev.utc_now_iso(decision.valid_until) if decision.valid_until else None))
 
     def tick(self, now: datetime | None = None) -> None:
-        """Timed work: session timeouts, no-shows, maintenance due, request windows and offers."""
+        """Timed work: session timeouts, then each timed job on its own (one failing job, e.g. on a
+        stored rule it cannot compute, neither stops the others nor the ingest)."""
         now = now or utcnow()
         with self.app.app_context():
             self.sessionizer.begin()
@@ -398,18 +399,31 @@ class Ingestor:
                 self._apply(self.sessionizer.tick(now), now)
                 db.session.commit()
                 self.sessionizer.commit()
-                usage_service.record_no_shows(now)
-                usage_service.raise_due_maintenance(now)
-                usage_service.prune_telemetry(now, self.app.config["FABLAB_TELEMETRY_DAYS"])
-                from ..services import scheduling
-
-                scheduling.run_due_jobs(now)
             except Exception:
                 db.session.rollback()
-                self.sessionizer.rollback()  # no-op once the session timeouts are committed
-                log.exception("timed jobs failed; will retry")
+                self.sessionizer.rollback()
+                log.exception("session timeouts failed; will retry")
             finally:
                 db.session.remove()
+        from ..services import scheduling
+
+        jobs: list[tuple[str, Callable[[], object]]] = [
+            ("no-shows", lambda: usage_service.record_no_shows(now)),
+            ("maintenance due", lambda: usage_service.raise_due_maintenance(now)),
+            ("telemetry pruning", lambda: usage_service.prune_telemetry(now, self.app.config["FABLAB_TELEMETRY_DAYS"])),
+            ("scheduling", lambda: scheduling.run_due_jobs(now)),
+        ]
+        for name, job in jobs:
+            with self.app.app_context():
+                try:
+                    begin_write()
+                    job()
+                    db.session.commit()
+                except Exception:
+                    db.session.rollback()
+                    log.exception("timed job %r failed; will retry", name)
+                finally:
+                    db.session.remove()
 
 
 # --- pure helpers: what is stored, and the observation a stored message makes ------------------------
