@@ -24,9 +24,12 @@ class BookingStatus(StrEnum):
     RELEASED = "released"
 
 
-# Bookings in these states hold their time on the machine (the exclusion constraint's predicate).
+# Bookings in these states hold their time on the machine and can still change (cancel, extend, check in).
 # A "requested" booking (a request-window entry) competes for a slot but holds nothing yet.
 ACTIVE_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN)
+# Statuses the database keeps from overlapping on one machine (ex_bookings_no_overlap: PostgreSQL exclusion
+# constraint, SQLite triggers; migration 0005): completed time was held and used, no-show time was given back.
+HELD_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN, BookingStatus.COMPLETED)
 
 
 class BookingKind(StrEnum):

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ..domain import policy as pol
 from ..extensions import db
 from ..models import Booking, BookingKind, BookingStatus, Machine, Member
+from ..models.bookings import HELD_STATUSES
 from ..models.scheduling import RequestStatus, SlotRequest
 from ..models.types import utcnow
 from . import bookings as booking_service
@@ -23,8 +24,7 @@ LASER = "laser-epilog"
 def _free(machine: Machine, start: datetime, end: datetime) -> bool:
     return db.session.scalar(select(Booking.id).where(
         Booking.machine_id == machine.id, Booking.end_at > start, Booking.start_at < end,
-        Booking.status.in_([BookingStatus.CONFIRMED.value, BookingStatus.CHECKED_IN.value,
-                            BookingStatus.COMPLETED.value])).limit(1)) is None
+        Booking.status.in_([s.value for s in HELD_STATUSES])).limit(1)) is None
 
 
 def _evening_slots(window: sched.RequestWindow) -> list[sched.Slot]:
@@ -44,12 +44,22 @@ def seed_scheduling_demo(machines: dict[str, Machine], members: list[Member], rn
     users = [by_id[i] for i in population(laser, now) if i in by_id and by_id[i].role == "member"]
     rng.shuffle(users)
 
-    # Some past use (completed sessions), uneven on purpose so priorities differ.
+    # Last week was shared through a request window (below): its time is the window's to allocate.
+    week_start, _ = pol.local_week_bounds(now, tz)
+    last_monday = week_start - timedelta(days=7)
+    p_start = pol.local_midnight(last_monday.astimezone(tz).date(), tz)
+    p_end = pol.local_midnight(week_start.astimezone(tz).date(), tz)
+
+    # Some past use (completed sessions), uneven on purpose so priorities differ. Not in last week's
+    # window period: the window is closed (allocated) after these are written, and a direct booking
+    # there would have been refused while it was open.
     for i, m in enumerate(users[:8]):
         for _ in range(3 - i // 3):
             day = (now - timedelta(days=rng.randint(2, 28))).astimezone(tz).date()
             start = pol.local_to_utc(day, time(rng.choice((10, 12, 14))), tz)
             end = start + timedelta(hours=rng.choice((1, 2)))
+            if start < p_end and p_start < end:
+                continue
             if _free(laser, start - timedelta(minutes=15), end + timedelta(minutes=15)):
                 db.session.add(Booking(machine_id=laser.id, member_id=m.id, start_at=start, end_at=end,
                                        booked_end_at=end, status=BookingStatus.COMPLETED.value,
@@ -58,10 +68,6 @@ def seed_scheduling_demo(machines: dict[str, Machine], members: list[Member], rn
     db.session.commit()
 
     # A closed window for last week, with its results, its draw re-runnable from the revealed seed.
-    week_start, _ = pol.local_week_bounds(now, tz)
-    last_monday = week_start - timedelta(days=7)
-    p_start = pol.local_midnight(last_monday.astimezone(tz).date(), tz)
-    p_end = pol.local_midnight(week_start.astimezone(tz).date(), tz)
     closes = pol.local_to_utc((p_start - timedelta(days=4)).astimezone(tz).date(), time(20), tz)
     opened = closes - timedelta(days=3)
     past = sched.open_window(laser, members[0], opened, period_start=p_start, period_end=p_end, opens_at=opened,

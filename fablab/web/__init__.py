@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask import Flask, g, jsonify, render_template, request
@@ -10,32 +9,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from ..auth import load_current_member
-
-
-def localtime(value: datetime | None, fmt: str = "%a %d %b %H:%M") -> str:
-    from flask import current_app
-
-    if value is None:
-        return ""
-    return value.astimezone(current_app.config["TZ"]).strftime(fmt)
-
-
-def hours(value: float | int | None) -> str:
-    if value is None:
-        return "–"
-    total_min = round(float(value) * 60)
-    h, m = divmod(total_min, 60)
-    return f"{h} h {m:02d} min" if m else f"{h} h"
-
-
-def minutes(value: float | int | None) -> str:
-    if value is None:
-        return "–"
-    total = int(value)
-    h, m = divmod(total, 60)
-    if not h:
-        return f"{m} min"
-    return f"{h} h {m:02d} min" if m else f"{h} h"
+from . import formatting
+from .formatting import hours, localtime, minutes  # noqa: F401 - views import them from here
 
 
 def _writers_lock_first() -> None:
@@ -55,9 +30,7 @@ def register_web(app: Flask) -> None:
 
     app.before_request(_writers_lock_first)
     app.before_request(load_current_member)
-    app.jinja_env.filters["localtime"] = localtime
-    app.jinja_env.filters["hours"] = hours
-    app.jinja_env.filters["minutes"] = minutes
+    formatting.register(app)  # every filter that formats a stored value: total, never raises
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -9,6 +9,7 @@ one implicitly; a session ends on ``lock``, on a check-out scan by the same badg
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import select
@@ -48,11 +49,23 @@ from devices.power_plug import (
     tasmota_topics,
 )
 from devices.rfid import BadgeScan, Rdm6300Parser, WedgeReader
+from fablab_bridge import clean
 from fablab_bridge.config import MachineConfig
 from fablab_bridge.mqtt_link import MqttLink
 from fablab_bridge.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def _merge(into: dict[str, Any], values: dict[str, Any]) -> None:
+    """Readings since the last telemetry message, newest winning: nested ones merged, so a print server
+    that reports one heater per message keeps every heater's latest temperature."""
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            into[key] = dict(into[key])
+            _merge(into[key], value)
+        else:
+            into[key] = value
 
 
 class MachineRunner:
@@ -85,6 +98,7 @@ class MachineRunner:
         self._telemetry: dict[str, Any] = {}
         self._last_telemetry = 0.0
         self._published_progress: float | None = None
+        self._dropped_readings: set[str] = set()  # names already logged as not sendable
         self._commands: deque[str] = deque()  # lines for the serial thread to send (Marlin)
         self._auth_waiters: dict[str, list[Any]] = {}
         self._stop = threading.Event()
@@ -154,7 +168,7 @@ class MachineRunner:
                 state = "locked"
             job = None
             if self.ms.job_open:
-                job = events.JobInfo(file=self.job_file, progress=self.progress)
+                job = events.JobInfo(file=clean.file_name(self.job_file), progress=clean.progress(self.progress))
             return events.MachineStatus(src=self.src, machine=self.id, state=state, job=job, fw=self.fw)
 
     def publish_status(self) -> None:
@@ -162,9 +176,18 @@ class MachineRunner:
         self._published_progress = msg.job.progress if msg.job else None
         self.link.publish_now(msg)
 
-    def _emit(self, etype: str, *, before=None, after=None, **fields: Any) -> events.MachineEvent:  # noqa: ANN001
-        """Append one event to the outbox atomically with the machine state it changes."""
+    def _emit(self, etype: str, *, before=None, after=None, **fields: Any) -> events.MachineEvent | None:  # noqa: ANN001
+        """Append one event to the outbox atomically with the machine state it changes. Its texts and
+        numbers are cleaned to the contract first; one the contract still refuses is logged and dropped,
+        leaving the machine state as it was (the machine loop carries on)."""
         built: list[events.MachineEvent] = []
+        if "reason" in fields:
+            fields["reason"] = clean.text(fields["reason"], clean.LIMITS["reason"])
+        if "detail" in fields:
+            fields["detail"] = clean.detail(fields["detail"])
+        if "energy_wh" in fields:
+            fields["energy_wh"] = clean.number(fields["energy_wh"])
+        saved = dataclasses.replace(self.ms)
 
         def build(seq: int) -> tuple[str, bytes]:
             if before:
@@ -177,9 +200,15 @@ class MachineRunner:
             built.append(msg)
             return msg.topic(), events.encode(msg)
 
-        self.store.append_event(self.id, self.ms, build)
-        log.info("%s: event %s seq=%s", self.id, etype, built[0].seq)
-        return built[0]
+        try:
+            self.store.append_event(self.id, self.ms, build)
+        except (ValueError, TypeError) as exc:  # events.ContractError is a ValueError
+            vars(self.ms).update(vars(saved))
+            log.error("%s: event %s not sent, the contract refuses it: %s", self.id, etype,
+                      getattr(exc, "reason", exc))
+            return None
+        log.info("%s: event %s seq=%s", self.id, etype, built[-1].seq)
+        return built[-1]
 
     def _start_session(self, badge: dict | None = None) -> None:
         def open_session(st: Any) -> None:
@@ -207,19 +236,19 @@ class MachineRunner:
             status_dirty = False
             for obs in observations:
                 if isinstance(obs, Reading):
-                    self._telemetry.update(obs.values)
+                    _merge(self._telemetry, obs.values)
                     if "progress" in obs.values:
-                        self.progress = obs.values["progress"]
+                        self.progress = clean.progress(obs.values["progress"])
                 elif isinstance(obs, StateChanged):
                     self.state = obs.state
                     status_dirty = True
                 elif isinstance(obs, JobStarted):
-                    self.job_file = obs.file
+                    self.job_file = clean.file_name(obs.file)
                     self.progress = 0.0 if self.cfg.driver == "marlin" else None
                     if not self.ms.job_open:
                         if self.ms.session_id is None:
                             self._start_session()
-                        detail = {"file": obs.file} if obs.file else None
+                        detail = {"file": self.job_file} if self.job_file else None
 
                         def open_job(st: Any) -> None:
                             st.job_open = True
@@ -233,7 +262,8 @@ class MachineRunner:
                     detail = {"message": obs.detail} if obs.detail else None
                     self._emit("error", reason=obs.reason, detail=detail)
                 elif isinstance(obs, Firmware):
-                    self.fw = events.FirmwareInfo(name=obs.name, caps=dict(obs.caps))
+                    self.fw = events.FirmwareInfo(name=clean.text(obs.name, clean.LIMITS["fw.name"]) or "",
+                                                  caps=clean.caps(obs.caps))
                     status_dirty = True
             if status_dirty:
                 self.publish_status()
@@ -245,7 +275,8 @@ class MachineRunner:
         def close_job(st: Any) -> None:
             st.job_open = False
 
-        detail = {"file": file or self.job_file} if (file or self.job_file) else None
+        file = clean.file_name(file) or self.job_file
+        detail = {"file": file} if file else None
         self._emit("job_finished", after=close_job, reason=reason, energy_wh=energy_wh, detail=detail)
         self.job_file, self.progress = None, None
         self._telemetry.pop("progress", None)
@@ -269,10 +300,11 @@ class MachineRunner:
             now = time.monotonic()
             with self.lock:
                 if self._telemetry and now - self._last_telemetry >= self.cfg.telemetry_interval:
-                    msg = events.Telemetry(src=self.src, machine=self.id, readings=dict(self._telemetry))
+                    readings = self._clean_readings()
                     self._telemetry.clear()
                     self._last_telemetry = now
-                    self.link.publish_now(msg)
+                    if readings:
+                        self.link.publish_now(events.Telemetry(src=self.src, machine=self.id, readings=readings))
                     if self.progress != self._published_progress and self.ms.job_open:
                         self.publish_status()
                 codec = self._codec
@@ -290,6 +322,15 @@ class MachineRunner:
                 ):
                     self._finish_job("lost")
                     self.publish_status()
+
+    def _clean_readings(self) -> dict[str, Any]:
+        readings, dropped = clean.readings(self._telemetry)
+        for name in dropped:
+            if name not in self._dropped_readings and len(self._dropped_readings) < 1000:
+                self._dropped_readings.add(name)
+                log.info("%s: telemetry %s not sent: not a finite number or beyond the contract's limits "
+                         "(logged once)", self.id, name)
+        return readings
 
     # ================================================================================ serial
     def _serial_loop(self) -> None:
@@ -447,9 +488,12 @@ class MachineRunner:
         p = self.cfg.plug
         assert p is not None
         reading = parse_tasmota(topic, payload) if p.kind == "tasmota" else parse_shelly(topic, payload)
-        if reading is None or reading.power_w is None or self._detector is None:
+        if reading is None or self._detector is None:
             return
-        self.observe(self._detector.feed(reading.power_w, time.monotonic()))
+        power_w = clean.number(reading.power_w)
+        if power_w is None:  # a NaN would poison the energy sum for good
+            return
+        self.observe(self._detector.feed(float(power_w), time.monotonic()))
 
     def _switch_plug(self, on: bool) -> None:
         p = self.cfg.plug
@@ -516,7 +560,11 @@ class MachineRunner:
     def badge_scanned(self, scan: BadgeScan) -> bool:
         """Ask the server whether ``scan`` may use the machine; unlock and open a session on ``allow``
         within ``auth_timeout``. A scan by the holder of the open session (no job running) checks out."""
-        badge = {"tech": scan.tech, "uid": scan.uid}
+        uid = clean.badge_uid(scan.uid)
+        if uid is None:
+            log.warning("%s: badge denied: its UID (%d characters) cannot be sent", self.id, len(scan.uid or ""))
+            return False
+        badge = {"tech": clean.text(scan.tech, clean.LIMITS["badge.tech"]) or "unknown", "uid": uid}
         with self.lock:
             if self.ms.session_id and self.ms.session_badge == badge and not self.ms.job_open:
                 self._end_session("checkout")
@@ -527,14 +575,14 @@ class MachineRunner:
         self._auth_waiters[req.msg_id] = waiter
         try:
             if not self.link.publish_now(req):
-                log.warning("%s: broker unreachable, badge %s not authorized", self.id, scan.uid)
+                log.warning("%s: broker unreachable, badge %s not authorized", self.id, uid)
                 return False
             waiter[0].wait(self.cfg.auth_timeout)
         finally:
             self._auth_waiters.pop(req.msg_id, None)
         resp: events.AuthResponse | None = waiter[1]
         if resp is None or resp.decision != "allow":
-            log.info("%s: badge %s denied (%s)", self.id, scan.uid, resp.reason if resp else "timeout")
+            log.info("%s: badge %s denied (%s)", self.id, uid, resp.reason if resp else "timeout")
             return False
         with self.lock:
             if not self.ms.job_open:

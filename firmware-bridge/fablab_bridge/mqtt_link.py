@@ -96,7 +96,12 @@ class MqttLink:
         """Status/telemetry/auth requests: sent only while connected (False otherwise)."""
         if not self.connected.is_set():
             return False
-        info = self.client.publish(msg.topic(), events.encode(msg), qos=msg.QOS, retain=msg.RETAIN)
+        try:
+            payload = events.encode(msg)
+        except (ValueError, TypeError) as exc:  # events.ContractError is a ValueError
+            log.error("%s not sent, the contract refuses it: %s", type(msg).__name__, getattr(exc, "reason", exc))
+            return False
+        info = self.client.publish(msg.topic(), payload, qos=msg.QOS, retain=msg.RETAIN)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def publish_raw(self, topic: str, payload: bytes, qos: int = 1) -> bool:

@@ -20,6 +20,8 @@ from ...services import fairness as svc
 from . import bp
 from .forms import ReviewFilter
 
+CHARTS = ("lorenz", "usage", "heat", "weeks")
+
 
 def _viewer() -> svc.Viewer:
     cfg = current_app.config
@@ -58,7 +60,11 @@ def _review() -> tuple[ReviewFilter, svc.Review]:
 
 
 def _context(form: ReviewFilter, review: svc.Review) -> dict[str, Any]:
-    svgs = {k: Markup(v) for k, v in charts.review_charts(review).items()}  # built escaped in charts.py
+    try:
+        svgs = {k: Markup(v) for k, v in charts.review_charts(review).items()}  # built escaped in charts.py
+    except (ValueError, OverflowError, ZeroDivisionError):
+        # A stored figure that is no finite number (a machine's report) cannot be drawn; the tables show it.
+        svgs = dict.fromkeys(CHARTS, Markup('<p class="meta">This chart cannot be drawn from the stored figures.</p>'))
     return {"form": form, "review": review, "charts": svgs, "tables": svc.tables(review),
             "weekday_names": svc.WEEKDAY_NAMES, "args": request.args.to_dict(), "export_names": svc.TABLES}
 
@@ -108,19 +114,3 @@ def export(table: str) -> Any:
     name = f"fairness-{table}-{first.isoformat()}-{last.isoformat()}.csv"
     return Response(buf.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-@bp.app_template_filter("pct")
-def pct(value: float | None, digits: int = 0) -> str:
-    return "–" if value is None else f"{value * 100:.{digits}f} %"
-
-
-@bp.app_template_filter("sentence")
-def sentence(text: str) -> str:
-    """First letter upper case, the rest untouched (Jinja's capitalize lowercases machine names)."""
-    return text[:1].upper() + text[1:]
-
-
-@bp.app_template_filter("num")
-def num(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from flask import abort, current_app, g, render_template, request
@@ -13,6 +13,8 @@ from ...services import bookings as booking_service
 from ...services import calendar_view, scheduling
 from ...services import machines as machine_service
 from . import bp
+
+MAX_AHEAD = timedelta(days=3660)  # far beyond any booking horizon
 
 
 @bp.get("/")
@@ -46,11 +48,14 @@ def detail(slug: str) -> Any:
     now = utcnow()
     tz = current_app.config["TZ"]
     raw_week = request.args.get("week")
+    today = now.astimezone(tz).date()
     try:
-        day = date.fromisoformat(raw_week) if raw_week else now.astimezone(tz).date()
+        day = date.fromisoformat(raw_week) if raw_week else today
     except ValueError:
         abort(400, f"Not a date: {raw_week!r}.")
-    week = calendar_view.build_week(machine, g.member, max(day, now.astimezone(tz).date()), now, tz)
+    if day > today + MAX_AHEAD:  # the calendar's week would run past the last day there is
+        abort(400, f"{day.isoformat()} is too far ahead to show.")
+    week = calendar_view.build_week(machine, g.member, max(day, today), now, tz)
     qual = machine_service.qualification_state(g.member, machine, now)
     return render_template("machines/detail.html", machine=machine, qual=qual, week=week, now=now,
                            policy=booking_service.policy_for(machine))

@@ -3,7 +3,7 @@ letters for admins, CSV exports."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Response, abort, flash, g, redirect, render_template, request, url_for
@@ -18,6 +18,8 @@ from ...services import usage as usage_service
 from . import bp
 
 PERIOD = timedelta(days=30)
+MAX_RULE_HOURS = 100_000.0
+MAX_RULE_DAYS = 3660
 
 
 def _machine(slug: str) -> Any:
@@ -34,10 +36,20 @@ def machine(slug: str) -> Any:
     now = utcnow()
     rows = usage_service.sessions(machine=m, since=now - PERIOD, limit=300)
     counted = [s for s in rows if s.counts_as_usage]
+    rules, since_service = _maintenance(m, now)
     return render_template("usage/machine.html", machine=m, rows=rows, now=now,
-                           total_hours=sum(s.hours for s in counted),
-                           since_service=usage_service.hours_since_service(m, now),
-                           rules=usage_service.maintenance_status(m, now))
+                           total_hours=sum(s.hours for s in counted), since_service=since_service, rules=rules)
+
+
+def _maintenance(m: Any, now: datetime) -> tuple[list[tuple[MaintenanceRule, Any]], float | None]:
+    """The machine's rules with their status, and hours of use since service. A stored rule the counters
+    cannot compute (an interval past the end of the calendar, or not positive) leaves them unknown (None)
+    instead of failing the page."""
+    try:
+        return usage_service.maintenance_status(m, now), usage_service.hours_since_service(m, now)
+    except (OverflowError, ValueError):
+        rules = db.session.scalars(select(MaintenanceRule).where(MaintenanceRule.machine_id == m.id))
+        return [(rule, None) for rule in rules], None
 
 
 @bp.get("/usage/machines/<slug>.csv")
@@ -81,9 +93,12 @@ def add_rule(slug: str) -> Any:
         days = int(request.form["every_days"]) if request.form.get("every_days") else None
     except ValueError:
         hours = days = -1
-    if not task or (hours is None and days is None) or (hours is not None and hours <= 0) or \
-            (days is not None and days <= 0):
-        flash("A maintenance rule needs a task and a positive interval in hours of use or in days.", "error")
+    # "nan" and "inf" parse as floats; the counters need an interval they can add to a date.
+    bad_hours = hours is not None and not 0 < hours <= MAX_RULE_HOURS
+    bad_days = days is not None and not 0 < days <= MAX_RULE_DAYS
+    if not task or (hours is None and days is None) or bad_hours or bad_days:
+        flash(f"A maintenance rule needs a task and a positive interval: up to {MAX_RULE_HOURS:.0f} h of use or "
+              f"{MAX_RULE_DAYS} days.", "error")
         return redirect(url_for("usage.machine", slug=slug))
     db.session.add(MaintenanceRule(machine_id=m.id, task=task[:200], every_hours=hours, every_days=days,
                                    last_done_at=utcnow(), created_by_id=g.member.id))
