@@ -48,7 +48,7 @@ def busy_pairs(
         if b.end + buf <= lo or b.start - buf >= hi:
             continue
         status = b.status
-        if status == "checked_in" or (
+        if status == "checked_in" or status == "completed" or (
             status == "confirmed" and (b.start >= released_before or b.checked_in_at is not None)
         ):
             pairs.append((b.start - buf, b.end + buf))

@@ -56,9 +56,10 @@ CODES = (
 CONFLICT_CODES = frozenset({"overlap"})
 
 # Booking statuses (the lifecycle: requested -> confirmed -> checked_in -> completed, or cancelled /
-# no_show / released). Only confirmed and checked_in bookings hold machine time; a "requested" booking is
+# no_show / released). Confirmed, checked_in and completed bookings hold machine time (as the database
+# constraint says: a finished booking keeps the time it used); a "requested" booking is
 # a window-mode request that competes for a slot and blocks nothing until it is confirmed.
-BLOCKING_STATUSES = frozenset({"confirmed", "checked_in"})
+BLOCKING_STATUSES = frozenset({"confirmed", "checked_in", "completed"})
 # Statuses whose booked time counts towards a member's day/week quota. A no-show's reserved time counts
 # (it was taken from others); cancelled and released (given back) time does not.
 QUOTA_STATUSES = frozenset({"requested", "confirmed", "checked_in", "completed", "no_show"})
@@ -142,8 +143,8 @@ def http_status(violations: Sequence[RuleViolation]) -> int:
 def is_effectively_active(booking: ExistingBooking, policy: BookingPolicy, now: datetime) -> bool:
     """Does the booking hold machine time at `now`? A confirmed booking not checked in by start + grace is
     released even if no worker has recorded it yet (time-based state must not depend on the worker)."""
-    if booking.status == "checked_in":
-        return True
+    if booking.status in ("checked_in", "completed"):
+        return True  # a completed booking holds the time it used (ending early already gave the rest back)
     if booking.status != "confirmed":
         return False
     if booking.checked_in_at is not None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, tzinfo
 from functools import lru_cache
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..database import write_transaction
@@ -326,7 +326,9 @@ def cancel_booking(booking: Booking, actor: Member, reason: str = "", now: datet
         freed = (max(b.start_at, now), b.end_at)
         if b.start_at < now and b.status == BookingStatus.CHECKED_IN:
             # Running: cancelling means ending now (the used part stays on record).
-            b.end_at = max(pol.ceil_to_slot(policy_for(b.machine), now, lab_tz()), b.start_at + timedelta(minutes=1))
+            # (Never past its own end: a completed booking keeps holding its time, and the next one starts there.)
+            b.end_at = min(b.end_at, max(pol.ceil_to_slot(policy_for(b.machine), now, lab_tz()),
+                                         b.start_at + timedelta(minutes=1)))
             b.status = BookingStatus.COMPLETED.value
             freed = (b.end_at, freed[1])
         else:
@@ -449,6 +451,15 @@ def create_block(machine: Machine, actor: Member, start: datetime, end: datetime
     if end <= start:
         raise BookingRejected([rules.RuleViolation("end_before_start", "The block must end after it starts.", {})])
     with write_transaction():
+        finished = db.session.scalar(select(func.max(Booking.end_at)).where(
+            Booking.machine_id == machine.id, Booking.status == BookingStatus.COMPLETED.value,
+            Booking.end_at > start, Booking.start_at < end))
+        if finished is not None:
+            # Time already used stays on record; a block may cover what is still to come.
+            raise BookingRejected([rules.RuleViolation(
+                "overlaps_finished_use", "The block would cover a booking that has already been used; "
+                f"start it at {finished.astimezone(lab_tz()):%H:%M on %d %b} or later.",
+                {"start": finished.isoformat()})])
         clashing = list(db.session.scalars(select(Booking).where(
             Booking.machine_id == machine.id, Booking.status.in_([s.value for s in ACTIVE_STATUSES]),
             Booking.end_at > start, Booking.start_at < end)))
