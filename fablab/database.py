@@ -17,12 +17,18 @@ IMMEDIATE = "fablab_begin_immediate"
 def engine_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
     """PostgreSQL sessions run in UTC whatever the server's default: times are stored in UTC, and a
     session in a local zone cannot even read a stored time near the end of year 9999."""
+    from sqlalchemy.engine import make_url
+
     if not url.startswith("postgresql"):
         return options
     connect_args = dict(options.get("connect_args") or {})
-    current = connect_args.get("options", "")
+    # connect_args replace the URL's own ?options=..., so both are kept
+    from_url = make_url(url).query.get("options", "")
+    current = " ".join(x for x in (*((from_url,) if isinstance(from_url, str) else from_url),
+                                   connect_args.get("options", "")) if x)
     if "timezone" not in current:
-        connect_args["options"] = f"{current} -ctimezone=UTC".strip()
+        current = f"{current} -ctimezone=UTC".strip()
+    connect_args["options"] = current
     return {**options, "connect_args": connect_args}
 
 
