@@ -36,7 +36,7 @@ from ..domain.fairness.replay import ReplayRow, replay_rows
 from ..domain.fairness.tally import tally
 from ..extensions import db
 from ..models import Booking, BookingStatus, Machine, MachineType, Member, Qualification
-from ..models.scheduling import RequestStatus, RequestWindow, SlotRequest, WaitlistEntry, WindowStatus
+from ..models.scheduling import RequestWindow, SlotRequest, WaitlistEntry, WindowStatus
 from ..models.usage import UsageSession
 from . import bookings as booking_service
 
@@ -47,8 +47,6 @@ USAGE_RULE = ("Used hours: usage sessions reported by the machine (maintenance a
               "without usage data, completed and checked-in bookings. A no-show's reserved time counts as used. "
               "Requested hours: bookings as booked (no-shows included, cancellations excluded) plus rejected and "
               "waitlisted requests that were never met.")
-
-_UNMET_REQUEST = (RequestStatus.REJECTED.value, RequestStatus.WAITLISTED.value)
 
 
 # --- what is asked -----------------------------------------------------------------------------------------
@@ -361,7 +359,7 @@ def load_period(query: ReviewQuery, now: datetime, tz: tzinfo | None = None) -> 
               db.session.execute(
                   select(SlotRequest.id, SlotRequest.window_id, SlotRequest.member_id, SlotRequest.machine_id,
                          _epoch(SlotRequest.start_at), _epoch(SlotRequest.end_at), SlotRequest.status)
-                  .where(SlotRequest.machine_id.in_(ids), SlotRequest.status.in_(_UNMET_REQUEST),
+                  .where(SlotRequest.machine_id.in_(ids), SlotRequest.status.in_(fp.UNMET_REQUEST),
                          SlotRequest.start_at >= start_at, SlotRequest.start_at < end_at))]
     waitlist = fp.waitlist_facts(db.session.execute(
         select(WaitlistEntry.id, WaitlistEntry.member_id, WaitlistEntry.machine_id, WaitlistEntry.kind,

@@ -81,11 +81,6 @@ def booking_columns(machine: Sequence[int], member: Sequence[int], start: np.nda
         np.array(checked_in, dtype=bool), cancelled_at, clock.weeks(start))
 
 
-def no_bookings(clock: LabClock) -> BookingColumns:
-    empty = np.zeros(0)
-    return booking_columns([], [], empty, empty, empty, [], [], [], empty, clock)
-
-
 @dataclass(frozen=True)
 class SessionPiece:
     """A usage session crossing the period's edges (or still open), clipped to the period."""
