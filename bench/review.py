@@ -36,8 +36,8 @@ from fablab.extensions import db  # noqa: E402
 from fablab.models import Booking, Machine, MachineType, Member, Qualification  # noqa: E402
 from fablab.models.scheduling import RequestWindow, SlotRequest  # noqa: E402
 from fablab.models.usage import UsageSession  # noqa: E402
-from fablab.services import charts  # noqa: E402
 from fablab.services import fairness as svc  # noqa: E402
+from fablab.web import charts  # noqa: E402
 from fablab.web.fairness import routes  # noqa: E402
 
 MEMBERS, MACHINES, DAYS, PER_DAY = 200, 20, 365, 14

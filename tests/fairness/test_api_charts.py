@@ -7,9 +7,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from fablab.extensions import db
-from fablab.services import charts
 from fablab.services import fairness as svc
 from fablab.services.members import create_api_token
+from fablab.web import charts
 from tests.fairness.conftest import NOW, T0, at, book, closed_window, review, unmet_request
 
 SVG = "{http://www.w3.org/2000/svg}"

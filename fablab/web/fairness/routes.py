@@ -15,8 +15,8 @@ from markupsafe import Markup
 from ...auth import login_required
 from ...domain import policy as pol
 from ...models.types import utcnow
-from ...services import charts
 from ...services import fairness as svc
+from .. import charts
 from . import bp
 from .forms import ReviewFilter
 

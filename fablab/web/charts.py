@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from .fairness import WEEKDAY_NAMES, HeatView, Review
+from ..services.fairness import WEEKDAY_NAMES, HeatView, Review
 
 _ids = itertools.count(1)
 FONT = 'font-family="system-ui, sans-serif"'
