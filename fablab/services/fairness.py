@@ -984,7 +984,7 @@ def _labeller(data: PeriodData, viewer: Viewer) -> Callable[[int], tuple[str, in
 
 
 def compute_lottery(data: PeriodData, viewer: Viewer) -> LotteryView:
-    from . import scheduling as sched  # the draw's re-run lives with the scheduling service
+    from . import windows as window_service  # the draw's re-run lives with request windows
 
     events: list[alloc.LotteryEvent] = []
     verified = contested = 0
@@ -993,7 +993,7 @@ def compute_lottery(data: PeriodData, viewer: Viewer) -> LotteryView:
             continue
         try:
             labels = {r["participant"]: data.window_members.get(r["id"]) for r in trace["requests"]}
-            rerun = sched.rerun_allocation(trace, seed)
+            rerun = window_service.rerun_allocation(trace, seed)
             published = {o["id"]: o["status"] for o in trace["outcomes"]}
         except (KeyError, TypeError, ValueError):
             continue  # a trace of another version: nothing to compare

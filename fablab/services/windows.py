@@ -1,0 +1,703 @@
+"""Request windows: a machine's scheduling mode and window settings, the windows themselves (open,
+cancel, list, the slots members rank), ranked slot requests, the guard that keeps direct bookings out
+of a window's period, the close (the fair draw with a committed lottery seed, bookings for the granted,
+the waitlist for the rest) and the published, re-checkable results. The timed work of windows is
+`close_due_windows(now)` and `auto_open_windows(now)`. Rules live in fablab.domain (allocation,
+lottery, policy); this module loads, calls them and writes the result atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select, text
+
+from ..database import write_transaction
+from ..domain import allocation as alloc
+from ..domain import booking_rules as rules
+from ..domain import fairshare as fs
+from ..domain import lottery
+from ..domain import policy as pol
+from ..domain import waitlist as wl
+from ..extensions import db
+from ..models import ACTIVE_STATUSES, Booking, BookingKind, BookingStatus, Machine, Member
+from ..models.scheduling import (
+    EntryStatus,
+    FreedTime,
+    RequestStatus,
+    RequestWindow,
+    SchedulingSettings,
+    SlotRequest,
+    WaitlistEntry,
+    WindowStatus,
+)
+from ..models.types import utcnow
+from . import bookings as booking_service
+from . import waitlist
+from .fairshare_data import fair_share_for, settings_for
+from .scheduling_common import SchedulingError
+from .scheduling_common import is_postgres as _pg
+from .scheduling_common import lab_tz as _tz
+
+TRACE_VERSION = 1
+_OPEN_LOCK = 0x5C4ED000  # advisory-lock key space for opening windows (plus the machine id)
+WINDOW_MODES = ("window", "hybrid")
+# Rules that do not apply to a window request: the period may lie beyond the booking horizon, quotas
+# are the allocator's (and re-checked at the close), overlaps are what the allocation decides.
+_REQUEST_IGNORED = frozenset({"beyond_horizon", "overlap", "buffer", "quota_day_hours", "quota_week_hours",
+                              "quota_future_bookings"})
+
+
+# --- settings and mode -------------------------------------------------------------------------------------
+
+
+def mode_of(machine: Machine) -> str:
+    return booking_service.policy_for(machine).mode
+
+
+def _parse_hhmm(text: str) -> time:
+    hh, mm = text.split(":")
+    return time(int(hh), int(mm))
+
+
+SETTING_FIELDS = ("open_weekday", "open_time", "close_weekday", "close_time", "auto_open", "request_minutes",
+                  "quota_hours", "quota_slots", "band_width", "half_life_days", "bonus_enabled", "hold_minutes",
+                  "first_come_minutes")
+
+
+def update_policy(machine: Machine, mode: str, **values: Any) -> SchedulingSettings:
+    """Set the machine's mode (stored in its booking policy) and its window settings, then commit."""
+    if mode not in pol.MODES:
+        raise SchedulingError("bad_mode", f"mode must be one of {', '.join(pol.MODES)}")
+    unknown = set(values) - set(SETTING_FIELDS)
+    if unknown:
+        raise SchedulingError("bad_setting", f"unknown setting(s): {', '.join(sorted(unknown))}")
+    with write_transaction():
+        settings = db.session.get(SchedulingSettings, machine.id)
+        if settings is None:
+            settings = settings_for(machine)
+            db.session.add(settings)
+        for name, value in values.items():
+            setattr(settings, name, value)
+        _validate_settings(settings)
+        policy = dict(machine.policy or {})
+        policy["mode"] = mode
+        pol.BookingPolicy.from_dict(policy, base=booking_service.policy_for(machine))  # still valid?
+        machine.policy = policy
+    return settings
+
+
+def _validate_settings(s: SchedulingSettings) -> None:
+    for name in ("open_weekday", "close_weekday"):
+        if not 0 <= getattr(s, name) <= 6:
+            raise SchedulingError("bad_setting", f"{name} must be 0 (Monday) to 6 (Sunday)")
+    for name in ("open_time", "close_time"):
+        try:
+            _parse_hhmm(getattr(s, name))
+        except (ValueError, AttributeError):
+            raise SchedulingError("bad_setting", f"{name} must be HH:MM") from None
+    if (s.open_weekday, _parse_hhmm(s.open_time)) >= (s.close_weekday, _parse_hhmm(s.close_time)):
+        raise SchedulingError("bad_setting", "the window must open before it closes (in the same week)")
+    if not 0 < s.band_width <= 1:
+        raise SchedulingError("bad_setting", "band width must be above 0 and at most 1")
+    if not 0 < s.half_life_days <= 365:
+        raise SchedulingError("bad_setting", "half-life must be between 0 and 365 days")
+    if s.quota_hours is not None and s.quota_hours <= 0:
+        raise SchedulingError("bad_setting", "the hours quota must be positive (or empty for none)")
+    if s.quota_slots is not None and s.quota_slots <= 0:
+        raise SchedulingError("bad_setting", "the slots quota must be positive (or empty for none)")
+    if not 15 <= s.request_minutes <= 24 * 60:
+        raise SchedulingError("bad_setting", "request slots must be 15 minutes to 24 hours long")
+    if s.hold_minutes <= 0 or s.first_come_minutes < 0:
+        raise SchedulingError("bad_setting", "hold time must be positive, first-come time not negative")
+
+
+# --- windows ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowTimes:
+    period_start: datetime
+    period_end: datetime
+    opens_at: datetime
+    closes_at: datetime
+
+
+def upcoming_window_times(machine: Machine, now: datetime) -> WindowTimes:
+    """The next weekly window whose close is still ahead: it collects requests for the following
+    local week (Monday to Monday), opening and closing in the week before, per the machine's settings."""
+    s = settings_for(machine)
+    tz = _tz()
+    week_start, _ = pol.local_week_bounds(now, tz)
+    monday = week_start.astimezone(tz).date()
+    for weeks_ahead in (1, 2):
+        period_monday = monday + timedelta(days=7 * weeks_ahead)
+        before = period_monday - timedelta(days=7)
+        closes = pol.local_to_utc(before + timedelta(days=s.close_weekday), _parse_hhmm(s.close_time), tz)
+        if closes > now:
+            break
+    opens = pol.local_to_utc(before + timedelta(days=s.open_weekday), _parse_hhmm(s.open_time), tz)
+    return WindowTimes(pol.local_midnight(period_monday, tz),
+                       pol.local_midnight(period_monday + timedelta(days=7), tz), opens, closes)
+
+
+def open_window(machine: Machine, actor: Member | None = None, now: datetime | None = None, *,
+                period_start: datetime | None = None, period_end: datetime | None = None,
+                opens_at: datetime | None = None, closes_at: datetime | None = None) -> RequestWindow:
+    """Open a request window and publish the commitment (SHA-256) of its secret lottery seed.
+    Missing times come from the machine's weekly rhythm; a window opened by hand opens now."""
+    now = now or utcnow()
+    mode = mode_of(machine)
+    if mode not in WINDOW_MODES:
+        raise SchedulingError("not_window_mode", f"{machine.name} is in {mode!r} mode; switch it to window or "
+                              "hybrid mode first.")
+    default = upcoming_window_times(machine, now)
+    period_start = period_start or default.period_start
+    period_end = period_end or (period_start + timedelta(days=7) if period_start != default.period_start
+                                else default.period_end)
+    closes_at = closes_at or default.closes_at
+    opens_at = opens_at or min(now, closes_at - timedelta(minutes=1))
+    if period_end <= period_start:
+        raise SchedulingError("bad_period", "The period must end after it starts.")
+    if closes_at <= max(opens_at, now):
+        raise SchedulingError("bad_close", "The window must close in the future, after it opens.")
+    if closes_at > period_start:
+        raise SchedulingError("bad_close", "The window must close before the period it allocates begins.")
+    seed = lottery.new_seed()
+    with write_transaction():
+        if _pg():  # serialise openings per machine (SQLite's BEGIN IMMEDIATE already does)
+            db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _OPEN_LOCK + machine.id})
+        clash = db.session.scalar(select(RequestWindow).where(
+            RequestWindow.machine_id == machine.id, RequestWindow.status != WindowStatus.CANCELLED.value,
+            RequestWindow.period_end > period_start, RequestWindow.period_start < period_end))
+        if clash is not None:
+            raise SchedulingError("window_exists", "A request window for this machine already covers part of "
+                                  "that period.", 409)
+        window = RequestWindow(machine_id=machine.id, mode=mode, period_start=period_start, period_end=period_end,
+                               opens_at=opens_at, closes_at=closes_at, status=WindowStatus.OPEN.value,
+                               commitment=lottery.commitment(seed), secret_seed=seed.hex(),
+                               created_by_id=actor.id if actor else None, created_at=now)
+        db.session.add(window)
+        db.session.flush()
+    return window
+
+
+def cancel_window(window: RequestWindow, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    with write_transaction():
+        w = _lock_window(window.id)
+        if w.status != WindowStatus.OPEN:
+            raise SchedulingError("window_closed", "Only an open window can be cancelled.", 409)
+        w.status = WindowStatus.CANCELLED.value
+        w.closed_at = now
+        for r in w.requests:
+            if r.status == RequestStatus.PENDING:
+                r.status = RequestStatus.WITHDRAWN.value
+                r.message = "the window was cancelled"
+                r.decided_at = now
+
+
+def get_window(window_id: int) -> RequestWindow | None:
+    return db.session.get(RequestWindow, window_id)
+
+
+def windows_of(machine: Machine, limit: int = 20) -> list[RequestWindow]:
+    return list(db.session.scalars(select(RequestWindow).where(RequestWindow.machine_id == machine.id)
+                                   .order_by(RequestWindow.period_start.desc()).limit(limit)))
+
+
+def open_windows(machine: Machine | None = None) -> list[RequestWindow]:
+    stmt = select(RequestWindow).where(RequestWindow.status == WindowStatus.OPEN.value)
+    if machine is not None:
+        stmt = stmt.where(RequestWindow.machine_id == machine.id)
+    return list(db.session.scalars(stmt.order_by(RequestWindow.closes_at)))
+
+
+def accepting(window: RequestWindow, now: datetime) -> bool:
+    return window.status == WindowStatus.OPEN and window.opens_at <= now < window.closes_at
+
+
+@dataclass(frozen=True)
+class Slot:
+    start: datetime
+    end: datetime
+    demand: int = 0  # pending requests of all members for exactly this slot (anonymous count)
+    my_rank: int | None = None  # the viewer's rank, if they requested it
+
+    @property
+    def key(self) -> str:
+        return f"{self.start.isoformat()}/{self.end.isoformat()}"
+
+
+def window_slots(window: RequestWindow, viewer: Member | None = None) -> list[Slot]:
+    """The slots members rank on the window page: the opening hours of the period cut into pieces of
+    the machine's request length, a buffer apart."""
+    machine = window.machine
+    policy = booking_service.policy_for(machine)
+    s = settings_for(machine)
+    length = timedelta(minutes=max(policy.min_minutes, min(policy.max_minutes, s.request_minutes)))
+    length = max(policy.slot, length // policy.slot * policy.slot)
+    step = length + policy.buffer
+    demand: dict[tuple[datetime, datetime], int] = {}
+    mine: dict[tuple[datetime, datetime], int] = {}
+    for r in window.requests:
+        if r.status in (RequestStatus.WITHDRAWN,):
+            continue
+        demand[(r.start_at, r.end_at)] = demand.get((r.start_at, r.end_at), 0) + 1
+        if viewer is not None and r.member_id == viewer.id:
+            mine[(r.start_at, r.end_at)] = r.rank
+    out = []
+    for a, b in pol.opening_pairs(policy, window.period_start, window.period_end, _tz()):
+        start = pol.ceil_to_slot(policy, a, _tz())
+        while start + length <= b:
+            k = (start, start + length)
+            out.append(Slot(start, start + length, demand.get(k, 0), mine.get(k)))
+            start += step
+    return out
+
+
+# --- requests --------------------------------------------------------------------------------------------
+
+
+def _request_problems(member: Member, machine: Machine, window: RequestWindow, start: datetime, end: datetime,
+                      now: datetime) -> list[str]:
+    if not (window.period_start <= start and end <= window.period_end):
+        return ["The time must lie inside the window's period."]
+    policy = booking_service.policy_for(machine)
+    mb = booking_service.load_machine_bookings(machine, start, end, now)
+    violations = rules.check_booking(
+        policy, rules.BookingRequest(machine.id, member.id, start, end), [],
+        booking_service.member_context(member, machine, now), now, _tz(), blocks=mb.blocks,
+        machine_out_of_order=machine.status != "available")
+    return [v.message for v in violations if v.code not in _REQUEST_IGNORED]
+
+
+def _lock_window(window_id: int) -> RequestWindow:
+    stmt = select(RequestWindow).where(RequestWindow.id == window_id)
+    if _pg():
+        stmt = stmt.with_for_update(of=RequestWindow)
+    w = db.session.scalar(stmt.execution_options(populate_existing=True))
+    if w is None:
+        raise SchedulingError("not_found", "No such request window.", 404)
+    return w
+
+
+def _check_accepting(w: RequestWindow, now: datetime) -> None:
+    if w.status != WindowStatus.OPEN or now >= w.closes_at:
+        raise SchedulingError("window_closed", "This request window is closed.", 409)
+    if now < w.opens_at:
+        raise SchedulingError("window_not_open", "This request window is not open yet.", 409)
+
+
+def add_request(member: Member, window: RequestWindow, start: datetime, end: datetime, rank: int = 1,
+                now: datetime | None = None) -> SlotRequest:
+    """Add one ranked request (1 = most wanted) to an open window."""
+    now = now or utcnow()
+    if rank < 1 or rank > 99:
+        raise SchedulingError("bad_rank", "Rank must be 1 (most wanted) to 99.")
+    problems = _request_problems(member, window.machine, window, start, end, now)
+    if problems:
+        raise SchedulingError("rule", " ".join(problems))
+    with write_transaction():
+        w = _lock_window(window.id)
+        _check_accepting(w, now)
+        dup = db.session.scalar(select(SlotRequest).where(
+            SlotRequest.window_id == w.id, SlotRequest.member_id == member.id, SlotRequest.start_at == start,
+            SlotRequest.end_at == end))
+        if dup is not None and dup.status == RequestStatus.PENDING:
+            raise SchedulingError("duplicate", "You already requested this time.", 409)
+        if dup is not None:
+            db.session.delete(dup)
+            db.session.flush()
+        req = SlotRequest(window_id=w.id, member_id=member.id, machine_id=w.machine_id, start_at=start, end_at=end,
+                          rank=rank, status=RequestStatus.PENDING.value, created_at=now)
+        db.session.add(req)
+        db.session.flush()
+    return req
+
+
+def set_requests(member: Member, window: RequestWindow, wishes: Sequence[tuple[datetime, datetime, int]],
+                 now: datetime | None = None) -> list[SlotRequest]:
+    """Replace the member's pending requests in the window by `wishes` (start, end, rank)."""
+    now = now or utcnow()
+    seen = set()
+    for start, end, rank in wishes:
+        if (start, end) in seen:
+            raise SchedulingError("duplicate", "Each slot can be ranked once.")
+        seen.add((start, end))
+        if rank < 1 or rank > 99:
+            raise SchedulingError("bad_rank", "Rank must be 1 (most wanted) to 99.")
+        problems = _request_problems(member, window.machine, window, start, end, now)
+        if problems:
+            raise SchedulingError("rule", f"{start.astimezone(_tz()):%a %d %b %H:%M}: " + " ".join(problems))
+    with write_transaction():
+        w = _lock_window(window.id)
+        _check_accepting(w, now)
+        for r in list(w.requests):
+            if r.member_id == member.id:
+                w.requests.remove(r)
+        db.session.flush()
+        out = []
+        for start, end, rank in wishes:
+            req = SlotRequest(window_id=w.id, member_id=member.id, machine_id=w.machine_id, start_at=start,
+                              end_at=end, rank=rank, status=RequestStatus.PENDING.value, created_at=now)
+            w.requests.append(req)
+            out.append(req)
+        db.session.flush()
+    return out
+
+
+def withdraw_request(member: Member, request_id: int, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    req = db.session.get(SlotRequest, request_id)
+    if req is None or req.member_id != member.id:
+        raise SchedulingError("not_found", "No such request of yours.", 404)
+    with write_transaction():
+        w = _lock_window(req.window_id)
+        _check_accepting(w, now)
+        req = db.session.get(SlotRequest, request_id)
+        if req is not None:
+            db.session.delete(req)
+
+
+def member_requests(member: Member, window: RequestWindow | None = None) -> list[SlotRequest]:
+    stmt = select(SlotRequest).where(SlotRequest.member_id == member.id)
+    if window is not None:
+        stmt = stmt.where(SlotRequest.window_id == window.id)
+    return list(db.session.scalars(stmt.order_by(SlotRequest.window_id.desc(), SlotRequest.rank,
+                                                 SlotRequest.start_at)))
+
+
+# --- the direct-booking guard --------------------------------------------------------------------------
+
+
+@booking_service.register_guard
+def direct_booking_block(machine: Machine, start: datetime, end: datetime, now: datetime | None = None) -> str | None:
+    """Why a direct (first-come) booking of [start, end) must wait for a window, or None.
+    Window mode: the period of an open window is allocated at its close. Hybrid mode: only time that a
+    pending request in an open window asks for is (it is contested, or may become so)."""
+    if mode_of(machine) == "open":
+        return None  # the common case, decided without a query: this runs on every booking
+    now = now or utcnow()
+    for w in open_windows(machine):
+        if not (w.period_start < end and start < w.period_end):
+            continue
+        when = w.closes_at.astimezone(_tz())
+        if w.mode == "window":
+            return (f"{machine.name} shares this week's time through a request window closing {when:%a %d %b %H:%M}; "
+                    "add a request there instead.")
+        if any(r.status == RequestStatus.PENDING and r.start_at < end and start < r.end_at for r in w.requests):
+            return (f"Members asked for this time in the request window closing {when:%a %d %b %H:%M}; "
+                    "add your request there and the fair draw decides.")
+    return None
+
+
+# --- the close: allocate, book, waitlist, reveal -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowRequest(alloc.SlotRequest):
+    """A request as the allocator sees it: the end padded by the machine's buffer (so two granted
+    requests keep the buffer apart), `real_hours` without the padding (quotas and usage)."""
+
+    real_hours: float = 0.0
+
+    @property
+    def hours(self) -> float:
+        return self.real_hours
+
+
+def participant_label(seed: bytes, member_id: int) -> str:
+    """A per-window pseudonym: the draw runs on these, so the published trace names nobody."""
+    return hmac.new(seed, f"fablab-participant-v1|{member_id}".encode(), hashlib.sha256).hexdigest()[:10]
+
+
+def _member_quotas(machine: Machine, members: Iterable[Member], window: RequestWindow, base: alloc.Quota,
+                   now: datetime) -> dict[int, alloc.Quota]:
+    """The window quota, reduced by the policy's weekly hours and future-bookings limits minus what the
+    member already holds (stewards and admins are exempt from policy quotas, not from the window's)."""
+    policy = booking_service.policy_for(machine)
+    out = {}
+    for m in members:
+        if m.is_staff:
+            out[m.id] = base
+            continue
+        held = [b for b in booking_service.member_bookings(m, since=window.period_start, until=window.period_end,
+                                                           machine=machine)
+                if b.status in rules.QUOTA_STATUSES and b.kind == BookingKind.NORMAL]
+        hours = base.max_hours
+        if policy.max_hours_per_week is not None:
+            left = policy.max_hours_per_week - sum((b.end_at - b.start_at).total_seconds() / 3600 for b in held)
+            hours = left if hours is None else min(hours, left)
+        slots = base.max_slots
+        if policy.max_future_bookings is not None:
+            open_now = [b for b in booking_service.member_bookings(m, since=now, machine=machine)
+                        if b.status in ACTIVE_STATUSES]
+            left_n = max(0, policy.max_future_bookings - len(open_now))
+            slots = left_n if slots is None else min(slots, left_n)
+        out[m.id] = alloc.Quota(None if hours is None else max(0.0, hours), slots)
+    return out
+
+
+def _quota_json(q: alloc.Quota) -> dict[str, Any]:
+    return {"max_hours": q.max_hours, "max_slots": q.max_slots}
+
+
+def rerun_allocation(trace: dict[str, Any], seed_hex: str) -> alloc.Allocation:
+    """Re-run the draw from a published trace and the revealed seed (what any member can do)."""
+    reqs = [WindowRequest(r["id"], r["participant"], trace["machine"], datetime.fromisoformat(r["start"]),
+                          datetime.fromisoformat(r["end"]), r["rank"], real_hours=r["hours"])
+            for r in trace["requests"] if r["id"] in set(trace["allocated"])]
+    state = fs.FairShareState(dict(trace["usage"]), dict(trace["shares"]))
+    quotas = {k: alloc.Quota(v["max_hours"], v["max_slots"]) for k, v in trace["member_quotas"].items()}
+    return alloc.allocate_window(reqs, state, bytes.fromhex(seed_hex), alloc.Quota(**trace["quota"]), quotas,
+                                 trace["band_width"])
+
+
+def close_window(window: RequestWindow, now: datetime | None = None, *, force: bool = False) -> RequestWindow:
+    """Allocate a window whose close time passed (or now, with `force`), in one write transaction:
+    granted requests become confirmed bookings, losers join the waitlist in draft order, the seed is
+    revealed. Idempotent: a window already closed is returned unchanged."""
+    now = now or utcnow()
+    freed: list[FreedTime] = []
+    with write_transaction():
+        w = _lock_window(window.id)
+        if w.status != WindowStatus.OPEN:
+            return w
+        if now < w.closes_at and not force:
+            raise SchedulingError("window_open", "This window is still collecting requests.", 409)
+        freed = _allocate(w, now)
+    for f in freed:
+        waitlist.make_offers(f, now)
+    return w
+
+
+def _allocate(w: RequestWindow, now: datetime) -> list[FreedTime]:
+    machine = w.machine
+    policy = booking_service.policy_for(machine)
+    tz = _tz()
+    settings = settings_for(machine)
+    seed = bytes.fromhex(w.secret_seed)
+    pending = [r for r in w.requests if r.status == RequestStatus.PENDING]
+    members = {r.member_id: r.member for r in pending}
+
+    # Requests that can no longer be granted whatever the draw: the time was booked meanwhile, or the
+    # member lost the qualification.
+    mb = booking_service.load_machine_bookings(machine, w.period_start - policy.buffer, w.period_end + policy.buffer,
+                                               now)
+    blocking = rules.blocking_bookings(policy, mb.existing, machine.id, now)
+    valid: list[SlotRequest] = []
+    for r in pending:
+        busy = [b for b in blocking if b.start < r.end_at + policy.buffer and r.start_at < b.end + policy.buffer]
+        blocked = [iv for iv in mb.blocks if iv.start < r.end_at and r.start_at < iv.end]
+        qual = booking_service.member_context(r.member, machine, now).qualification
+        if busy or blocked or (policy.qualification_required and qual.state != "valid"):
+            r.status = RequestStatus.REJECTED.value
+            r.reason = alloc.Reason.INVALID.value
+            r.message = ("the time was booked or blocked before the close" if busy or blocked
+                         else "you are not qualified for this machine any more")
+            r.decided_at = now
+        else:
+            valid.append(r)
+
+    state = fair_share_for(machine, now, settings)
+    labels = {m: participant_label(seed, m) for m in {*state.members(), *members}}
+    lstate = fs.FairShareState({labels[m]: u for m, u in state.usage.items()},
+                               {labels[m]: s for m, s in state.shares.items()})
+    quota = alloc.Quota(settings.quota_hours, settings.quota_slots)
+    quotas = _member_quotas(machine, members.values(), w, quota, now)
+    lquotas = {labels[m]: q for m, q in quotas.items()}
+    domain = [WindowRequest(r.id, labels[r.member_id], machine.id, r.start_at, r.end_at + policy.buffer, r.rank,
+                            real_hours=(r.end_at - r.start_at).total_seconds() / 3600) for r in valid]
+    if w.mode == "hybrid":
+        contested = alloc.contested_ids(domain)
+        to_draw = [d for d in domain if d.id in contested]
+    else:
+        to_draw = domain
+    result = alloc.allocate_window(to_draw, lstate, seed, quota, lquotas, settings.band_width)
+    outcomes = result.by_request()
+    rows = {r.id: r for r in valid}
+
+    # Book in the order the draw granted, then (hybrid) the uncontested ones by rank; every booking is
+    # checked against the full rules too (day quotas, and what was granted just before).
+    order = [rid for rnd in result.rounds for rid in rnd.granted]
+    order += [d.id for d in sorted(domain, key=lambda d: (d.rank, d.start)) if d.id not in outcomes]
+    freed: list[FreedTime] = []
+    existing = list(mb.existing)
+    for rid in order:
+        r = rows[rid]
+        o = outcomes.get(rid)
+        violations = [v for v in rules.check_booking(
+            policy, rules.BookingRequest(machine.id, r.member_id, r.start_at, r.end_at), existing,
+            booking_service.member_context(r.member, machine, now), now, tz, blocks=mb.blocks,
+            machine_out_of_order=machine.status != "available") if v.code != "beyond_horizon"]
+        r.decided_at = now
+        r.round_no = o.round_no if o else None
+        r.factor = o.factor if o else state.factor(r.member_id)
+        if violations:
+            r.status = RequestStatus.REJECTED.value
+            r.reason = "rule"
+            r.message = "granted by the draw, but the booking rules refused it: " + violations[0].message
+            if o is not None:
+                ft = FreedTime(machine_id=machine.id, start_at=r.start_at, end_at=r.end_at, created_at=now)
+                db.session.add(ft)
+                freed.append(ft)
+            continue
+        booking = Booking(machine_id=machine.id, member_id=r.member_id, start_at=r.start_at, end_at=r.end_at,
+                          booked_end_at=r.end_at, status=BookingStatus.CONFIRMED.value,
+                          kind=BookingKind.NORMAL.value, source="window", note=f"request window {w.id}",
+                          created_at=now, updated_at=now)
+        db.session.add(booking)
+        db.session.flush()
+        existing.append(rules.ExistingBooking(booking.id, machine.id, r.member_id, r.start_at, r.end_at))
+        r.booking_id = booking.id
+        r.status = RequestStatus.GRANTED.value
+        if o is not None:
+            r.reason, r.message = o.reason.value, o.message
+        else:
+            r.reason, r.message = alloc.Reason.UNCONTESTED.value, "granted: no other member asked for this time"
+
+    for o in result.outcomes:
+        r = rows[o.request.id]
+        if o.status is alloc.Status.GRANTED:
+            continue
+        r.status = o.status.value
+        r.reason, r.message = o.reason.value, o.message
+        r.round_no, r.factor, r.decided_at = o.round_no, o.factor, now
+    for o in result.waitlisted():
+        r = rows[o.request.id]
+        db.session.add(WaitlistEntry(member_id=r.member_id, machine_id=machine.id, kind=wl.EntryKind.SLOT.value,
+                                     start_at=r.start_at, end_at=r.end_at, sequence=o.waitlist_position or 0,
+                                     request_id=r.id, status=EntryStatus.ACTIVE.value, joined_at=now))
+
+    w.trace = {
+        "version": TRACE_VERSION,
+        "machine": machine.id,
+        "mode": w.mode,
+        "at": now.isoformat(),
+        "half_life_days": settings.half_life_days,
+        "band_width": settings.band_width,
+        "buffer_minutes": policy.buffer_minutes,
+        "quota": _quota_json(quota),
+        "member_quotas": {labels[m]: _quota_json(q) for m, q in quotas.items()},
+        "usage": {labels[m]: u for m, u in state.usage.items()},
+        "shares": {labels[m]: s for m, s in state.shares.items()},
+        "requests": [{"id": d.id, "participant": d.member_id, "start": d.start.isoformat(),
+                      "end": d.end.isoformat(), "hours": d.real_hours, "rank": d.rank} for d in domain],
+        "allocated": [d.id for d in to_draw],
+        "outcomes": [{"id": o.request.id, "status": o.status.value, "reason": o.reason.value,
+                      "round": o.round_no, "factor": o.factor, "waitlist_position": o.waitlist_position}
+                     for o in result.outcomes],
+        "rounds": [{"number": rnd.number, "granted": list(rnd.granted),
+                    "order": [{"participant": t.member_id, "factor": t.factor, "band": t.band,
+                               "ticket": t.ticket_hex} for t in rnd.order]} for rnd in result.rounds],
+        "final": {str(r.id): r.status for r in pending},
+    }
+    w.revealed_seed = w.secret_seed
+    w.status = WindowStatus.CLOSED.value
+    w.closed_at = now
+    db.session.flush()
+    return freed
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    request_id: int
+    start: datetime
+    end: datetime
+    participant: str  # pseudonym, or "you"
+    is_mine: bool
+    rank: int
+    round_no: int | None
+    factor: float | None
+    status: str
+    reason: str
+    message: str  # only filled for the viewer's own rows
+
+
+@dataclass(frozen=True)
+class WindowResults:
+    window: RequestWindow
+    commitment: str
+    seed: str | None  # revealed seed (None while the window is open)
+    seed_matches: bool | None  # sha256(seed) == commitment
+    draw_matches: bool | None  # re-running the draw from the trace gives the published outcome
+    my_label: str | None
+    mine: list[SlotRequest]
+    rows: list[ResultRow] = field(default_factory=list)
+    granted: int = 0
+    waitlisted: int = 0
+    rejected: int = 0
+
+
+def window_results(window: RequestWindow, viewer: Member) -> WindowResults:
+    mine = [r for r in window.requests if r.member_id == viewer.id]
+    if window.status != WindowStatus.CLOSED or window.revealed_seed is None:
+        return WindowResults(window, window.commitment, None, None, None, None, mine)
+    seed = bytes.fromhex(window.revealed_seed)
+    label = participant_label(seed, viewer.id)
+    seed_ok = lottery.verify(window.revealed_seed, window.commitment)
+    draw_ok = draw_matches(window)
+    rows = []
+    for r in sorted(window.requests, key=lambda r: (r.start_at, r.round_no or 0, r.id)):
+        if r.status == RequestStatus.WITHDRAWN:
+            continue
+        is_mine = r.member_id == viewer.id
+        rows.append(ResultRow(r.id, r.start_at, r.end_at, "you" if is_mine else participant_label(seed, r.member_id),
+                              is_mine, r.rank, r.round_no, r.factor, r.status, r.reason,
+                              r.message if is_mine else ""))
+    count = {s: sum(1 for x in rows if x.status == s) for s in ("granted", "waitlisted", "rejected")}
+    return WindowResults(window, window.commitment, window.revealed_seed, seed_ok, draw_ok, label, mine, rows,
+                         count["granted"], count["waitlisted"], count["rejected"])
+
+
+def draw_matches(window: RequestWindow) -> bool | None:
+    """Whether re-running the published trace with the revealed seed gives the published outcomes."""
+    if not window.trace or not window.revealed_seed:
+        return None
+    rerun = rerun_allocation(window.trace, window.revealed_seed)
+    published = {o["id"]: (o["status"], o["reason"]) for o in window.trace["outcomes"]}
+    return {o.request.id: (o.status.value, o.reason.value) for o in rerun.outcomes} == published
+
+
+# --- timed work (fablab/worker/jobs.py; pages catch up through fablab/services/catch_up.py) ---------------
+
+
+def close_due_windows(now: datetime) -> int:
+    """Close (allocate) every open window whose close time passed; returns how many. Idempotent."""
+    closed = 0
+    for w in db.session.scalars(select(RequestWindow).where(RequestWindow.status == WindowStatus.OPEN.value,
+                                                            RequestWindow.closes_at <= now)).all():
+        close_window(w, now)
+        closed += 1
+    return closed
+
+
+def auto_open_windows(now: datetime) -> int:
+    """Open the next weekly window of every machine that opens them automatically, once its opening time
+    came; returns how many were opened. Idempotent: a window already covering the period is kept."""
+    opened = 0
+    for s in db.session.scalars(select(SchedulingSettings).where(SchedulingSettings.auto_open.is_(True))).all():
+        machine = s.machine
+        if mode_of(machine) not in WINDOW_MODES:
+            continue
+        t = upcoming_window_times(machine, now)
+        if now < t.opens_at:
+            continue
+        exists = db.session.scalar(select(RequestWindow.id).where(
+            RequestWindow.machine_id == machine.id, RequestWindow.period_end > t.period_start,
+            RequestWindow.period_start < t.period_end).limit(1))
+        if exists is None:
+            try:
+                open_window(machine, None, now, period_start=t.period_start, period_end=t.period_end,
+                            opens_at=t.opens_at, closes_at=t.closes_at)
+                opened += 1
+            except SchedulingError as exc:
+                if exc.code != "window_exists":
+                    raise
+    return opened
