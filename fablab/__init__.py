@@ -53,4 +53,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .cli import register_cli
 
     register_cli(app)
+
+    from .wiring import wire
+
+    wire()  # who listens to what (fablab/wiring.py); importing a module registers nothing
     return app

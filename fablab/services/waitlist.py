@@ -1,7 +1,7 @@
 """The waitlist: members wait for a slot or for any free time of a machine; time that becomes free
 (a cancel, an early end, a no-show, a granted request the rules refused) is offered to them in
 fair-share order with a hold time, first-come close to the start; claiming an offer books it. The
-reaction to freed time is `on_time_freed`; the timed work is
+reaction to freed time is `on_time_freed` (wired in fablab/wiring.py); the timed work is
 `offer_no_shows(now)`, `expire_offers(now)` and `offer_freed_time(now)`.
 """
 
@@ -135,9 +135,8 @@ def record_freed(machine: Machine, start: datetime, end: datetime, now: datetime
     return ft
 
 
-@booking_service.on_time_freed
 def on_time_freed(machine: Machine, interval: Interval, now: datetime) -> None:
-    """Time given back by a booking change is offered to whoever waits for it.
+    """Time given back by a booking change is offered to whoever waits for it (wired in fablab/wiring.py).
     Runs after the booking change committed: a failure here must not turn a done cancel into an error."""
     try:
         record_freed(machine, interval.start, interval.end, now)

@@ -373,10 +373,9 @@ def member_requests(member: Member, window: RequestWindow | None = None) -> list
                                                  SlotRequest.start_at)))
 
 
-# --- the direct-booking guard --------------------------------------------------------------------------
+# --- the direct-booking guard (registered with bookings in fablab/wiring.py) --------------------------------
 
 
-@booking_service.register_guard
 def direct_booking_block(machine: Machine, start: datetime, end: datetime, now: datetime | None = None) -> str | None:
     """Why a direct (first-come) booking of [start, end) must wait for a window, or None.
     Window mode: the period of an open window is allocated at its close. Hybrid mode: only time that a
