@@ -50,11 +50,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_web(app)
 
     from .api import bp as api_bp
+    from .api import register_routes
 
+    register_routes()
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # the API takes bearer tokens only; browsers never send those on their own
 
     from .cli import register_cli
 
     register_cli(app)
+
+    from .wiring import wire
+
+    wire()  # who listens to what (fablab/wiring.py); importing a module registers nothing
     return app

@@ -4,8 +4,11 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from . import bookings, machines, openapi  # noqa: E402,F401
-from . import scheduling  # noqa: E402,F401
-from . import designs  # noqa: E402,F401
-from . import fairness  # noqa: E402,F401
-from . import usage  # noqa: E402,F401
+
+def register_routes() -> None:
+    """Attach every API module's routes (and its OpenAPI paths) to `bp`; create_app calls this before it
+    registers the blueprint. A new API module adds its name here.
+
+    The imports sit in this function, not at the top, because each module imports `bp` from this
+    package: imported at the top, they would run before `bp` exists (a circular import)."""
+    from . import bookings, designs, fairness, machines, openapi, scheduling, usage  # noqa: F401

@@ -10,9 +10,12 @@ from flask import request
 from ..models import Machine
 from ..models.scheduling import RequestWindow, SlotRequest, WaitlistEntry, WaitlistOffer
 from ..models.types import utcnow
+from ..services import catch_up
 from ..services import fairshare_data as fsd
 from ..services import machines as machine_service
-from ..services import scheduling as sched
+from ..services import waitlist as waitlist_service
+from ..services import windows as window_service
+from ..services.scheduling_common import SchedulingError
 from . import bp
 from .common import api_member, fail, iso, ok, to_datetime, token_required
 from .openapi import document, p, q
@@ -27,7 +30,7 @@ def _machine(slug: Any) -> Machine:
         fail(404, "not_found", f"No machine called {slug!r}.")
 
 
-def _refused(exc: sched.SchedulingError) -> Any:
+def _refused(exc: SchedulingError) -> Any:
     fail(exc.status, exc.code, exc.message)
 
 
@@ -63,7 +66,7 @@ def offer_json(o: WaitlistOffer) -> dict[str, Any]:
 
 def _now() -> Any:
     now = utcnow()
-    sched.run_due_jobs_quietly(now)
+    catch_up.scheduling_state_quietly(now)
     return now
 
 
@@ -88,7 +91,7 @@ document("/requests/{request_id}", "DELETE", "Withdraw one of my requests while 
 @token_required()
 def list_requests() -> Any:
     _now()
-    rows = sched.member_requests(api_member())
+    rows = window_service.member_requests(api_member())
     if request.args.get("machine"):
         m = _machine(request.args["machine"])
         rows = [r for r in rows if r.machine_id == m.id]
@@ -107,7 +110,7 @@ def add_request() -> Any:
     rank = body.get("rank", 1)
     if isinstance(rank, bool) or not isinstance(rank, int):
         fail(400, "bad_rank", "'rank' must be a whole number (1 = most wanted).")
-    windows = sched.open_windows(machine)
+    windows = window_service.open_windows(machine)
     if body.get("window") is not None:
         windows = [w for w in windows if w.id == body.get("window")]
     else:
@@ -115,8 +118,8 @@ def add_request() -> Any:
     if not windows:
         fail(404, "no_window", f"No open request window of {machine.name} covers that time.")
     try:
-        r = sched.add_request(api_member(), windows[0], start, end, rank, now)
-    except sched.SchedulingError as exc:
+        r = window_service.add_request(api_member(), windows[0], start, end, rank, now)
+    except SchedulingError as exc:
         _refused(exc)
     return ok(request_json(r), 201)
 
@@ -125,8 +128,8 @@ def add_request() -> Any:
 @token_required()
 def delete_request(request_id: int) -> Any:
     try:
-        sched.withdraw_request(api_member(), request_id)
-    except sched.SchedulingError as exc:
+        window_service.withdraw_request(api_member(), request_id)
+    except SchedulingError as exc:
         _refused(exc)
     return ok({"withdrawn": request_id})
 
@@ -145,17 +148,17 @@ document("/windows/{window_id}", "GET",
 def list_windows() -> Any:
     _now()
     machine = _machine(request.args.get("machine"))
-    return ok({"windows": [window_json(w) for w in sched.windows_of(machine, limit=50)]})
+    return ok({"windows": [window_json(w) for w in window_service.windows_of(machine, limit=50)]})
 
 
 @bp.get("/windows/<int:window_id>")
 @token_required()
 def window_results(window_id: int) -> Any:
     _now()
-    w = sched.get_window(window_id)
+    w = window_service.get_window(window_id)
     if w is None:
         fail(404, "not_found", "No such request window.")
-    res = sched.window_results(w, api_member())
+    res = window_service.window_results(w, api_member())
     return ok({**window_json(w), "seed_matches": res.seed_matches, "draw_matches": res.draw_matches,
                "participant": res.my_label, "mine": [request_json(r) for r in res.mine],
                "results": [{"request_id": row.request_id, "start": iso(row.start), "end": iso(row.end),
@@ -191,8 +194,8 @@ document("/offers/{offer_id}/decline", "POST", "Decline an offer; it passes to t
 def list_waitlist() -> Any:
     now = _now()
     me = api_member()
-    return ok({"entries": [entry_json(e) for e in sched.member_waitlist(me, now)],
-               "offers": [offer_json(o) for o in sched.member_offers(me, now)]})
+    return ok({"entries": [entry_json(e) for e in waitlist_service.member_waitlist(me, now)],
+               "offers": [offer_json(o) for o in waitlist_service.member_offers(me, now)]})
 
 
 @bp.post("/waitlist")
@@ -207,9 +210,9 @@ def join_waitlist() -> Any:
     if isinstance(min_hours, bool) or not isinstance(min_hours, int | float):
         fail(400, "bad_min_hours", "'min_hours' must be a number.")
     try:
-        e = sched.join_waitlist(api_member(), machine, kind=body.get("kind", "slot"), start=start, end=end,
-                                min_hours=float(min_hours), now=now)
-    except sched.SchedulingError as exc:
+        e = waitlist_service.join_waitlist(api_member(), machine, kind=body.get("kind", "slot"), start=start, end=end,
+                                           min_hours=float(min_hours), now=now)
+    except SchedulingError as exc:
         _refused(exc)
     return ok(entry_json(e), 201)
 
@@ -218,8 +221,8 @@ def join_waitlist() -> Any:
 @token_required()
 def leave_waitlist(entry_id: int) -> Any:
     try:
-        sched.leave_waitlist(api_member(), entry_id)
-    except sched.SchedulingError as exc:
+        waitlist_service.leave_waitlist(api_member(), entry_id)
+    except SchedulingError as exc:
         _refused(exc)
     return ok({"left": entry_id})
 
@@ -228,7 +231,7 @@ def leave_waitlist(entry_id: int) -> Any:
 @token_required()
 def list_offers() -> Any:
     now = _now()
-    return ok({"offers": [offer_json(o) for o in sched.member_offers(api_member(), now)]})
+    return ok({"offers": [offer_json(o) for o in waitlist_service.member_offers(api_member(), now)]})
 
 
 @bp.post("/offers/<int:offer_id>/claim")
@@ -236,8 +239,8 @@ def list_offers() -> Any:
 def claim_offer(offer_id: int) -> Any:
     now = _now()
     try:
-        b = sched.claim_offer(api_member(), offer_id, now)
-    except sched.SchedulingError as exc:
+        b = waitlist_service.claim_offer(api_member(), offer_id, now)
+    except SchedulingError as exc:
         _refused(exc)
     return ok({"booking": {"id": b.id, "machine": b.machine.slug, "start": iso(b.start_at), "end": iso(b.end_at),
                            "status": b.status}}, 201)
@@ -247,8 +250,8 @@ def claim_offer(offer_id: int) -> Any:
 @token_required()
 def decline_offer(offer_id: int) -> Any:
     try:
-        sched.decline_offer(api_member(), offer_id)
-    except sched.SchedulingError as exc:
+        waitlist_service.decline_offer(api_member(), offer_id)
+    except SchedulingError as exc:
         _refused(exc)
     return ok({"declined": offer_id})
 
@@ -265,6 +268,6 @@ def fair_share() -> Any:
     now = _now()
     machine = _machine(request.args.get("machine"))
     v = fsd.factor_view(api_member(), machine, now)
-    return ok({"machine": machine.slug, "mode": sched.mode_of(machine), "factor": v.factor,
+    return ok({"machine": machine.slug, "mode": window_service.mode_of(machine), "factor": v.factor,
                "usage_fraction": v.usage_fraction, "share": v.share, "recent_hours": v.recent_hours,
                "bonus": v.bonus, "explanation": v.explanation})

@@ -1,5 +1,6 @@
 """All models, imported here so Alembic and the app see every table."""
 
+from . import designs, scheduling, usage  # feature models: imported for their tables
 from .bookings import ACTIVE_STATUSES, Booking, BookingKind, BookingStatus
 from .kiosks import KioskDevice
 from .machines import Machine, MachineStatus, MachineType, Qualification
@@ -19,9 +20,7 @@ __all__ = [
     "Member",
     "Qualification",
     "Role",
+    "designs",
+    "scheduling",
+    "usage",
 ]
-
-# Feature models register their tables by being imported (one line each, appended below).
-from . import scheduling  # noqa: E402,F401
-from . import designs  # noqa: E402,F401
-from . import usage  # noqa: E402,F401

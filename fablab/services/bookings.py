@@ -200,8 +200,10 @@ _guards: list[BookingGuard] = []
 
 
 def register_guard(guard: BookingGuard) -> BookingGuard:
-    """A feature that reserves time another way (request windows) refuses direct bookings through this."""
-    _guards.append(guard)
+    """A feature that reserves time another way (request windows) refuses direct bookings through this
+    (registered in fablab/wiring.py; registering the same guard again keeps one)."""
+    if guard not in _guards:
+        _guards.append(guard)
     return guard
 
 
@@ -297,8 +299,10 @@ _time_freed_hooks: list[TimeFreedHook] = []
 
 
 def on_time_freed(hook: TimeFreedHook) -> TimeFreedHook:
-    """Register a callback run after a commit that gave time back (cancel, shorten, end early)."""
-    _time_freed_hooks.append(hook)
+    """Register a callback run after a commit that gave time back (cancel, shorten, end early), in
+    fablab/wiring.py; registering the same callback again keeps one."""
+    if hook not in _time_freed_hooks:
+        _time_freed_hooks.append(hook)
     return hook
 
 

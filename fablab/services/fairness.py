@@ -399,9 +399,9 @@ def _labeller(data: PeriodData, viewer: Viewer) -> Callable[[int], tuple[str, in
 
 
 def lottery_view(data: PeriodData, viewer: Viewer) -> LotteryView:
-    from . import scheduling as sched  # the draw's re-run lives with the scheduling service
+    from . import windows as window_service  # the draw's re-run lives with request windows
 
-    check = draws.check_draws(data.windows, data.window_members, sched.rerun_allocation)
+    check = draws.check_draws(data.windows, data.window_members, window_service.rerun_allocation)
     label = _labeller(data, viewer)
     rows = []
     for t in check.tallies:

@@ -12,11 +12,12 @@ from ..domain import policy as pol
 from ..extensions import db
 from ..models import Booking, BookingKind, BookingStatus, Machine, Member
 from ..models.bookings import HELD_STATUSES
-from ..models.scheduling import RequestStatus, SlotRequest
+from ..models.scheduling import RequestStatus, RequestWindow, SlotRequest
 from ..models.types import utcnow
 from . import bookings as booking_service
-from . import scheduling as sched
+from . import effort, waitlist, windows
 from .fairshare_data import population
+from .scheduling_common import SchedulingError
 
 LASER = "laser-epilog"
 
@@ -27,19 +28,19 @@ def _free(machine: Machine, start: datetime, end: datetime) -> bool:
         Booking.status.in_([s.value for s in HELD_STATUSES])).limit(1)) is None
 
 
-def _evening_slots(window: sched.RequestWindow) -> list[sched.Slot]:
+def _evening_slots(window: RequestWindow) -> list[windows.Slot]:
     tz = booking_service.lab_tz()
-    return [s for s in sched.window_slots(window) if s.start.astimezone(tz).hour >= 14]
+    return [s for s in windows.window_slots(window) if s.start.astimezone(tz).hour >= 14]
 
 
 def seed_scheduling_demo(machines: dict[str, Machine], members: list[Member], rng: random.Random) -> str:
     laser = machines.get(LASER)
-    if laser is None or sched.windows_of(laser, limit=1):
+    if laser is None or windows.windows_of(laser, limit=1):
         return ""
     now = utcnow()
     tz = booking_service.lab_tz()
-    sched.update_policy(laser, "window", quota_slots=2, request_minutes=120, open_weekday=0, open_time="00:00",
-                        close_weekday=3, close_time="20:00", auto_open=True)
+    windows.update_policy(laser, "window", quota_slots=2, request_minutes=120, open_weekday=0, open_time="00:00",
+                          close_weekday=3, close_time="20:00", auto_open=True)
     by_id = {m.id: m for m in members}
     users = [by_id[i] for i in population(laser, now) if i in by_id and by_id[i].role == "member"]
     rng.shuffle(users)
@@ -70,18 +71,18 @@ def seed_scheduling_demo(machines: dict[str, Machine], members: list[Member], rn
     # A closed window for last week, with its results, its draw re-runnable from the revealed seed.
     closes = pol.local_to_utc((p_start - timedelta(days=4)).astimezone(tz).date(), time(20), tz)
     opened = closes - timedelta(days=3)
-    past = sched.open_window(laser, members[0], opened, period_start=p_start, period_end=p_end, opens_at=opened,
-                             closes_at=closes)
+    past = windows.open_window(laser, members[0], opened, period_start=p_start, period_end=p_end, opens_at=opened,
+                               closes_at=closes)
     slots = _evening_slots(past)
     hot = slots[:: max(1, len(slots) // 4)][:4]  # a few popular evenings
     for m in users[:10]:
         wanted = rng.sample(hot, k=min(2, len(hot))) + rng.sample(slots, k=1)
         for rank, s in enumerate(dict.fromkeys(wanted), 1):
             try:
-                sched.add_request(m, past, s.start, s.end, rank, now=opened + timedelta(hours=rng.randint(1, 60)))
-            except sched.SchedulingError:
+                windows.add_request(m, past, s.start, s.end, rank, now=opened + timedelta(hours=rng.randint(1, 60)))
+            except SchedulingError:
                 pass
-    sched.close_window(past, closes + timedelta(minutes=1))
+    windows.close_window(past, closes + timedelta(minutes=1))
     # What happened since: most came, one did not.
     granted = [r for r in past.requests if r.status == RequestStatus.GRANTED and r.booking is not None]
     for i, r in enumerate(granted):
@@ -93,9 +94,9 @@ def seed_scheduling_demo(machines: dict[str, Machine], members: list[Member], rn
     db.session.commit()
 
     # The open window for the coming period, with requests already in.
-    t = sched.upcoming_window_times(laser, now)
-    current = sched.open_window(laser, members[0], now, period_start=t.period_start, period_end=t.period_end,
-                                opens_at=min(now - timedelta(hours=6), t.opens_at), closes_at=t.closes_at)
+    t = windows.upcoming_window_times(laser, now)
+    current = windows.open_window(laser, members[0], now, period_start=t.period_start, period_end=t.period_end,
+                                  opens_at=min(now - timedelta(hours=6), t.opens_at), closes_at=t.closes_at)
     slots = _evening_slots(current)
     hot = slots[:: max(1, len(slots) // 5)][:5]
     requested = 0
@@ -103,18 +104,18 @@ def seed_scheduling_demo(machines: dict[str, Machine], members: list[Member], rn
         wanted = rng.sample(hot, k=min(2, len(hot))) + rng.sample(slots, k=1)
         for rank, s in enumerate(dict.fromkeys(wanted), 1):
             try:
-                sched.add_request(m, current, s.start, s.end, rank, now=now)
+                windows.add_request(m, current, s.start, s.end, rank, now=now)
                 requested += 1
-            except sched.SchedulingError:
+            except SchedulingError:
                 pass
 
     # Waiting for any free laser time this week.
     waiting = 0
     for m in users[-3:]:
         try:
-            sched.join_waitlist(m, laser, kind="any", min_hours=1.0, now=now)
+            waitlist.join_waitlist(m, laser, kind="any", min_hours=1.0, now=now)
             waiting += 1
-        except sched.SchedulingError:
+        except SchedulingError:
             pass
 
     # The task board: neglected tasks weigh more; some done, credited to their volunteers.
@@ -125,13 +126,13 @@ def seed_scheduling_demo(machines: dict[str, Machine], members: list[Member], rn
              ("Empty the extraction filter", "maintenance", 0.5, 1, 12, laser),
              ("Tidy the electronics bench", "cleaning", 1.0, 1, 2, machines.get("solder-1"))]
     for i, (title, kind, hours, people, age, machine) in enumerate(tasks):
-        task = sched.create_task(title, kind=kind, base_hours=hours, people_needed=people, machine=machine,
-                                 actor=members[1], now=now - timedelta(days=age))
+        task = effort.create_task(title, kind=kind, base_hours=hours, people_needed=people, machine=machine,
+                                  actor=members[1], now=now - timedelta(days=age))
         if i in (1, 4):
             for m in users[i:i + people + (1 if i == 4 else 0)]:
-                sched.claim_task(m, task, now - timedelta(days=age - 1))
+                effort.claim_task(m, task, now - timedelta(days=age - 1))
             if i == 4:
-                sched.complete_task(members[1], task, now - timedelta(days=1))
+                effort.complete_task(members[1], task, now - timedelta(days=1))
     db.session.commit()
     requests = db.session.scalar(select(SlotRequest.id).where(SlotRequest.window_id == past.id).limit(1))
     return (f", laser in window mode ({len(past.requests) if requests else 0} requests drawn last week, "

@@ -22,6 +22,7 @@ from ..extensions import db
 from ..models import Booking, BookingKind, BookingStatus, Machine, Member
 from ..models.usage import Bridge, DeadLetter, MaintenanceRule, MqttMessage, UsageSession
 from . import bookings as booking_service
+from . import effort
 
 # --- bridges and Mosquitto credentials ------------------------------------------------------------------
 
@@ -255,14 +256,12 @@ def hours_since_service(machine: Machine, now: datetime) -> float:
 
 def raise_due_maintenance(now: datetime) -> list[MaintenanceRule]:
     """A due rule raises one maintenance task on the effort board (once, until it is done)."""
-    from . import scheduling
-
     raised = []
     for rule, status in maintenance_status(None, now):
         if not status.due or rule.raised_at is not None:
             continue
-        scheduling.create_task(f"{rule.task} ({rule.machine.name})", kind="maintenance", base_hours=1.0,
-                               machine=rule.machine, description=status.reason, now=now)
+        effort.create_task(f"{rule.task} ({rule.machine.name})", kind="maintenance", base_hours=1.0,
+                           machine=rule.machine, description=status.reason, now=now)
         rule.raised_at = now
         db.session.commit()
         raised.append(rule)

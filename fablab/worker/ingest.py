@@ -37,6 +37,7 @@ from ..models.usage import Bridge, DeadLetter, MqttMessage
 from ..security import badge_digest
 from ..services import authorize as auth_service
 from ..services import usage as usage_service
+from . import jobs
 
 log = logging.getLogger("fablab.worker")
 
@@ -119,6 +120,7 @@ class Ingestor:
         self._machines: dict[str, int] = {}
         self._bridges: dict[str, set[str]] = {}
         self._cache_at = 0.0
+        self._last_run: dict[str, datetime] = {}  # timed job → when it last ran
         self.totals = BatchResult()
 
     # -- caches of who may write what; refreshed now and then and whenever something is unknown --
@@ -389,8 +391,9 @@ class Ingestor:
             valid_until=ev.utc_now_iso(decision.valid_until) if decision.valid_until else None))
 
     def tick(self, now: datetime | None = None) -> None:
-        """Timed work: session timeouts, then each timed job on its own (one failing job, e.g. on a
-        stored rule it cannot compute, neither stops the others nor the ingest)."""
+        """Timed work: session timeouts, then the timed jobs that are due (fablab/worker/jobs.py), each on
+        its own (one failing job, e.g. on a stored rule it cannot compute, stops neither the others nor
+        the ingest)."""
         now = now or utcnow()
         with self.app.app_context():
             self.sessionizer.begin()
@@ -406,25 +409,13 @@ class Ingestor:
                 log.exception("session timeouts failed; will retry")
             finally:
                 db.session.remove()
-        from ..services import scheduling
-
-        jobs: list[tuple[str, Callable[[], object]]] = [
-            ("no-shows", lambda: usage_service.record_no_shows(now)),
-            ("maintenance due", lambda: usage_service.raise_due_maintenance(now)),
-            ("telemetry pruning", lambda: usage_service.prune_telemetry(now, self.app.config["FABLAB_TELEMETRY_DAYS"])),
-            ("scheduling", lambda: scheduling.run_due_jobs(now)),
-        ]
-        for name, job in jobs:
-            with self.app.app_context():
-                try:
-                    begin_write()
-                    job()
-                    db.session.commit()
-                except Exception:
-                    db.session.rollback()
-                    log.exception("timed job %r failed; will retry", name)
-                finally:
-                    db.session.remove()
+        with self.app.app_context():
+            try:
+                due = jobs.due(now, self._last_run)
+                jobs.run_jobs(now, due)  # each on its own transaction: a failing one is logged, the rest run
+                self._last_run.update(dict.fromkeys(due, now))
+            finally:
+                db.session.remove()
 
 
 # --- pure helpers: what is stored, and the observation a stored message makes ------------------------

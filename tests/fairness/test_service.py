@@ -9,7 +9,7 @@ import pytest
 from fablab.extensions import db
 from fablab.models.scheduling import SlotRequest
 from fablab.services import fairness as svc
-from fablab.services import scheduling as sched
+from fablab.services import windows as window_service
 from tests.fairness.conftest import NOW, T0, WEEK, at, book, closed_window, review, unmet_request, use, waitlist_slot
 
 
@@ -182,15 +182,15 @@ def test_lottery_outcomes_from_a_real_window_trace(machine, members) -> None:
     """Two members with no past use want the same slot: one lottery, expected 0.5 wins each, one win."""
     laser = machine("laser", mode="window")
     a, b = members(laser, 2)
-    sched.update_policy(laser, "window", quota_slots=1)
+    window_service.update_policy(laser, "window", quota_slots=1)
     opened = NOW - timedelta(days=2)
     p0 = NOW
-    w = sched.open_window(laser, None, opened, period_start=p0, period_end=p0 + timedelta(days=1),
-                          closes_at=opened + timedelta(hours=1))
+    w = window_service.open_window(laser, None, opened, period_start=p0, period_end=p0 + timedelta(days=1),
+                                   closes_at=opened + timedelta(hours=1))
     slot = (p0 + timedelta(hours=17), p0 + timedelta(hours=19))
     for m in (a, b):
-        sched.add_request(m, w, *slot, now=opened)
-    sched.close_window(w, opened + timedelta(hours=1))
+        window_service.add_request(m, w, *slot, now=opened)
+    window_service.close_window(w, opened + timedelta(hours=1))
     later = p0 + timedelta(days=1)
     r = review(query=svc.ReviewQuery(p0, later), now=later)
     lot = r.lottery

@@ -8,7 +8,7 @@ from fablab.domain import lottery
 from fablab.extensions import db
 from fablab.services import bookings as booking_service
 from fablab.services import members as member_service
-from fablab.services import scheduling as sched
+from fablab.services import windows as window_service
 from tests.scheduling.conftest import hour
 
 
@@ -24,8 +24,8 @@ def test_requests_results_and_seed_over_the_api(client, window_machine, qualifie
     ha, hb = _auth(alice), _auth(bob)
     now = datetime.now(UTC)
     p0 = hour(now) + timedelta(days=2)
-    w = sched.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(hours=6),
-                          closes_at=now + timedelta(days=1))
+    w = window_service.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(hours=6),
+                                   closes_at=now + timedelta(days=1))
     body = {"machine": machine.slug, "start": p0.isoformat(), "end": (p0 + timedelta(hours=2)).isoformat(), "rank": 1}
     resp = client.post("/api/v1/requests", json=body, headers=ha)
     assert resp.status_code == 201, resp.json
@@ -39,7 +39,7 @@ def test_requests_results_and_seed_over_the_api(client, window_machine, qualifie
     open_res = client.get(f"/api/v1/windows/{w.id}", headers=ha).json
     assert open_res["commitment"] == w.commitment and open_res["seed"] is None and open_res["trace"] is None
 
-    sched.close_window(w, w.closes_at)
+    window_service.close_window(w, w.closes_at)
     res = client.get(f"/api/v1/windows/{w.id}", headers=ha).json
     assert lottery.verify(res["seed"], res["commitment"]) and res["seed_matches"] and res["draw_matches"]
     assert len(res["mine"]) == 1 and res["mine"][0]["message"]
@@ -57,9 +57,9 @@ def test_withdraw_and_errors(client, window_machine, qualified_members) -> None:
     alice, bob = qualified_members(machine, 2)
     now = datetime.now(UTC)
     p0 = hour(now) + timedelta(days=2)
-    w = sched.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(hours=6),
-                          closes_at=now + timedelta(days=1))
-    r = sched.add_request(alice, w, p0, p0 + timedelta(hours=1))
+    w = window_service.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(hours=6),
+                                   closes_at=now + timedelta(days=1))
+    r = window_service.add_request(alice, w, p0, p0 + timedelta(hours=1))
     assert client.delete(f"/api/v1/requests/{r.id}", headers=_auth(bob)).status_code == 404
     assert client.delete(f"/api/v1/requests/{r.id}", headers=_auth(alice)).status_code == 200
     assert client.get("/api/v1/requests").status_code == 401

@@ -11,7 +11,8 @@ from fablab import demo
 from fablab.extensions import db
 from fablab.models import Machine, Member
 from fablab.models.scheduling import EffortTask, RequestWindow, WaitlistEntry
-from fablab.services import scheduling as sched
+from fablab.services import effort as effort_service
+from fablab.services import windows as window_service
 from fablab.services.scheduling_demo import seed_scheduling_demo
 
 
@@ -20,16 +21,16 @@ def test_demo_puts_the_laser_in_window_mode_with_results(app_ctx) -> None:
     machines = {m.slug: m for m in db.session.scalars(select(Machine))}
     members = list(db.session.scalars(select(Member).order_by(Member.member_no)))
     laser = machines["laser-epilog"]
-    assert sched.mode_of(laser) == "window"
+    assert window_service.mode_of(laser) == "window"
     windows = list(db.session.scalars(select(RequestWindow).where(RequestWindow.machine_id == laser.id)
                                       .order_by(RequestWindow.period_start)))
     statuses = [w.status for w in windows]
     assert statuses.count("open") == 1 and statuses[-1] == "open" and "closed" in statuses
     past, current = windows[-2], windows[-1]
-    assert past.requests and sched.draw_matches(past) is True
+    assert past.requests and window_service.draw_matches(past) is True
     assert {r.status for r in past.requests} >= {"granted"}
     assert current.requests and current.revealed_seed is None
     assert db.session.scalar(select(WaitlistEntry.id).limit(1)) is not None
-    assert len(sched.task_board(None, datetime.now(UTC))) >= 4
+    assert len(effort_service.task_board(None, datetime.now(UTC))) >= 4
     assert db.session.scalar(select(EffortTask).where(EffortTask.completed_at.is_not(None))) is not None
     assert seed_scheduling_demo(machines, members, random.Random(7)) == ""  # once only

@@ -19,8 +19,12 @@ from fablab.models.scheduling import (
     WindowStatus,
 )
 from fablab.services import bookings as booking_service
+from fablab.services import catch_up
+from fablab.services import effort as effort_service
 from fablab.services import fairshare_data as fsd
-from fablab.services import scheduling as sched
+from fablab.services import waitlist as waitlist_service
+from fablab.services import windows as window_service
+from fablab.services.scheduling_common import SchedulingError
 from tests.scheduling.conftest import hour, past_use
 
 
@@ -28,19 +32,19 @@ from tests.scheduling.conftest import hour, past_use
 def lab(window_machine, qualified_members):
     """The worked example: four members, two of them heavy recent users, two contested evening slots."""
     machine = window_machine()
-    sched.update_policy(machine, "window", quota_slots=1)
+    window_service.update_policy(machine, "window", quota_slots=1)
     a, b, c, d = qualified_members(machine, 4)
     past_use(a, machine, days_ago=2, hours=6)
     past_use(b, machine, days_ago=3, hours=3)
     now = datetime.now(UTC)
     p0 = hour(now) + timedelta(days=2)
-    w = sched.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(days=1),
-                          closes_at=now + timedelta(days=1))
+    w = window_service.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(days=1),
+                                   closes_at=now + timedelta(days=1))
     s1 = (p0 + timedelta(hours=18), p0 + timedelta(hours=20))
     s2 = (p0 + timedelta(hours=20), p0 + timedelta(hours=22))
     for m in (a, b, c, d):
-        sched.add_request(m, w, *s1, rank=1, now=now)
-        sched.add_request(m, w, *s2, rank=2, now=now)
+        window_service.add_request(m, w, *s1, rank=1, now=now)
+        window_service.add_request(m, w, *s2, rank=2, now=now)
     return machine, (a, b, c, d), w, (s1, s2), now
 
 
@@ -70,21 +74,21 @@ def test_open_window_commits_to_a_secret_seed(lab) -> None:
 
 def test_requests_outside_the_period_or_unqualified_are_refused(lab, make_member) -> None:
     machine, (a, *_), w, _, now = lab
-    with pytest.raises(sched.SchedulingError, match="inside the window"):
-        sched.add_request(a, w, w.period_end, w.period_end + timedelta(hours=1), now=now)
+    with pytest.raises(SchedulingError, match="inside the window"):
+        window_service.add_request(a, w, w.period_end, w.period_end + timedelta(hours=1), now=now)
     stranger = make_member()
-    with pytest.raises(sched.SchedulingError):
-        sched.add_request(stranger, w, w.period_start, w.period_start + timedelta(hours=1), now=now)
-    with pytest.raises(sched.SchedulingError, match="not open|closed"):
-        sched.add_request(a, w, w.period_start, w.period_start + timedelta(hours=1), now=w.closes_at)
+    with pytest.raises(SchedulingError):
+        window_service.add_request(stranger, w, w.period_start, w.period_start + timedelta(hours=1), now=now)
+    with pytest.raises(SchedulingError, match="not open|closed"):
+        window_service.add_request(a, w, w.period_start, w.period_start + timedelta(hours=1), now=w.closes_at)
 
 
 def test_close_grants_the_under_served_waitlists_the_rest_and_reveals_the_seed(lab) -> None:
     machine, (a, b, c, d), w, (s1, s2), now = lab
-    with pytest.raises(sched.SchedulingError):
-        sched.close_window(w, now)  # still collecting
+    with pytest.raises(SchedulingError):
+        window_service.close_window(w, now)  # still collecting
     later = w.closes_at + timedelta(minutes=1)
-    report = sched.run_due_jobs(later)
+    report = catch_up.scheduling_state(later)
     assert report.windows_closed == 1
     db.session.refresh(w)
     assert w.status == WindowStatus.CLOSED and w.revealed_seed == w.secret_seed
@@ -104,21 +108,21 @@ def test_close_grants_the_under_served_waitlists_the_rest_and_reveals_the_seed(l
     assert {e.request_id for e in entries} == waitlisted and {a.id, b.id} <= {e.member_id for e in entries}
     assert [e.sequence for e in entries] == sorted(e.sequence for e in entries)
     # anyone can check: the seed matches the commitment and the trace re-runs to the same outcome
-    res = sched.window_results(w, a)
+    res = window_service.window_results(w, a)
     assert res.seed_matches is True and res.draw_matches is True
-    assert res.my_label == sched.participant_label(bytes.fromhex(w.revealed_seed), a.id)
+    assert res.my_label == window_service.participant_label(bytes.fromhex(w.revealed_seed), a.id)
     assert all(row.message == "" for row in res.rows if not row.is_mine)
-    assert sched.close_window(w, later).status == WindowStatus.CLOSED  # idempotent
+    assert window_service.close_window(w, later).status == WindowStatus.CLOSED  # idempotent
 
 
 def test_tampered_trace_does_not_verify(lab) -> None:
     _, _, w, _, _ = lab
-    sched.close_window(w, w.closes_at)
+    window_service.close_window(w, w.closes_at)
     trace = dict(w.trace)
     trace["usage"] = {k: 0.0 for k in trace["usage"]}  # pretend nobody used the machine
     trace["outcomes"] = [dict(o, status="granted") for o in trace["outcomes"]]
     w.trace = trace
-    assert sched.draw_matches(w) is False
+    assert window_service.draw_matches(w) is False
 
 
 def test_window_quota_and_policy_quota_limit_grants(window_machine, qualified_members) -> None:
@@ -126,11 +130,12 @@ def test_window_quota_and_policy_quota_limit_grants(window_machine, qualified_me
     (m,) = qualified_members(machine, 1)
     now = datetime.now(UTC)
     p0 = hour(now) + timedelta(days=2)
-    w = sched.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(days=1),
-                          closes_at=now + timedelta(hours=1))
+    w = window_service.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(days=1),
+                                   closes_at=now + timedelta(hours=1))
     for i in range(3):
-        sched.add_request(m, w, p0 + timedelta(hours=2 * i), p0 + timedelta(hours=2 * i + 2), rank=i + 1, now=now)
-    sched.close_window(w, w.closes_at)
+        window_service.add_request(m, w, p0 + timedelta(hours=2 * i), p0 + timedelta(hours=2 * i + 2), rank=i + 1,
+                                   now=now)
+    window_service.close_window(w, w.closes_at)
     statuses = [r.status for r in sorted(w.requests, key=lambda r: r.rank)]
     assert statuses == ["granted", "rejected", "rejected"]  # 3 h a week: one 2 h slot
     assert all(r.reason == "quota" for r in w.requests if r.status == "rejected")
@@ -141,33 +146,33 @@ def test_hybrid_only_contested_requests_are_drawn(window_machine, qualified_memb
     a, b = qualified_members(machine, 2)
     now = datetime.now(UTC)
     p0 = hour(now) + timedelta(days=2)
-    w = sched.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(days=1),
-                          closes_at=now + timedelta(hours=1))
+    w = window_service.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(days=1),
+                                   closes_at=now + timedelta(hours=1))
     assert w.mode == "hybrid"
-    sched.add_request(a, w, p0, p0 + timedelta(hours=1), now=now)  # uncontested
-    sched.add_request(a, w, p0 + timedelta(hours=5), p0 + timedelta(hours=6), now=now)
-    sched.add_request(b, w, p0 + timedelta(hours=5), p0 + timedelta(hours=6), now=now)
-    assert sched.direct_booking_block(machine, p0 + timedelta(hours=5), p0 + timedelta(hours=6), now)
-    assert sched.direct_booking_block(machine, p0 + timedelta(hours=8), p0 + timedelta(hours=9), now) is None
-    sched.close_window(w, w.closes_at)
+    window_service.add_request(a, w, p0, p0 + timedelta(hours=1), now=now)  # uncontested
+    window_service.add_request(a, w, p0 + timedelta(hours=5), p0 + timedelta(hours=6), now=now)
+    window_service.add_request(b, w, p0 + timedelta(hours=5), p0 + timedelta(hours=6), now=now)
+    assert window_service.direct_booking_block(machine, p0 + timedelta(hours=5), p0 + timedelta(hours=6), now)
+    assert window_service.direct_booking_block(machine, p0 + timedelta(hours=8), p0 + timedelta(hours=9), now) is None
+    window_service.close_window(w, w.closes_at)
     assert w.trace["allocated"] == [r.id for r in w.requests if r.start_at == p0 + timedelta(hours=5)]
     first = next(r for r in w.requests if r.start_at == p0)
     assert first.status == "granted" and first.reason == "uncontested"
     contested = [r for r in w.requests if r.start_at != p0]
     assert sorted(r.status for r in contested) == ["granted", "waitlisted"]
-    assert sched.draw_matches(w) is True
+    assert window_service.draw_matches(w) is True
 
 
 def test_window_mode_blocks_direct_booking_of_the_period(lab) -> None:
     machine, _, w, _, now = lab
-    assert "request window" in sched.direct_booking_block(machine, w.period_start, w.period_start + timedelta(hours=1),
-                                                          now)
+    assert "request window" in window_service.direct_booking_block(machine, w.period_start,
+                                                                   w.period_start + timedelta(hours=1), now)
 
 
 def test_cancel_offers_the_slot_to_the_waitlist_in_f_order_and_claim_books_it(lab) -> None:
     machine, (a, b, c, d), w, (s1, s2), now = lab
     later = w.closes_at + timedelta(minutes=1)
-    sched.close_window(w, later)
+    window_service.close_window(w, later)
     winner_booking = db.session.scalar(select(Booking).where(Booking.source == "window", Booking.start_at == s1[0]))
     winner = c if winner_booking.member_id == c.id else d
     booking_service.cancel_booking(winner_booking, winner, now=later)
@@ -181,11 +186,11 @@ def test_cancel_offers_the_slot_to_the_waitlist_in_f_order_and_claim_books_it(la
     assert offers[0].member_id == expected[0] and not offers[0].first_come
     assert offers[0].expires_at == later + timedelta(minutes=15)
     first = offers[0].member
-    assert [o.id for o in sched.member_offers(first, later)] == [offers[0].id]
-    sched.decline_offer(first, offers[0].id, later)
+    assert [o.id for o in waitlist_service.member_offers(first, later)] == [offers[0].id]
+    waitlist_service.decline_offer(first, offers[0].id, later)
     nxt = db.session.scalar(select(WaitlistOffer).where(WaitlistOffer.status == OfferStatus.OPEN.value))
     assert nxt.member_id == expected[1]
-    booking = sched.claim_offer(nxt.member, nxt.id, later)
+    booking = waitlist_service.claim_offer(nxt.member, nxt.id, later)
     assert (booking.start_at, booking.end_at, booking.member_id) == (s1[0], s1[1], expected[1])
     db.session.refresh(nxt)
     assert nxt.status == OfferStatus.CLAIMED and nxt.entry.status == EntryStatus.FULFILLED
@@ -194,16 +199,16 @@ def test_cancel_offers_the_slot_to_the_waitlist_in_f_order_and_claim_books_it(la
 def test_offers_expire_and_pass_on(lab) -> None:
     machine, (a, b, c, d), w, (s1, s2), now = lab
     later = w.closes_at + timedelta(minutes=1)
-    sched.close_window(w, later)
+    window_service.close_window(w, later)
     bk = db.session.scalar(select(Booking).where(Booking.source == "window", Booking.start_at == s1[0]))
     booking_service.cancel_booking(bk, db.session.get(type(a), bk.member_id), now=later)
     first = db.session.scalar(select(WaitlistOffer))
-    report = sched.run_due_jobs(later + timedelta(minutes=16))
+    report = catch_up.scheduling_state(later + timedelta(minutes=16))
     assert report.offers_expired == 1 and report.offers_made == 1
     db.session.refresh(first)
     assert first.status == OfferStatus.EXPIRED
-    with pytest.raises(sched.SchedulingError):
-        sched.claim_offer(first.member, first.id, later + timedelta(minutes=16))
+    with pytest.raises(SchedulingError):
+        waitlist_service.claim_offer(first.member, first.id, later + timedelta(minutes=16))
 
 
 def test_near_the_start_offers_go_to_everyone_first_claim_wins(window_machine, qualified_members) -> None:
@@ -212,15 +217,15 @@ def test_near_the_start_offers_go_to_everyone_first_claim_wins(window_machine, q
     now = datetime.now(UTC)
     start = hour(now) + timedelta(hours=1)
     bk = booking_service.create_booking(owner, machine, start, start + timedelta(hours=1), now=now)
-    sched.join_waitlist(x, machine, kind="slot", start=start, end=start + timedelta(hours=1), now=now)
-    sched.join_waitlist(y, machine, kind="any", now=now)
+    waitlist_service.join_waitlist(x, machine, kind="slot", start=start, end=start + timedelta(hours=1), now=now)
+    waitlist_service.join_waitlist(y, machine, kind="any", now=now)
     booking_service.cancel_booking(bk, owner, now=now)
     offers = list(db.session.scalars(select(WaitlistOffer)))
     assert {o.member_id for o in offers} == {x.id, y.id} and all(o.first_come for o in offers)
-    got = sched.claim_offer(y, next(o.id for o in offers if o.member_id == y.id), now)
+    got = waitlist_service.claim_offer(y, next(o.id for o in offers if o.member_id == y.id), now)
     assert got.member_id == y.id
-    with pytest.raises(sched.SchedulingError, match="no longer open|first"):
-        sched.claim_offer(x, next(o.id for o in offers if o.member_id == x.id), now)
+    with pytest.raises(SchedulingError, match="no longer open|first"):
+        waitlist_service.claim_offer(x, next(o.id for o in offers if o.member_id == x.id), now)
 
 
 def test_no_show_release_is_offered(window_machine, qualified_members) -> None:
@@ -229,58 +234,58 @@ def test_no_show_release_is_offered(window_machine, qualified_members) -> None:
     now = datetime.now(UTC)
     start = hour(now) + timedelta(hours=1)
     booking_service.create_booking(owner, machine, start, start + timedelta(hours=2), now=now)
-    sched.join_waitlist(waiting, machine, kind="any", now=now, min_hours=0.5)
+    waitlist_service.join_waitlist(waiting, machine, kind="any", now=now, min_hours=0.5)
     assert not list(db.session.scalars(select(WaitlistOffer)))
-    report = sched.run_due_jobs(start + timedelta(minutes=20))  # grace (15 min) passed, nobody came
+    report = catch_up.scheduling_state(start + timedelta(minutes=20))  # grace (15 min) passed, nobody came
     assert report.no_shows_offered == 1
     offer = db.session.scalar(select(WaitlistOffer))
     assert offer.member_id == waiting.id
-    assert sched.run_due_jobs(start + timedelta(minutes=21)).no_shows_offered == 0  # offered once
-    got = sched.claim_offer(waiting, offer.id, start + timedelta(minutes=21))
+    assert catch_up.scheduling_state(start + timedelta(minutes=21)).no_shows_offered == 0  # offered once
+    got = waitlist_service.claim_offer(waiting, offer.id, start + timedelta(minutes=21))
     assert got.start_at == start + timedelta(minutes=30) and got.end_at == start + timedelta(hours=2)
 
 
 def test_auto_open_makes_next_weeks_window(window_machine) -> None:
     machine = window_machine()
-    sched.update_policy(machine, "window", auto_open=True, open_weekday=0, open_time="00:00", close_weekday=6,
-                        close_time="23:00")
+    window_service.update_policy(machine, "window", auto_open=True, open_weekday=0, open_time="00:00", close_weekday=6,
+                                 close_time="23:00")
     now = datetime.now(UTC)
-    t = sched.upcoming_window_times(machine, now)
+    t = window_service.upcoming_window_times(machine, now)
     assert t.opens_at <= t.closes_at <= t.period_start and t.period_end - t.period_start >= timedelta(days=6)
-    assert sched.run_due_jobs(max(now, t.opens_at)).windows_opened == 1
-    assert sched.run_due_jobs(max(now, t.opens_at)).windows_opened == 0
+    assert catch_up.scheduling_state(max(now, t.opens_at)).windows_opened == 1
+    assert catch_up.scheduling_state(max(now, t.opens_at)).windows_opened == 0
 
 
 def test_update_policy_validates(window_machine) -> None:
     machine = window_machine()
-    with pytest.raises(sched.SchedulingError):
-        sched.update_policy(machine, "lottery")
-    with pytest.raises(sched.SchedulingError, match="open before"):
-        sched.update_policy(machine, "window", open_weekday=4, close_weekday=2)
-    sched.update_policy(machine, "hybrid", band_width=0.2)
-    assert sched.mode_of(machine) == "hybrid"
+    with pytest.raises(SchedulingError):
+        window_service.update_policy(machine, "lottery")
+    with pytest.raises(SchedulingError, match="open before"):
+        window_service.update_policy(machine, "window", open_weekday=4, close_weekday=2)
+    window_service.update_policy(machine, "hybrid", band_width=0.2)
+    assert window_service.mode_of(machine) == "hybrid"
     assert fsd.settings_for(machine).band_width == 0.2
 
 
 def test_task_weight_rises_until_claimed_and_credit_is_shared(make_member) -> None:
     a, b = make_member(), make_member()
     t0 = datetime.now(UTC) - timedelta(days=5)
-    task = sched.create_task("Clean the laser lens", kind="cleaning", base_hours=1.0, now=t0)
-    fresh = sched.create_task("Restock plywood", kind="restocking", base_hours=1.0)
-    board = sched.task_board(a, datetime.now(UTC))
+    task = effort_service.create_task("Clean the laser lens", kind="cleaning", base_hours=1.0, now=t0)
+    fresh = effort_service.create_task("Restock plywood", kind="restocking", base_hours=1.0)
+    board = effort_service.task_board(a, datetime.now(UTC))
     assert [v.task.id for v in board] == [task.id, fresh.id]  # the neglected one is heavier
     assert board[0].weight == pytest.approx(1.5, abs=0.01)
-    sched.claim_task(a, task, t0 + timedelta(days=5))
-    sched.claim_task(b, task, t0 + timedelta(days=5))
+    effort_service.claim_task(a, task, t0 + timedelta(days=5))
+    effort_service.claim_task(b, task, t0 + timedelta(days=5))
     later = datetime.now(UTC) + timedelta(days=5)
-    assert sched.task_board(a, later)[0].weight == pytest.approx(1.5, abs=0.01)  # frozen once claimed
-    with pytest.raises(sched.SchedulingError):
-        sched.complete_task(make_member(), task)
-    done = sched.complete_task(a, task, later)
+    assert effort_service.task_board(a, later)[0].weight == pytest.approx(1.5, abs=0.01)  # frozen once claimed
+    with pytest.raises(SchedulingError):
+        effort_service.complete_task(make_member(), task)
+    done = effort_service.complete_task(a, task, later)
     assert {c.member_id for c in done} == {a.id, b.id}
     assert all(c.credited_hours == pytest.approx(0.75, abs=0.01) for c in done)  # 1 person needed, 2 came
-    assert [c.task_id for c in sched.member_contributions(b)] == [task.id]
-    assert dict((m.id, h) for m, h in sched.lab_contributions())[a.id] == pytest.approx(0.75, abs=0.01)
+    assert [c.task_id for c in effort_service.member_contributions(b)] == [task.id]
+    assert dict((m.id, h) for m, h in effort_service.lab_contributions())[a.id] == pytest.approx(0.75, abs=0.01)
 
 
 def test_bonus_off_by_default_and_capped_when_on(window_machine, qualified_members) -> None:
@@ -288,12 +293,12 @@ def test_bonus_off_by_default_and_capped_when_on(window_machine, qualified_membe
     a, b = qualified_members(machine, 2)
     past_use(a, machine, 1, 2)
     past_use(b, machine, 1, 2)
-    task = sched.create_task("Induct new members", kind="induction", base_hours=40)
-    sched.claim_task(a, task)
-    sched.complete_task(a, task)
+    task = effort_service.create_task("Induct new members", kind="induction", base_hours=40)
+    effort_service.claim_task(a, task)
+    effort_service.complete_task(a, task)
     now = datetime.now(UTC)
     assert fsd.factor_view(a, machine, now).factor == pytest.approx(fsd.factor_view(b, machine, now).factor)
-    sched.update_policy(machine, "window", bonus_enabled=True)
+    window_service.update_policy(machine, "window", bonus_enabled=True)
     fa, fb = fsd.factor_view(a, machine, now), fsd.factor_view(b, machine, now)
     assert fa.bonus == pytest.approx(0.25) and fa.factor > fb.factor
 
@@ -303,7 +308,7 @@ def test_jobs_with_nothing_due_do_not_write(lab) -> None:
 
     machine, _, w, (s1, _s2), _ = lab
     later = w.closes_at + timedelta(minutes=1)
-    sched.close_window(w, later)
+    window_service.close_window(w, later)
     bk = db.session.scalar(select(Booking).where(Booking.source == "window", Booking.start_at == s1[0]))
     booking_service.cancel_booking(bk, db.session.get(type(bk.member), bk.member_id), now=later)
     assert db.session.scalar(select(WaitlistOffer)) is not None  # an offer is open and held
@@ -315,7 +320,7 @@ def test_jobs_with_nothing_due_do_not_write(lab) -> None:
     engine = db.engine
     event.listen(engine, "before_cursor_execute", record)
     try:
-        report = sched.run_due_jobs(later + timedelta(minutes=1))
+        report = catch_up.scheduling_state(later + timedelta(minutes=1))
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert not report.anything

@@ -11,7 +11,7 @@ from fablab.domain import lottery
 from fablab.extensions import db
 from fablab.models import Booking
 from fablab.models.scheduling import RequestWindow, SlotRequest, WaitlistEntry
-from fablab.services import scheduling as sched
+from fablab.services import windows as window_service
 from tests.conftest import csrf_token, login
 from tests.scheduling.conftest import hour
 
@@ -19,18 +19,18 @@ from tests.scheduling.conftest import hour
 def _window(machine, now=None):
     now = now or datetime.now(UTC)
     p0 = hour(now) + timedelta(days=2)
-    return sched.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(hours=6),
-                             closes_at=now + timedelta(days=1))
+    return window_service.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(hours=6),
+                                      closes_at=now + timedelta(days=1))
 
 
 def test_member_ranks_slots_admin_closes_and_results_explain(client, make_member, window_machine,
                                                              qualified_members) -> None:
     machine = window_machine()
-    sched.update_policy(machine, "window", request_minutes=120, quota_slots=1)
+    window_service.update_policy(machine, "window", request_minutes=120, quota_slots=1)
     alice, bob = qualified_members(machine, 2)
     make_member("admin@example.org", role="admin")
     w = _window(machine)
-    slots = sched.window_slots(w)
+    slots = window_service.window_slots(w)
     assert [s.end - s.start for s in slots] == [timedelta(hours=2)] * 3
 
     login(client, alice.email)
@@ -49,7 +49,7 @@ def test_member_ranks_slots_admin_closes_and_results_explain(client, make_member
     client.post(f"/scheduling/windows/{w.id}/requests", data={"csrf_token": token, f"rank:{slots[0].key}": "1"})
     assert [r.start_at for r in db.session.scalars(select(SlotRequest).where(SlotRequest.member_id == alice.id))] \
         == [slots[0].start]
-    sched.add_request(bob, w, slots[0].start, slots[0].end, 1)
+    window_service.add_request(bob, w, slots[0].start, slots[0].end, 1)
     client.post("/logout", data={"csrf_token": token})
 
     login(client, "admin@example.org")
@@ -84,9 +84,9 @@ def test_lazy_close_on_read_when_the_worker_is_down(client, window_machine, qual
     (alice,) = qualified_members(machine, 1)
     now = datetime.now(UTC) - timedelta(hours=2)
     p0 = hour(now) + timedelta(days=2)
-    w = sched.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(hours=6),
-                          closes_at=now + timedelta(hours=1))
-    sched.add_request(alice, w, p0, p0 + timedelta(hours=1), now=now)
+    w = window_service.open_window(machine, None, now, period_start=p0, period_end=p0 + timedelta(hours=6),
+                                   closes_at=now + timedelta(hours=1))
+    window_service.add_request(alice, w, p0, p0 + timedelta(hours=1), now=now)
     login(client, alice.email)
     html = client.get(f"/scheduling/windows/{w.id}").get_data(as_text=True)  # its close passed an hour ago
     assert "granted" in html and w.secret_seed in html
@@ -177,7 +177,7 @@ def test_admin_edits_policy_and_opens_a_window(client, make_member, window_machi
     assert client.post(url, data=dict(form, **{"p-open_weekday": "4"})).status_code == 422  # closes before it opens
     assert client.post(url, data=form).status_code == 302
     db.session.expire_all()
-    assert sched.mode_of(machine) == "window"
+    assert window_service.mode_of(machine) == "window"
     resp = client.post(f"{url}/open", data={"csrf_token": token, "w-period_days": "7"})
     assert resp.status_code == 302
     w = db.session.scalar(select(RequestWindow))

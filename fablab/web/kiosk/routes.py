@@ -22,7 +22,9 @@ from ...services import bookings as svc
 from ...services import kiosk as kiosk_service
 from ...services import machines as machine_service
 from ...services import members as member_service
-from ...services import scheduling, throttle
+from ...services import throttle
+from ...services import waitlist as waitlist_service
+from ...services.scheduling_common import SchedulingError
 from . import bp
 from .forms import KioskForm
 
@@ -81,7 +83,8 @@ def _panel(member: Member | None, **extra: Any) -> Any:
     now = utcnow()
     if member is None:
         return render_template("kiosk/_identify.html", **extra)
-    return render_template("kiosk/_member.html", member=member, now=now, offers=scheduling.member_offers(member, now),
+    return render_template("kiosk/_member.html", member=member, now=now,
+                           offers=waitlist_service.member_offers(member, now),
                            today=kiosk_service.today_bookings(member, now),
                            options=kiosk_service.book_now_options(member, now),
                            extensions=lambda b: kiosk_service.extension_options(b, member, now),
@@ -248,8 +251,8 @@ def end(booking_id: int) -> Any:
 def claim_offer(offer_id: int) -> Any:
     member = _member_or_identify()
     try:
-        b = scheduling.claim_offer(member, offer_id)
-    except scheduling.SchedulingError as exc:
+        b = waitlist_service.claim_offer(member, offer_id)
+    except SchedulingError as exc:
         return _panel(member, error=exc.message), 200
     except svc.BookingRejected as exc:
         return _refused(member, exc)

@@ -10,8 +10,9 @@ from flask import abort, current_app, g, render_template, request
 from ...auth import login_required
 from ...models.types import utcnow
 from ...services import bookings as booking_service
-from ...services import calendar_view, scheduling
+from ...services import calendar_view
 from ...services import machines as machine_service
+from ...services import waitlist as waitlist_service
 from . import bp
 
 MAX_AHEAD = timedelta(days=3660)  # far beyond any booking horizon
@@ -23,7 +24,7 @@ def overview() -> Any:
     now = utcnow()
     machines = machine_service.list_machines()
     next_free = {m.id: slot.start for m in machines if (slot := booking_service.next_free(m, now)) is not None}
-    offers = scheduling.member_offers(g.member, now)
+    offers = waitlist_service.member_offers(g.member, now)
     return render_template("machines/overview.html", machines=machines, now=now, next_free=next_free, offers=offers)
 
 

@@ -1,5 +1,5 @@
 """Fair scheduling pages: my priority, request windows and their results, the waitlist, the task board,
-and the admin's policy editor. Every page first brings time-based state up to date (run_due_jobs)."""
+and the admin's policy editor. Every page first brings time-based state up to date (catch_up)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ from ...models import Machine, Member
 from ...models.scheduling import RequestWindow
 from ...models.types import utcnow
 from ...services import bookings as booking_service
+from ...services import catch_up
+from ...services import effort as effort_service
 from ...services import fairshare_data as fsd
 from ...services import machines as machine_service
-from ...services import scheduling as sched
+from ...services import waitlist as waitlist_service
+from ...services import windows as window_service
+from ...services.scheduling_common import SchedulingError
 from ..choices import options
 from . import bp
 from .forms import OpenWindowForm, SchedulingPolicyForm, TaskForm, WaitlistForm
@@ -33,7 +37,7 @@ def _machine(slug: str) -> Machine:
 
 
 def _window(window_id: int) -> RequestWindow:
-    w = sched.get_window(window_id)
+    w = window_service.get_window(window_id)
     if w is None:
         abort(404, "There is no such request window.")
     return w
@@ -41,7 +45,7 @@ def _window(window_id: int) -> RequestWindow:
 
 def _now() -> datetime:
     now = utcnow()
-    sched.run_due_jobs_quietly(now)
+    catch_up.scheduling_state_quietly(now)
     return now
 
 
@@ -65,7 +69,7 @@ def _usable(member: Member, now: datetime) -> list[Machine]:
     return out
 
 
-def _refused(exc: sched.SchedulingError) -> None:
+def _refused(exc: SchedulingError) -> None:
     flash(exc.message, "error")
 
 
@@ -78,12 +82,12 @@ def index() -> Any:
     now = _now()
     machines = _usable(g.member, now)
     views = fsd.factor_views(g.member, machines, now)
-    windows = sched.open_windows()
-    recent = [w for m in machines for w in sched.windows_of(m, limit=3) if w.status == "closed"]
+    windows = window_service.open_windows()
+    recent = [w for m in machines for w in window_service.windows_of(m, limit=3) if w.status == "closed"]
     recent.sort(key=lambda w: w.closed_at or now, reverse=True)
     my_counts = {w.id: sum(1 for r in w.requests if r.member_id == g.member.id) for w in windows}
     return render_template("scheduling/index.html", views=views, windows=windows, recent=recent[:10],
-                           my_counts=my_counts, modes={m.id: sched.mode_of(m) for m in machines}, now=now)
+                           my_counts=my_counts, modes={m.id: window_service.mode_of(m) for m in machines}, now=now)
 
 
 @bp.get("/scheduling/machines/<slug>")
@@ -91,13 +95,13 @@ def index() -> Any:
 def machine(slug: str) -> Any:
     now = _now()
     m = _machine(slug)
-    windows = sched.open_windows(m)
-    slots = {w.id: sched.window_slots(w, g.member) for w in windows}
+    windows = window_service.open_windows(m)
+    slots = {w.id: window_service.window_slots(w, g.member) for w in windows}
     mine = {w.id: [r for r in w.requests if r.member_id == g.member.id] for w in windows}
-    past = [w for w in sched.windows_of(m) if w.status != "open"]
-    return render_template("scheduling/machine.html", machine=m, mode=sched.mode_of(m), windows=windows,
+    past = [w for w in window_service.windows_of(m) if w.status != "open"]
+    return render_template("scheduling/machine.html", machine=m, mode=window_service.mode_of(m), windows=windows,
                            slots=slots, mine=mine, past=past, view=fsd.factor_view(g.member, m, now),
-                           settings=fsd.settings_for(m), now=now, accepting=lambda w: sched.accepting(w, now))
+                           settings=fsd.settings_for(m), now=now, accepting=lambda w: window_service.accepting(w, now))
 
 
 @bp.post("/scheduling/windows/<int:window_id>/requests")
@@ -117,8 +121,8 @@ def set_requests(window_id: int) -> Any:
             abort(400, "A rank must be a whole number.")
         wishes.append((start.astimezone(UTC), end.astimezone(UTC), rank))
     try:
-        sched.set_requests(g.member, w, wishes, now)
-    except sched.SchedulingError as exc:
+        window_service.set_requests(g.member, w, wishes, now)
+    except SchedulingError as exc:
         _refused(exc)
     else:
         flash(f"Saved {len(wishes)} request{'s' if len(wishes) != 1 else ''}. You can change them until "
@@ -134,8 +138,8 @@ def withdraw(request_id: int) -> Any:
     req = db.session.get(SlotRequest, request_id)
     slug = req.window.machine.slug if req is not None else None
     try:
-        sched.withdraw_request(g.member, request_id)
-    except sched.SchedulingError as exc:
+        window_service.withdraw_request(g.member, request_id)
+    except SchedulingError as exc:
         if exc.status == 404:
             abort(404, exc.message)
         _refused(exc)
@@ -149,7 +153,7 @@ def withdraw(request_id: int) -> Any:
 def results(window_id: int) -> Any:
     _now()
     w = _window(window_id)
-    res = sched.window_results(w, g.member)
+    res = window_service.window_results(w, g.member)
     return render_template("scheduling/results.html", w=w, res=res, trace=w.trace)
 
 
@@ -179,18 +183,18 @@ def waitlist() -> Any:
     if form.validate_on_submit():
         m = _machine(form.machine.data)
         try:
-            sched.join_waitlist(g.member, m, kind=form.kind.data, start=_local(form.start.data),
-                                end=_local(form.end.data), min_hours=form.min_hours.data or 0.0, now=now)
-        except sched.SchedulingError as exc:
+            waitlist_service.join_waitlist(g.member, m, kind=form.kind.data, start=_local(form.start.data),
+                                           end=_local(form.end.data), min_hours=form.min_hours.data or 0.0, now=now)
+        except SchedulingError as exc:
             form.machine.errors.append(exc.message)
         else:
             flash(f"You are on the waitlist for {m.name}.", "ok")
             return redirect(url_for("scheduling.waitlist"))
-    entries = sched.member_waitlist(g.member, now)
-    positions = {e.id: sched.waitlist_position(e, now) for e in entries}
+    entries = waitlist_service.member_waitlist(g.member, now)
+    positions = {e.id: waitlist_service.waitlist_position(e, now) for e in entries}
     status = 422 if request.method == "POST" else 200
     return render_template("scheduling/waitlist.html", form=form, entries=entries, positions=positions,
-                           offers=sched.member_offers(g.member, now), now=now), status
+                           offers=waitlist_service.member_offers(g.member, now), now=now), status
 
 
 @bp.get("/scheduling/offers")
@@ -198,15 +202,15 @@ def waitlist() -> Any:
 def offers() -> Any:
     """My open offers: the partial (polled by htmx on the waitlist page and usable on the kiosk)."""
     now = _now()
-    return render_template("scheduling/_offers.html", offers=sched.member_offers(g.member, now), now=now)
+    return render_template("scheduling/_offers.html", offers=waitlist_service.member_offers(g.member, now), now=now)
 
 
 @bp.post("/scheduling/waitlist/<int:entry_id>/leave")
 @login_required
 def leave(entry_id: int) -> Any:
     try:
-        sched.leave_waitlist(g.member, entry_id)
-    except sched.SchedulingError as exc:
+        waitlist_service.leave_waitlist(g.member, entry_id)
+    except SchedulingError as exc:
         abort(exc.status, exc.message)
     flash("You left the waitlist.", "ok")
     return redirect(url_for("scheduling.waitlist"))
@@ -216,8 +220,8 @@ def leave(entry_id: int) -> Any:
 @login_required
 def claim(offer_id: int) -> Any:
     try:
-        booking = sched.claim_offer(g.member, offer_id)
-    except sched.SchedulingError as exc:
+        booking = waitlist_service.claim_offer(g.member, offer_id)
+    except SchedulingError as exc:
         if exc.status == 404:
             abort(404, exc.message)
         _refused(exc)
@@ -233,8 +237,8 @@ def claim(offer_id: int) -> Any:
 @login_required
 def decline(offer_id: int) -> Any:
     try:
-        sched.decline_offer(g.member, offer_id)
-    except sched.SchedulingError as exc:
+        waitlist_service.decline_offer(g.member, offer_id)
+    except SchedulingError as exc:
         abort(exc.status, exc.message)
     flash("Offer declined; it goes to the next member.", "ok")
     return redirect(url_for("scheduling.waitlist"))
@@ -247,9 +251,9 @@ def decline(offer_id: int) -> Any:
 @login_required
 def tasks() -> Any:
     now = _now()
-    board = sched.task_board(g.member, now)
-    top = sched.lab_contributions(since=now - timedelta(days=90))[:10]
-    mine = sched.member_contributions(g.member)
+    board = effort_service.task_board(g.member, now)
+    top = effort_service.lab_contributions(since=now - timedelta(days=90))[:10]
+    mine = effort_service.member_contributions(g.member)
     if hx_request.htmx:
         return render_template("scheduling/_board.html", board=board)
     return render_template("scheduling/tasks.html", board=board, top=top, mine=mine,
@@ -258,15 +262,15 @@ def tasks() -> Any:
 
 def _task_or_404(task_id: int) -> Any:
     try:
-        return sched.get_task(task_id)
-    except sched.SchedulingError:
+        return effort_service.get_task(task_id)
+    except SchedulingError:
         abort(404, "There is no such task.")
 
 
 def _task_action(task_id: int, action: Callable[[Member, Any], object]) -> Any:
     try:
         action(g.member, _task_or_404(task_id))
-    except sched.SchedulingError as exc:
+    except SchedulingError as exc:
         _refused(exc)
     return _board_response()
 
@@ -274,21 +278,21 @@ def _task_action(task_id: int, action: Callable[[Member, Any], object]) -> Any:
 @bp.post("/tasks/<int:task_id>/claim")
 @login_required
 def task_claim(task_id: int) -> Any:
-    return _task_action(task_id, sched.claim_task)
+    return _task_action(task_id, effort_service.claim_task)
 
 
 @bp.post("/tasks/<int:task_id>/unclaim")
 @login_required
 def task_unclaim(task_id: int) -> Any:
-    return _task_action(task_id, sched.unclaim_task)
+    return _task_action(task_id, effort_service.unclaim_task)
 
 
 @bp.post("/tasks/<int:task_id>/complete")
 @login_required
 def task_complete(task_id: int) -> Any:
     try:
-        done = sched.complete_task(g.member, _task_or_404(task_id))
-    except sched.SchedulingError as exc:
+        done = effort_service.complete_task(g.member, _task_or_404(task_id))
+    except SchedulingError as exc:
         if exc.status == 403:
             abort(403, exc.message)
         _refused(exc)
@@ -299,7 +303,7 @@ def task_complete(task_id: int) -> Any:
 
 def _board_response() -> Any:
     if hx_request.htmx:
-        return render_template("scheduling/_board.html", board=sched.task_board(g.member, utcnow()))
+        return render_template("scheduling/_board.html", board=effort_service.task_board(g.member, utcnow()))
     return redirect(url_for("scheduling.tasks"))
 
 
@@ -311,10 +315,11 @@ def task_new() -> Any:
     if form.validate_on_submit():
         m = db.session.get(Machine, int(form.machine.data)) if form.machine.data else None
         try:
-            sched.create_task(form.title.data, kind=form.kind.data, base_hours=form.base_hours.data,
-                              people_needed=form.people_needed.data, machine=m, description=form.description.data or "",
-                              actor=g.member, rise_per_day=form.rise_per_day.data, max_factor=form.max_factor.data)
-        except sched.SchedulingError as exc:
+            effort_service.create_task(form.title.data, kind=form.kind.data, base_hours=form.base_hours.data,
+                                       people_needed=form.people_needed.data, machine=m,
+                                       description=form.description.data or "", actor=g.member,
+                                       rise_per_day=form.rise_per_day.data, max_factor=form.max_factor.data)
+        except SchedulingError as exc:
             form.title.errors.append(exc.message)
         else:
             flash("Task added to the board.", "ok")
@@ -330,7 +335,7 @@ def contributions(member_id: int) -> Any:
     member = db.session.get(Member, member_id)
     if member is None:
         abort(404, "There is no such member.")
-    rows = sched.member_contributions(member)
+    rows = effort_service.member_contributions(member)
     return render_template("scheduling/contributions.html", member=member, rows=rows,
                            total=sum(c.credited_hours for c in rows))
 
@@ -343,8 +348,8 @@ def contributions(member_id: int) -> Any:
 def admin_list() -> Any:
     machines = machine_service.list_machines()
     return render_template("scheduling/admin_list.html", machines=machines,
-                           modes={m.id: sched.mode_of(m) for m in machines},
-                           open_w={m.id: sched.open_windows(m) for m in machines})
+                           modes={m.id: window_service.mode_of(m) for m in machines},
+                           open_w={m.id: window_service.open_windows(m) for m in machines})
 
 
 @bp.route("/admin/scheduling/<slug>", methods=["GET", "POST"])
@@ -355,12 +360,12 @@ def admin_machine(slug: str) -> Any:
     settings = fsd.settings_for(m)
     form = SchedulingPolicyForm(obj=settings, prefix="p")
     if request.method == "GET":
-        form.mode.data = sched.mode_of(m)
+        form.mode.data = window_service.mode_of(m)
     if form.validate_on_submit():
-        values = {name: getattr(form, name).data for name in sched.SETTING_FIELDS}
+        values = {name: getattr(form, name).data for name in window_service.SETTING_FIELDS}
         try:
-            sched.update_policy(m, form.mode.data, **values)
-        except (sched.SchedulingError, pol.PolicyError) as exc:
+            window_service.update_policy(m, form.mode.data, **values)
+        except (SchedulingError, pol.PolicyError) as exc:
             db.session.rollback()
             form.mode.errors.append(getattr(exc, "message", str(exc)))
         else:
@@ -368,8 +373,8 @@ def admin_machine(slug: str) -> Any:
             return redirect(url_for("scheduling.admin_machine", slug=slug))
     status = 422 if request.method == "POST" else 200
     return render_template("scheduling/admin_machine.html", machine=m, form=form, open_form=OpenWindowForm(prefix="w"),
-                           windows=sched.windows_of(m), upcoming=sched.upcoming_window_times(m, now),
-                           mode=sched.mode_of(m), now=now), status
+                           windows=window_service.windows_of(m), upcoming=window_service.upcoming_window_times(m, now),
+                           mode=window_service.mode_of(m), now=now), status
 
 
 @bp.post("/admin/scheduling/<slug>/open")
@@ -385,9 +390,9 @@ def admin_open(slug: str) -> Any:
         period_start = pol.local_midnight(form.period_start.data, _tz())
         period_end = pol.local_midnight(form.period_start.data + timedelta(days=form.period_days.data or 7), _tz())
     try:
-        w = sched.open_window(m, g.member, utcnow(), period_start=period_start, period_end=period_end,
-                              closes_at=_local(form.closes_at.data))
-    except sched.SchedulingError as exc:
+        w = window_service.open_window(m, g.member, utcnow(), period_start=period_start, period_end=period_end,
+                                       closes_at=_local(form.closes_at.data))
+    except SchedulingError as exc:
         _refused(exc)
         return redirect(url_for("scheduling.admin_machine", slug=slug))
     flash(f"Window opened; its seed commitment {w.commitment[:12]}… is published.", "ok")
@@ -399,8 +404,8 @@ def admin_open(slug: str) -> Any:
 def admin_close(window_id: int) -> Any:
     w = _window(window_id)
     try:
-        sched.close_window(w, utcnow(), force=True)
-    except sched.SchedulingError as exc:
+        window_service.close_window(w, utcnow(), force=True)
+    except SchedulingError as exc:
         _refused(exc)
         return redirect(url_for("scheduling.admin_machine", slug=w.machine.slug))
     flash("Window closed and allocated; the seed is revealed.", "ok")
@@ -412,8 +417,8 @@ def admin_close(window_id: int) -> Any:
 def admin_cancel(window_id: int) -> Any:
     w = _window(window_id)
     try:
-        sched.cancel_window(w)
-    except sched.SchedulingError as exc:
+        window_service.cancel_window(w)
+    except SchedulingError as exc:
         _refused(exc)
     else:
         flash("Window cancelled.", "ok")

@@ -1,10 +1,9 @@
-"""Fair scheduling, orchestrated: request windows with a committed lottery seed, allocation at the close,
-the waitlist and its offers on freed time, and effort tasks. Rules live in fablab.domain (allocation,
-lottery, waitlist, effort); this module loads, calls them and writes the result atomically.
-
-Time-based state never waits for the worker: `run_due_jobs(now)` closes windows whose close time passed,
-opens the next automatic window, releases no-shows to the waitlist and expires offers. The worker calls
-it periodically; pages call it before they read.
+"""Request windows: a machine's scheduling mode and window settings, the windows themselves (open,
+cancel, list, the slots members rank), ranked slot requests, the guard that keeps direct bookings out
+of a window's period, the close (the fair draw with a committed lottery seed, bookings for the granted,
+the waitlist for the rest) and the published, re-checkable results. The timed work of windows is
+`close_due_windows(now)` and `auto_open_windows(now)`. Rules live in fablab.domain (allocation,
+lottery, policy); this module loads, calls them and writes the result atomically.
 """
 
 from __future__ import annotations
@@ -16,68 +15,42 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select, text
 
 from ..database import write_transaction
 from ..domain import allocation as alloc
 from ..domain import booking_rules as rules
-from ..domain import effort, lottery
 from ..domain import fairshare as fs
+from ..domain import lottery
 from ..domain import policy as pol
 from ..domain import waitlist as wl
-from ..domain.intervals import Interval
 from ..extensions import db
 from ..models import ACTIVE_STATUSES, Booking, BookingKind, BookingStatus, Machine, Member
 from ..models.scheduling import (
-    EffortTask,
     EntryStatus,
     FreedTime,
-    OfferStatus,
     RequestStatus,
     RequestWindow,
     SchedulingSettings,
     SlotRequest,
-    TaskClaim,
-    TaskCompletion,
     WaitlistEntry,
-    WaitlistOffer,
     WindowStatus,
 )
 from ..models.types import utcnow
 from . import bookings as booking_service
+from . import waitlist
 from .fairshare_data import fair_share_for, settings_for
+from .scheduling_common import SchedulingError
+from .scheduling_common import is_postgres as _pg
+from .scheduling_common import lab_tz as _tz
 
 TRACE_VERSION = 1
 _OPEN_LOCK = 0x5C4ED000  # advisory-lock key space for opening windows (plus the machine id)
 WINDOW_MODES = ("window", "hybrid")
-TASK_KINDS = ("maintenance", "induction", "cleaning", "restocking", "other")
 # Rules that do not apply to a window request: the period may lie beyond the booking horizon, quotas
 # are the allocator's (and re-checked at the close), overlaps are what the allocation decides.
 _REQUEST_IGNORED = frozenset({"beyond_horizon", "overlap", "buffer", "quota_day_hours", "quota_week_hours",
                               "quota_future_bookings"})
-
-
-class SchedulingError(Exception):
-    """A scheduling action was refused; `code` names the rule, `status` is the HTTP status to use."""
-
-    def __init__(self, code: str, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
-
-def _tz() -> Any:
-    return booking_service.lab_tz()
-
-
-def _pg() -> bool:
-    return db.session.get_bind().dialect.name == "postgresql"
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=_tz())
 
 
 # --- settings and mode -------------------------------------------------------------------------------------
@@ -400,7 +373,9 @@ def member_requests(member: Member, window: RequestWindow | None = None) -> list
                                                  SlotRequest.start_at)))
 
 
-@booking_service.register_guard
+# --- the direct-booking guard (registered with bookings in fablab/wiring.py) --------------------------------
+
+
 def direct_booking_block(machine: Machine, start: datetime, end: datetime, now: datetime | None = None) -> str | None:
     """Why a direct (first-come) booking of [start, end) must wait for a window, or None.
     Window mode: the period of an open window is allocated at its close. Hybrid mode: only time that a
@@ -497,7 +472,7 @@ def close_window(window: RequestWindow, now: datetime | None = None, *, force: b
             raise SchedulingError("window_open", "This window is still collecting requests.", 409)
         freed = _allocate(w, now)
     for f in freed:
-        make_offers(f, now)
+        waitlist.make_offers(f, now)
     return w
 
 
@@ -689,399 +664,22 @@ def draw_matches(window: RequestWindow) -> bool | None:
     return {o.request.id: (o.status.value, o.reason.value) for o in rerun.outcomes} == published
 
 
-# --- waitlist --------------------------------------------------------------------------------------------
+# --- timed work (fablab/worker/jobs.py; pages catch up through fablab/services/catch_up.py) ---------------
 
 
-def join_waitlist(member: Member, machine: Machine, *, kind: str = "slot", start: datetime | None = None,
-                  end: datetime | None = None, min_hours: float = 0.0, now: datetime | None = None) -> WaitlistEntry:
-    """Wait for one slot (`kind="slot"`, start..end), or for any free time this week (`kind="any"`;
-    start..end default to now..the end of the lab's week)."""
-    now = now or utcnow()
-    if kind not in ("slot", "any"):
-        raise SchedulingError("bad_kind", "kind must be 'slot' or 'any'")
-    if kind == "any":
-        _, week_end = pol.local_week_bounds(now, _tz())
-        start, end = max(start or now, now), end or week_end
-    if start is None or end is None:
-        raise SchedulingError("missing_time", "A slot needs a start and an end.", 400)
-    if end <= start or end <= now:
-        raise SchedulingError("bad_time", "The time must end after it starts, in the future.")
-    if end - start > timedelta(days=14):
-        raise SchedulingError("bad_time", "Wait for at most two weeks at once.")
-    if min_hours < 0:
-        raise SchedulingError("bad_time", "min_hours must not be negative")
-    qual = booking_service.member_context(member, machine, now).qualification
-    if booking_service.policy_for(machine).qualification_required and qual.state != "valid":
-        raise SchedulingError("not_qualified", f"You need a qualification for {machine.name} first.", 403)
-    with write_transaction():
-        dup = db.session.scalar(select(WaitlistEntry).where(
-            WaitlistEntry.member_id == member.id, WaitlistEntry.machine_id == machine.id,
-            WaitlistEntry.status == EntryStatus.ACTIVE.value, WaitlistEntry.kind == kind,
-            WaitlistEntry.start_at == start, WaitlistEntry.end_at == end))
-        if dup is not None:
-            raise SchedulingError("duplicate", "You are already waiting for this.", 409)
-        entry = WaitlistEntry(member_id=member.id, machine_id=machine.id, kind=kind, start_at=start, end_at=end,
-                              min_hours=min_hours, status=EntryStatus.ACTIVE.value, joined_at=now)
-        db.session.add(entry)
-        db.session.flush()
-    return entry
-
-
-def leave_waitlist(member: Member, entry_id: int) -> None:
-    entry = db.session.get(WaitlistEntry, entry_id)
-    if entry is None or entry.member_id != member.id:
-        raise SchedulingError("not_found", "No such waitlist entry of yours.", 404)
-    with write_transaction():
-        entry.status = EntryStatus.LEFT.value
-        for o in db.session.scalars(select(WaitlistOffer).where(WaitlistOffer.entry_id == entry.id,
-                                                                WaitlistOffer.status == OfferStatus.OPEN.value)):
-            o.status = OfferStatus.DECLINED.value
-
-
-def member_waitlist(member: Member, now: datetime) -> list[WaitlistEntry]:
-    return list(db.session.scalars(select(WaitlistEntry).where(
-        WaitlistEntry.member_id == member.id, WaitlistEntry.status == EntryStatus.ACTIVE.value,
-        WaitlistEntry.end_at > now).order_by(WaitlistEntry.start_at)))
-
-
-def member_offers(member: Member, now: datetime) -> list[WaitlistOffer]:
-    return list(db.session.scalars(select(WaitlistOffer).where(
-        WaitlistOffer.member_id == member.id, WaitlistOffer.status == OfferStatus.OPEN.value,
-        WaitlistOffer.expires_at > now).order_by(WaitlistOffer.start_at)))
-
-
-def waitlist_position(entry: WaitlistEntry, now: datetime) -> int:
-    """1-based place among the machine's active entries for overlapping time, in offer order (F first)."""
-    others = db.session.scalars(select(WaitlistEntry).where(
-        WaitlistEntry.machine_id == entry.machine_id, WaitlistEntry.status == EntryStatus.ACTIVE.value,
-        WaitlistEntry.end_at > max(now, entry.start_at), WaitlistEntry.start_at < entry.end_at))
-    entries = [_entry(e) for e in others]
-    factors = fair_share_for(entry.machine, now).with_members([e.member_id for e in entries]).factors()
-    ordered = wl.order_entries(entries, factors)
-    return next((i for i, e in enumerate(ordered, 1) if e.id == entry.id), len(ordered))
-
-
-def _entry(e: WaitlistEntry) -> wl.WaitlistEntry:
-    return wl.WaitlistEntry(e.id, e.member_id, e.machine_id, e.start_at, e.end_at, e.joined_at,
-                            wl.EntryKind(e.kind), e.min_hours, e.sequence)
-
-
-def _offer(o: WaitlistOffer) -> wl.Offer:
-    closed = o.status != OfferStatus.OPEN
-    return wl.Offer(o.entry_id, o.member_id, o.machine_id, o.start_at, o.end_at, o.offered_at, o.expires_at,
-                    o.first_come, declined=closed)
-
-
-def record_freed(machine: Machine, start: datetime, end: datetime, now: datetime,
-                 source_booking: Booking | None = None) -> FreedTime | None:
-    """Store freed time if anybody waits for part of it, and make the first offers."""
-    if end <= max(start, now):
-        return None
-    waiting = db.session.scalar(select(WaitlistEntry.id).where(
-        WaitlistEntry.machine_id == machine.id, WaitlistEntry.status == EntryStatus.ACTIVE.value,
-        WaitlistEntry.start_at < end, WaitlistEntry.end_at > max(start, now)).limit(1))
-    if waiting is None:
-        return None
-    with write_transaction():
-        ft = FreedTime(machine_id=machine.id, start_at=start, end_at=end, created_at=now,
-                       source_booking_id=source_booking.id if source_booking else None)
-        db.session.add(ft)
-        db.session.flush()
-    make_offers(ft, now)
-    return ft
-
-
-@booking_service.on_time_freed
-def _on_time_freed(machine: Machine, interval: Interval, now: datetime) -> None:
-    # Runs after the booking change committed: a failure here must not turn a done cancel into an error.
-    try:
-        record_freed(machine, interval.start, interval.end, now)
-    except Exception:  # noqa: BLE001
-        db.session.rollback()
-        current_app.logger.exception("waitlist offers for freed time on %s failed", machine.slug)
-
-
-def _pending_offers(ft: FreedTime, now: datetime, settings: SchedulingSettings) -> list[wl.Offer] | None:
-    """The offers to make for `ft` now; None when nobody waits for it any more (the time is simply free)."""
-    entries = [_entry(e) for e in db.session.scalars(select(WaitlistEntry).where(
-        WaitlistEntry.machine_id == ft.machine_id, WaitlistEntry.status == EntryStatus.ACTIVE.value,
-        WaitlistEntry.start_at < ft.end_at, WaitlistEntry.end_at > now))]
-    if not entries:
-        return None
-    factors = fair_share_for(ft.machine, now, settings).with_members([e.member_id for e in entries]).factors()
-    domain_freed = wl.FreedInterval(ft.machine_id, max(ft.start_at, now), ft.end_at)
-    return wl.next_offers(domain_freed, entries, factors, now, timedelta(minutes=settings.hold_minutes),
-                          timedelta(minutes=settings.first_come_minutes), [_offer(o) for o in ft.offers])
-
-
-def make_offers(freed: FreedTime, now: datetime) -> list[WaitlistOffer]:
-    """Offer `freed` to the next member(s) of the waitlist (F order, held; first-come near the start).
-    Reads first and writes only when something changes, so pages may call it on every read."""
-    settings = settings_for(freed.machine)
-    if freed.done:
-        return []
-    stale = freed.end_at <= now or any(o.status == OfferStatus.OPEN and o.expires_at <= now for o in freed.offers)
-    if not stale and _pending_offers(freed, now, settings) == []:
-        return []
-    made: list[WaitlistOffer] = []
-    with write_transaction():
-        stmt = select(FreedTime).where(FreedTime.id == freed.id)
-        if _pg():
-            stmt = stmt.with_for_update(of=FreedTime)
-        ft = db.session.scalar(stmt.execution_options(populate_existing=True))
-        if ft is None or ft.done:
-            return []
-        if ft.end_at <= now:
-            ft.done = True
-            return []
-        for o in ft.offers:
-            if o.status == OfferStatus.OPEN and o.expires_at <= now:
-                o.status, o.decided_at = OfferStatus.EXPIRED.value, now
-        new = _pending_offers(ft, now, settings)
-        if new is None:
-            ft.done = True  # nobody waits: the time is just free for anyone to book
-            return []
-        for n in new:
-            row = WaitlistOffer(freed_id=ft.id, entry_id=n.entry_id, member_id=n.member_id, machine_id=n.machine_id,
-                                start_at=n.start, end_at=n.end, offered_at=n.offered_at, expires_at=n.expires_at,
-                                first_come=n.first_come, status=OfferStatus.OPEN.value)
-            db.session.add(row)
-            made.append(row)
-        db.session.flush()
-    return made
-
-
-def _my_offer(member: Member, offer_id: int) -> WaitlistOffer:
-    offer = db.session.get(WaitlistOffer, offer_id)
-    if offer is None or offer.member_id != member.id:
-        raise SchedulingError("not_found", "No such offer of yours.", 404)
-    return offer
-
-
-def claim_offer(member: Member, offer_id: int, now: datetime | None = None) -> Booking:
-    """Take an offered time: books it through the booking rules (first claim wins in first-come mode)."""
-    now = now or utcnow()
-    offer = _my_offer(member, offer_id)
-    if offer.status != OfferStatus.OPEN or not _offer(offer).is_open(now):
-        raise SchedulingError("offer_closed", "This offer is no longer open.", 409)
-    machine = offer.machine
-    policy = booking_service.policy_for(machine)
-    start = max(offer.start_at, pol.ceil_to_slot(policy, now, _tz()))
-    end = min(offer.end_at, start + policy.max_length)
-    end = pol.floor_to_slot(policy, end, _tz()) if end < offer.end_at else end
-    if end - start < policy.min_length:
-        raise SchedulingError("offer_closed", "Too little of the offered time is left to book.", 409)
-    try:
-        booking = booking_service.create_booking(member, machine, start, end, source="waitlist", now=now)
-    except booking_service.BookingRejected as exc:
-        if exc.code in ("overlap", "buffer"):
-            with write_transaction():
-                o = db.session.get(WaitlistOffer, offer.id)
-                if o is not None and o.status == OfferStatus.OPEN:
-                    o.status, o.decided_at = OfferStatus.TAKEN.value, now
-            raise SchedulingError("taken", "Somebody claimed this time first.", 409) from None
-        raise SchedulingError(exc.code, exc.message, exc.status) from None
-    leftovers: list[tuple[datetime, datetime]] = []
-    with write_transaction():
-        o = db.session.get(WaitlistOffer, offer.id)
-        assert o is not None
-        o.status, o.decided_at, o.booking_id = OfferStatus.CLAIMED.value, now, booking.id
-        o.entry.status = EntryStatus.FULFILLED.value
-        ft = o.freed
-        for other in ft.offers:
-            if other.id != o.id and other.status == OfferStatus.OPEN and other.start_at < end and start < other.end_at:
-                other.status, other.decided_at = OfferStatus.TAKEN.value, now
-        ft.done = True
-        leftovers = [(a, b) for a, b in ((max(ft.start_at, now), start), (end, ft.end_at)) if b > a]
-    for a, b in leftovers:
-        record_freed(machine, a, b, now)
-    return booking
-
-
-def decline_offer(member: Member, offer_id: int, now: datetime | None = None) -> None:
-    now = now or utcnow()
-    offer = _my_offer(member, offer_id)
-    with write_transaction():
-        if offer.status == OfferStatus.OPEN:
-            offer.status, offer.decided_at = OfferStatus.DECLINED.value, now
-    make_offers(offer.freed, now)
-
-
-# --- effort tasks ----------------------------------------------------------------------------------------
-
-
-def _task(t: EffortTask) -> effort.Task:
-    return effort.Task(t.id, t.kind, t.base_hours, t.opened_at, t.people_needed,
-                       tuple(c.member_id for c in t.claims), t.claimed_at, t.completed_at)
-
-
-def _weight_policy(t: EffortTask) -> effort.WeightPolicy:
-    return effort.WeightPolicy(t.rise_per_day, t.max_factor)
-
-
-def create_task(title: str, *, kind: str = "cleaning", base_hours: float = 1.0, people_needed: int = 1,
-                machine: Machine | None = None, description: str = "", actor: Member | None = None,
-                rise_per_day: float = 0.1, max_factor: float = 2.0, now: datetime | None = None) -> EffortTask:
-    now = now or utcnow()
-    if kind not in TASK_KINDS:
-        raise SchedulingError("bad_kind", f"kind must be one of {', '.join(TASK_KINDS)}")
-    if not title.strip():
-        raise SchedulingError("bad_title", "A task needs a title.")
-    if base_hours <= 0 or people_needed < 1 or rise_per_day < 0 or max_factor < 1:
-        raise SchedulingError("bad_weight", "Hours must be positive, people at least 1, the rise not negative and "
-                              "the maximum factor at least 1.")
-    with write_transaction():
-        task = EffortTask(title=title.strip()[:160], kind=kind, base_hours=base_hours, people_needed=people_needed,
-                          machine_id=machine.id if machine else None, description=description,
-                          rise_per_day=rise_per_day, max_factor=max_factor, opened_at=now,
-                          created_by_id=actor.id if actor else None)
-        db.session.add(task)
-        db.session.flush()
-    return task
-
-
-@dataclass(frozen=True)
-class TaskView:
-    task: EffortTask
-    weight: float  # hours credited per person now
-    credit_each: float  # what each claimant would be credited if it were completed now
-    claimed_by_me: bool
-    claimants: list[str]
-
-
-def task_board(viewer: Member | None, now: datetime) -> list[TaskView]:
-    """Open tasks, heaviest (most neglected) first."""
-    rows = list(db.session.scalars(select(EffortTask).where(EffortTask.completed_at.is_(None),
-                                                            EffortTask.cancelled.is_(False))))
-    views = []
-    for t in rows:
-        dt = _task(t)
-        wp = _weight_policy(t)
-        views.append(TaskView(t, effort.task_weight(dt, now, wp), effort.claimant_credit(dt, now, wp),
-                              viewer is not None and any(c.member_id == viewer.id for c in t.claims),
-                              [c.member.name for c in t.claims]))
-    views.sort(key=lambda v: (-v.weight, v.task.opened_at, v.task.id))
-    return views
-
-
-def get_task(task_id: int) -> EffortTask:
-    t = db.session.get(EffortTask, task_id)
-    if t is None:
-        raise SchedulingError("not_found", "No such task.", 404)
-    return t
-
-
-def claim_task(member: Member, task: EffortTask, now: datetime | None = None) -> None:
-    now = now or utcnow()
-    with write_transaction():
-        if task.completed_at is not None or task.cancelled:
-            raise SchedulingError("task_closed", "This task is already done.", 409)
-        if any(c.member_id == member.id for c in task.claims):
-            return
-        task.claims.append(TaskClaim(member_id=member.id, claimed_at=now))
-        if task.claimed_at is None:
-            task.claimed_at = now  # the weight stops rising
-
-
-def unclaim_task(member: Member, task: EffortTask, now: datetime | None = None) -> None:
-    now = now or utcnow()
-    with write_transaction():
-        if task.completed_at is not None:
-            raise SchedulingError("task_closed", "This task is already done.", 409)
-        for c in list(task.claims):
-            if c.member_id == member.id:
-                task.claims.remove(c)
-        if not task.claims and task.claimed_at is not None:
-            # Nobody has it any more: the rise resumes where it stopped (the days it was held do not count).
-            task.opened_at = task.opened_at + (now - task.claimed_at)
-            task.claimed_at = None
-
-
-def complete_task(actor: Member, task: EffortTask, now: datetime | None = None) -> list[TaskCompletion]:
-    """Mark done (a claimant or staff); each claimant is credited the task's weight, shared when more
-    volunteered than it needed."""
-    now = now or utcnow()
-    if not (actor.is_staff or any(c.member_id == actor.id for c in task.claims)):
-        raise SchedulingError("forbidden", "Only someone who took the task, a steward or an admin can complete it.",
-                              403)
-    if not task.claims:
-        raise SchedulingError("no_claimant", "Somebody has to take the task before it can be completed.", 409)
-    with write_transaction():
-        if task.completed_at is not None:
-            raise SchedulingError("task_closed", "This task is already done.", 409)
-        task.completed_at = now
-        credit = effort.claimant_credit(_task(task), now, _weight_policy(task))
-        done = [TaskCompletion(task_id=task.id, member_id=c.member_id, credited_hours=credit, completed_at=now)
-                for c in task.claims]
-        db.session.add_all(done)
-    return done
-
-
-def member_contributions(member: Member) -> list[TaskCompletion]:
-    return list(db.session.scalars(select(TaskCompletion).where(TaskCompletion.member_id == member.id)
-                                   .order_by(TaskCompletion.completed_at.desc())))
-
-
-def lab_contributions(since: datetime | None = None) -> list[tuple[Member, float]]:
-    """Credited hours per member (most first): the lab's effort made visible."""
-    from .fairshare_data import contributed_hours
-
-    totals = contributed_hours(since=since)
-    members = {m.id: m for m in db.session.scalars(select(Member).where(Member.id.in_(list(totals))))}
-    return sorted(((members[k], v) for k, v in totals.items()), key=lambda mv: -mv[1])
-
-
-# --- jobs ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class JobReport:
-    windows_closed: int = 0
-    windows_opened: int = 0
-    no_shows_offered: int = 0
-    offers_made: int = 0
-    offers_expired: int = 0
-
-    @property
-    def anything(self) -> bool:
-        return any((self.windows_closed, self.windows_opened, self.no_shows_offered, self.offers_made,
-                    self.offers_expired))
-
-
-def run_due_jobs(now: datetime | None = None) -> JobReport:
-    """Everything time-based in fair scheduling that is due at `now`; safe to call often and
-    concurrently (each step re-checks inside its write transaction). Writes only when something is due."""
-    now = now or utcnow()
-    report = JobReport()
+def close_due_windows(now: datetime) -> int:
+    """Close (allocate) every open window whose close time passed; returns how many. Idempotent."""
+    closed = 0
     for w in db.session.scalars(select(RequestWindow).where(RequestWindow.status == WindowStatus.OPEN.value,
                                                             RequestWindow.closes_at <= now)).all():
         close_window(w, now)
-        report.windows_closed += 1
-    report.windows_opened = _auto_open(now)
-    report.no_shows_offered = _offer_no_shows(now)
-    expired = db.session.scalars(select(WaitlistOffer).where(WaitlistOffer.status == OfferStatus.OPEN.value,
-                                                             WaitlistOffer.expires_at <= now)).all()
-    if expired:
-        with write_transaction():
-            for o in expired:
-                if o.status == OfferStatus.OPEN:
-                    o.status, o.decided_at = OfferStatus.EXPIRED.value, now
-        report.offers_expired = len(expired)
-    for ft in db.session.scalars(select(FreedTime).where(FreedTime.done.is_(False))).all():
-        report.offers_made += len(make_offers(ft, now))
-    return report
+        closed += 1
+    return closed
 
 
-def run_due_jobs_quietly(now: datetime | None = None) -> None:
-    """For pages: time-based state is brought up to date before reading, a failure only logged."""
-    try:
-        run_due_jobs(now)
-    except Exception:  # noqa: BLE001
-        db.session.rollback()
-        current_app.logger.exception("scheduling jobs failed")
-
-
-def _auto_open(now: datetime) -> int:
+def auto_open_windows(now: datetime) -> int:
+    """Open the next weekly window of every machine that opens them automatically, once its opening time
+    came; returns how many were opened. Idempotent: a window already covering the period is kept."""
     opened = 0
     for s in db.session.scalars(select(SchedulingSettings).where(SchedulingSettings.auto_open.is_(True))).all():
         machine = s.machine
@@ -1102,25 +700,3 @@ def _auto_open(now: datetime) -> int:
                 if exc.code != "window_exists":
                     raise
     return opened
-
-
-def _offer_no_shows(now: datetime) -> int:
-    """A confirmed booking whose check-in grace passed unused is released: offer its rest to the waitlist."""
-    machine_ids = list(db.session.scalars(select(WaitlistEntry.machine_id).where(
-        WaitlistEntry.status == EntryStatus.ACTIVE.value, WaitlistEntry.end_at > now).distinct()))
-    count = 0
-    for mid in machine_ids:
-        machine = db.session.get(Machine, mid)
-        if machine is None:
-            continue
-        policy = booking_service.policy_for(machine)
-        already = select(FreedTime.source_booking_id).where(FreedTime.source_booking_id.is_not(None))
-        rows = db.session.scalars(select(Booking).where(
-            Booking.machine_id == mid, Booking.kind == BookingKind.NORMAL.value,
-            Booking.status.in_([BookingStatus.CONFIRMED.value, BookingStatus.NO_SHOW.value]),
-            Booking.checked_in_at.is_(None), Booking.start_at < now - policy.checkin_grace, Booking.end_at > now,
-            Booking.id.not_in(already))).all()
-        for b in rows:
-            if record_freed(machine, now, b.end_at, now, source_booking=b) is not None:
-                count += 1
-    return count
