@@ -16,7 +16,7 @@ from flask import Flask  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from fablab import create_app  # noqa: E402
-from fablab.cli import upgrade_db  # noqa: E402
+from fablab.database import upgrade_db  # noqa: E402
 from fablab.extensions import db  # noqa: E402
 
 

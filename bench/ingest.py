@@ -52,7 +52,7 @@ from paho.mqtt.properties import Properties  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from devices import events as ev  # noqa: E402
-from fablab.demo_broker import find_mosquitto, free_port, wait_for_port  # noqa: E402
+from fablab.demo.broker import find_mosquitto, free_port, wait_for_port  # noqa: E402
 from fablab.extensions import db  # noqa: E402
 from fablab.models import Machine, MachineType  # noqa: E402
 from fablab.models.usage import DeadLetter, MqttMessage  # noqa: E402

@@ -9,6 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from .database import upgrade_db
 from .extensions import db
 
 
@@ -16,12 +17,6 @@ def register_cli(app: Flask) -> None:
     for cmd in (init_db, create_user, create_token, grant_cmd, seed_demo, run_cmd, demo_cmd, worker_cmd,
                 add_bridge_cmd, mosquitto_config_cmd):
         app.cli.add_command(cmd)
-
-
-def upgrade_db() -> None:
-    from flask_migrate import upgrade
-
-    upgrade(revision="head")  # one chain: 0001 → 0002 → ...
 
 
 @click.command("init-db")
@@ -128,7 +123,7 @@ def run_cmd(host: str, port: int) -> None:
 @with_appcontext
 def demo_cmd(host: str, port: int) -> None:
     """The one-command demo: migrate, seed the demo lab if empty, then serve it with live machines."""
-    from .demo_runner import run_demo
+    from .demo.runner import run_demo
 
     run_demo(host, port)
 

@@ -90,3 +90,10 @@ def begin_write() -> None:
     if session.in_transaction() or session.get_bind().dialect.name != "sqlite":
         return
     session.connection(execution_options={IMMEDIATE: True})
+
+
+def upgrade_db() -> None:
+    """Create or upgrade the schema to the newest migration (one chain: 0001 → 0002 → ...)."""
+    from flask_migrate import upgrade
+
+    upgrade(revision="head")

@@ -6,10 +6,10 @@ import random
 
 from sqlalchemy import func, select
 
+from fablab.demo.designs import seed_designs_demo
 from fablab.extensions import db
 from fablab.models.designs import Design, DesignFile, DesignMade
 from fablab.services import designs as svc
-from fablab.services.designs_demo import seed_designs_demo
 from tests.designs.conftest import stored_files
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from fablab import demo
+from fablab.demo.history import seed_history_demo
 from fablab.extensions import db
 from fablab.models import Booking, Machine, Member
 from fablab.models.scheduling import RequestWindow
@@ -15,7 +16,6 @@ from fablab.models.types import utcnow
 from fablab.models.usage import UsageSession
 from fablab.services import fairness as svc
 from fablab.services import windows as window_service
-from fablab.services.history_demo import seed_history_demo
 
 
 def test_demo_history_makes_a_meaningful_review(app_ctx) -> None:

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from fablab import demo
+from fablab.demo.scheduling import seed_scheduling_demo
 from fablab.extensions import db
 from fablab.models import Machine, Member
 from fablab.models.scheduling import EffortTask, RequestWindow, WaitlistEntry
 from fablab.services import effort as effort_service
 from fablab.services import windows as window_service
-from fablab.services.scheduling_demo import seed_scheduling_demo
 
 
 def test_demo_puts_the_laser_in_window_mode_with_results(app_ctx) -> None:

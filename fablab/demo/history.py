@@ -34,7 +34,7 @@ from ..models import Booking, BookingKind, BookingStatus, Machine, Member, Quali
 from ..models.scheduling import RequestStatus, RequestWindow, SlotRequest, WaitlistEntry, WindowStatus
 from ..models.types import utcnow
 from ..models.usage import UsageSession
-from . import bookings as booking_service
+from ..services import bookings as booking_service
 
 DAYS = 56
 WINDOW_MACHINE = "laser-epilog"
@@ -186,7 +186,7 @@ def _pick(pool: list[int], weights: dict[int, float], rng: random.Random) -> int
 def _window_week(w: _Writer, laser: Machine, monday: datetime, pool: list[int], weights: dict[int, float],
                  cal: _Calendar, rng: random.Random) -> tuple[int, int]:
     """One closed request window for the laser's weekday evenings, allocated by the real draw."""
-    from .windows import participant_label  # the same pseudonyms the live windows use
+    from ..services.windows import participant_label  # the same pseudonyms the live windows use
 
     tz = booking_service.lab_tz()
     day0 = monday.astimezone(tz).date()

@@ -14,10 +14,10 @@ from ..models import Booking, BookingKind, BookingStatus, Machine, Member
 from ..models.bookings import HELD_STATUSES
 from ..models.scheduling import RequestStatus, RequestWindow, SlotRequest
 from ..models.types import utcnow
-from . import bookings as booking_service
-from . import effort, waitlist, windows
-from .fairshare_data import population
-from .scheduling_common import SchedulingError
+from ..services import bookings as booking_service
+from ..services import effort, waitlist, windows
+from ..services.fairshare_data import population
+from ..services.scheduling_common import SchedulingError
 
 LASER = "laser-epilog"
 

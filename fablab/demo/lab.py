@@ -10,11 +10,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from .extensions import db
-from .models import Machine, MachineType, Member
-from .models.types import utcnow
-from .services import machines as machine_service
-from .services import members as member_service
+from ..extensions import db
+from ..models import Machine, MachineType, Member
+from ..models.types import utcnow
+from ..services import machines as machine_service
+from ..services import members as member_service
 
 DEMO_PASSWORD = "demo-password"
 
@@ -119,12 +119,12 @@ def seed(reset: bool = False) -> str:
 
 def _seed_more(machines: dict[str, Machine], members: list[Member], rng: random.Random) -> str:
     """The features' own demo data: history (bookings, usage), designs, request windows and tasks."""
-    from .services.designs_demo import seed_designs_demo
-    from .services.scheduling_demo import seed_scheduling_demo
+    from .designs import seed_designs_demo
+    from .scheduling import seed_scheduling_demo
 
     parts = [seed_scheduling_demo(machines, members, rng)]  # first: it steps aside if windows exist
     try:
-        from .services.history_demo import seed_history_demo
+        from .history import seed_history_demo
     except ImportError:  # pragma: no cover - only while the review feature is absent
         seed_history_demo = None
     if seed_history_demo is not None:

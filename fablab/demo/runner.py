@@ -19,10 +19,10 @@ import click
 from flask import Flask, current_app
 from werkzeug.serving import run_simple
 
-from .demo import DEMO_PASSWORD, demo_logins, seed
-from .demo_broker import DemoBroker, find_mosquitto
-from .extensions import db
-from .models.types import utcnow
+from ..extensions import db
+from ..models.types import utcnow
+from .broker import DemoBroker, find_mosquitto
+from .lab import DEMO_PASSWORD, demo_logins, seed
 
 DEMO_MACHINES = {"ender-3": "marlin", "laser-k40": "grbl"}
 BRIDGE_ID = "demo-bridge"
@@ -64,9 +64,9 @@ class Autopilot:
 def _book_demo_use(app: Flask) -> str:
     """A booking on the printer covering now for the first member allowed to use it, so the simulated
     print checks it in by itself."""
-    from .domain import policy as pol
-    from .models import Machine, Member, Role
-    from .services import bookings as svc
+    from ..domain import policy as pol
+    from ..models import Machine, Member, Role
+    from ..services import bookings as svc
 
     with app.app_context():
         printer = db.session.scalar(db.select(Machine).where(Machine.slug == "ender-3"))
@@ -91,8 +91,8 @@ def run_demo(host: str, port: int) -> None:
     from devices.simulators.grbl_sim import GrblSimulator
     from devices.simulators.marlin_sim import MarlinSimulator
 
-    from .cli import upgrade_db
-    from .services import usage as usage_service
+    from ..database import upgrade_db
+    from ..services import usage as usage_service
 
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     upgrade_db()
@@ -149,7 +149,7 @@ def run_demo(host: str, port: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     booked = _book_demo_use(app)
     Autopilot(marlin, grbl).start()
-    from .services import kiosk as kiosk_service
+    from ..services import kiosk as kiosk_service
 
     _, kiosk_token = kiosk_service.register_kiosk("Demo kiosk")
     db.session.commit()

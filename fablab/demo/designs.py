@@ -16,7 +16,7 @@ from ..domain.mesh_meta import _STL_RECORD
 from ..extensions import db
 from ..models import Booking, BookingStatus, Machine, MachineType, Member
 from ..models.types import utcnow
-from . import designs as svc
+from ..services import designs as svc
 
 
 def stl_bytes(triangles: np.ndarray, name: str = "fablab demo") -> bytes:
