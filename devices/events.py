@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, TypedDict, TypeVar, overload
 
 VERSION = 1
 PREFIX = "fablab/v1"
@@ -317,9 +317,25 @@ def encode(msg: Message) -> bytes:
 # ---------------------------------------------------------------------------------------------- decode
 
 _MISSING = object()
+_T = TypeVar("_T")
+_U = TypeVar("_U")
 
 
-def _get(d: dict[str, Any], key: str, types: type | tuple[type, ...], *, required: bool = True) -> Any:
+class _Envelope(TypedDict):
+    msg_id: str
+    ts: str
+    src: str
+    v: int
+
+
+# `_get` returns the value as the type it was checked against; None only when not `required`.
+@overload
+def _get(d: dict[str, Any], key: str, types: type[_T], *, required: Literal[True] = ...) -> _T: ...
+@overload
+def _get(d: dict[str, Any], key: str, types: type[_T], *, required: bool) -> _T | None: ...
+@overload
+def _get(d: dict[str, Any], key: str, types: tuple[type[_T], type[_U]], *, required: bool = ...) -> _T | _U | None: ...
+def _get(d: dict[str, Any], key: str, types: type | tuple[type, ...], *, required: bool = True) -> object:
     value = d.get(key, _MISSING)
     if value is _MISSING or value is None:
         if required:
@@ -333,6 +349,10 @@ def _get(d: dict[str, Any], key: str, types: type | tuple[type, ...], *, require
     return value
 
 
+@overload
+def _badge(d: dict[str, Any], key: str, *, required: Literal[True]) -> Badge: ...
+@overload
+def _badge(d: dict[str, Any], key: str, *, required: bool) -> Badge | None: ...
 def _badge(d: dict[str, Any], key: str, *, required: bool) -> Badge | None:
     raw = _get(d, key, dict, required=required)
     if raw is None:
@@ -343,6 +363,10 @@ def _badge(d: dict[str, Any], key: str, *, required: bool) -> Badge | None:
     return Badge(tech=tech, uid=uid)
 
 
+@overload
+def _text(d: dict[str, Any], key: str, limit: str, *, required: Literal[True]) -> str: ...
+@overload
+def _text(d: dict[str, Any], key: str, limit: str, *, required: bool = False) -> str | None: ...
 def _text(d: dict[str, Any], key: str, limit: str, *, required: bool = False) -> str | None:
     value = _get(d, key, str, required=required)
     if value is not None and len(value) > LIMITS[limit]:
@@ -423,7 +447,7 @@ def from_dict(topic: str, d: Any) -> Message:
         raise ContractError("src: must be non-empty")
     _check_id(src, "src")
     parse_ts(ts)
-    env = {"msg_id": msg_id, "ts": ts, "src": src, "v": v}
+    env: _Envelope = {"msg_id": msg_id, "ts": ts, "src": src, "v": v}
     if kind == "bridge":
         return BridgeStatus(bridge_id=ident, online=_get(d, "online", bool), **env)
     cls = _MACHINE_CLASSES[sub]
@@ -472,7 +496,7 @@ def from_dict(topic: str, d: Any) -> Message:
         _check_readings(readings)
         return Telemetry(machine=ident, readings=readings, **env)
     if cls is AuthRequest:
-        return AuthRequest(machine=ident, badge=_badge(d, "badge", required=True), **env)  # type: ignore[arg-type]
+        return AuthRequest(machine=ident, badge=_badge(d, "badge", required=True), **env)
     if cls is AuthResponse:
         decision = _get(d, "decision", str)
         if decision not in DECISIONS:

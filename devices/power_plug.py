@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from devices.observations import JobFinished, JobStarted, Observation, Reading, StateChanged
 
@@ -21,7 +22,8 @@ class PlugReading:
     relay_on: bool | None = None
 
 
-def _json(payload: bytes | str) -> dict | None:
+def _json(payload: bytes | str) -> dict[str, Any] | None:
+    """The payload's JSON object (its keys are strings), or None for anything else."""
     try:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError):

@@ -10,11 +10,21 @@ queue that takes time (Idle -> Run -> Idle), ``[MSG:Pgm End]`` on M2/M30, alarms
 from __future__ import annotations
 
 from collections import deque
+from enum import Enum
+from typing import Final, Literal
 
 from devices.simulators.base import PtySimulator
 
 BANNER = "\r\nGrbl 1.1h ['$' for help]\r\n"
-_PGM_END = "PGM_END"
+
+
+class _Marker(Enum):
+    PGM_END = "PGM_END"
+
+
+_PGM_END: Final = _Marker.PGM_END
+# What the motion queue holds: a target position [x, y, z], or the end of the program (M2/M30).
+_Block = list[float] | Literal[_Marker.PGM_END]
 
 
 class GrblSimulator(PtySimulator):
@@ -36,7 +46,7 @@ class GrblSimulator(PtySimulator):
         self.wco = [0.0, 0.0, 0.0]
         self.feed = 0.0
         self.spindle = 0.0
-        self.queue: deque[object] = deque()  # target positions, or _PGM_END
+        self.queue: deque[_Block] = deque()  # target positions, or _PGM_END
         self._move_left = 0.0
         self._status_count = 0
         self.status_queries = 0  # how many '?' the controller answered
@@ -133,7 +143,7 @@ class GrblSimulator(PtySimulator):
         if not line[0].isalpha():
             self.send("error:1\r\n")
             return
-        words = {}
+        words: dict[str, str] = {}
         i = 0
         while i < len(line):
             letter, j = line[i], i + 1
@@ -195,6 +205,6 @@ class GrblSimulator(PtySimulator):
             self.state, self._move_left = "Run", self.move_time
         self._move_left -= dt
         if self._move_left <= 0:
-            self.pos = list(head)  # type: ignore[arg-type]
+            self.pos = list(head)
             self.queue.popleft()
             self._move_left = self.move_time

@@ -42,7 +42,7 @@ def decay_weight(age: timedelta, half_life: timedelta) -> float:
     """0.5 ** (age / half_life); usage dated in the future (e.g. just granted) counts fully."""
     if half_life <= timedelta(0):
         raise ValueError("half_life must be positive")
-    return 0.5 ** max(0.0, age / half_life)
+    return math.pow(0.5, max(0.0, age / half_life))
 
 
 def decayed_usage(
@@ -98,7 +98,7 @@ def factor(usage_fraction: float, share: float) -> float:
         return 1.0
     if share <= 0:
         return 0.0
-    return 2.0 ** (-usage_fraction / share)
+    return math.pow(2.0, -usage_fraction / share)
 
 
 @dataclass

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn, Protocol
 from xml.parsers import expat
 
 
@@ -210,6 +211,12 @@ def sniff(name: str, head: bytes, open_zip: Callable[[], zipfile.ZipFile] | None
 _XML_CHUNK = 1 << 16
 
 
+class ByteStream(Protocol):
+    """What XML is streamed from: an open binary file, a ZIP member, a BytesIO or a capped reader."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
 class _NoDtd:
     """A plain `<!DOCTYPE svg PUBLIC ...>` (OpenSCAD, old Inkscape) is harmless: external DTDs are never
     loaded. An internal subset or any ENTITY declaration is refused (billion laughs, external entities)."""
@@ -220,20 +227,21 @@ class _NoDtd:
                 "XML with an internal DTD subset is refused (entities could expand without bound)"
             )
 
-    def entity(self, *_args: object) -> None:
+    def entity(self, *_args: object) -> NoReturn:
         raise UnsafeFileError("XML with ENTITY declarations is refused (entity expansion / external files)")
 
 
-def _expat_parser(on_start: Callable[[str, dict[str, str]], None] | None,
-                  on_end: Callable[[str], None] | None,
-                  on_data: Callable[[str], None] | None) -> expat.XMLParserType:
+# Callbacks return anything (TreeBuilder's return the element): expat ignores it.
+def _expat_parser(on_start: Callable[[str, dict[str, str]], object] | None,
+                  on_end: Callable[[str], object] | None,
+                  on_data: Callable[[str], object] | None) -> expat.XMLParserType:
     parser = expat.ParserCreate(namespace_separator=" ")
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     no_dtd = _NoDtd()
     parser.StartDoctypeDeclHandler = no_dtd.doctype
     parser.EntityDeclHandler = no_dtd.entity
     parser.UnparsedEntityDeclHandler = no_dtd.entity
-    parser.ExternalEntityRefHandler = no_dtd.entity  # type: ignore[assignment]
+    parser.ExternalEntityRefHandler = no_dtd.entity
 
     def qname(name: str) -> str:
         uri, _, local = name.rpartition(" ")
@@ -250,10 +258,10 @@ def _expat_parser(on_start: Callable[[str, dict[str, str]], None] | None,
     return parser
 
 
-def parse_xml_events(stream: io.RawIOBase | io.BufferedIOBase | io.BytesIO,
-                     on_start: Callable[[str, dict[str, str]], None],
-                     on_end: Callable[[str], None] | None = None,
-                     on_data: Callable[[str], None] | None = None) -> None:
+def parse_xml_events(stream: ByteStream,
+                     on_start: Callable[[str, dict[str, str]], object],
+                     on_end: Callable[[str], object] | None = None,
+                     on_data: Callable[[str], object] | None = None) -> None:
     """Stream XML through callbacks ('{ns}local' names); DOCTYPE/ENTITY refused, errors as MetadataError."""
     parser = _expat_parser(on_start, on_end, on_data)
     try:

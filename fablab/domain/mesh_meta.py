@@ -10,14 +10,14 @@ import io
 import os
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
 
-from fablab.domain.filetypes import MetadataError, UnsafeFileError, parse_xml_events
+from fablab.domain.filetypes import ByteStream, MetadataError, UnsafeFileError, parse_xml_events
 
 Source = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 Vec3 = tuple[float, float, float]
@@ -261,7 +261,7 @@ def _transform(text: str | None) -> np.ndarray:
 class _CappedReader(io.RawIOBase):
     """Reads a zip member but stops with UnsafeFileError past `cap` bytes (declared sizes can lie)."""
 
-    def __init__(self, member: BinaryIO, cap: int, name: str) -> None:
+    def __init__(self, member: ByteStream, cap: int, name: str) -> None:
         self._member, self._left, self._name = member, cap, name
 
     def readable(self) -> bool:
@@ -322,24 +322,32 @@ def _threemf(src: Source, acc: _Accumulator) -> str:
                     raise MetadataError(f"The 3MF archive is damaged ({err})") from None
 
 
-def _parse_3mf_model(stream: BinaryIO, acc: _Accumulator) -> str:
+@dataclass
+class _ModelState:
+    """What the 3MF parser callbacks carry between elements."""
+
+    unit: float = 1.0  # mm per model unit
+    current: _Object | None = None  # the <object> being read
+
+
+def _parse_3mf_model(stream: ByteStream, acc: _Accumulator) -> str:
     objects: dict[str, _Object] = {}
     build: list[tuple[str, np.ndarray]] = []
-    state: dict[str, object] = {"unit": 1.0, "current": None}
+    state = _ModelState()
 
     def start(name: str, attrs: dict[str, str]) -> None:
         local = name.rsplit("}", 1)[-1]
-        current = state["current"]
+        current = state.current
         try:
-            if local == "vertex" and isinstance(current, _Object):
+            if local == "vertex" and current is not None:
                 current.vertices.extend((float(attrs["x"]), float(attrs["y"]), float(attrs["z"])))
-            elif local == "triangle" and isinstance(current, _Object):
+            elif local == "triangle" and current is not None:
                 current.triangles.extend((int(attrs["v1"]), int(attrs["v2"]), int(attrs["v3"])))
             elif local == "object":
                 obj = _Object([], [], [])
                 objects[attrs.get("id", "")] = obj
-                state["current"] = obj
-            elif local == "component" and isinstance(current, _Object):
+                state.current = obj
+            elif local == "component" and current is not None:
                 current.components.append((attrs["objectid"], _transform(attrs.get("transform"))))
             elif local == "item":
                 build.append((attrs["objectid"], _transform(attrs.get("transform"))))
@@ -347,17 +355,17 @@ def _parse_3mf_model(stream: BinaryIO, acc: _Accumulator) -> str:
                 unit = attrs.get("unit", "millimeter")
                 if unit not in _3MF_UNITS:
                     raise MetadataError(f"The 3MF uses an unknown unit {unit!r}")
-                state["unit"] = _3MF_UNITS[unit]
+                state.unit = _3MF_UNITS[unit]
         except (KeyError, ValueError) as err:
             raise MetadataError(f"The 3MF has a <{local}> with a missing or bad attribute ({err})") from None
 
     def end(name: str) -> None:
         if name.rsplit("}", 1)[-1] == "object":
-            state["current"] = None
+            state.current = None
 
     parse_xml_events(stream, start, end)
 
-    scale = float(state["unit"])  # type: ignore[arg-type]
+    scale = state.unit
 
     def emit(object_id: str, matrix: np.ndarray, depth: int) -> None:
         if depth > 32:
@@ -385,7 +393,8 @@ def _parse_3mf_model(stream: BinaryIO, acc: _Accumulator) -> str:
 
 # --- dispatch --------------------------------------------------------------------------------------
 
-_READERS = {".stl": _stl, ".3mf": _threemf, ".obj": _obj}
+_Reader = Callable[[Source, _Accumulator], str]
+_READERS: dict[str, _Reader] = {".stl": _stl, ".3mf": _threemf, ".obj": _obj}
 
 
 def mesh_meta(src: Source, ext: str) -> MeshMeta:
@@ -402,7 +411,7 @@ def mesh_triangles(src: Source, ext: str) -> np.ndarray:
     return np.concatenate(acc.batches) if len(acc.batches) > 1 else acc.batches[0]
 
 
-def _reader(ext: str):
+def _reader(ext: str) -> _Reader:
     try:
         return _READERS[ext.lower()]
     except KeyError:

@@ -115,7 +115,11 @@ class SessionChange:
     span: UsageSpan
 
 
-def order_key(obs: Observation) -> tuple:
+# (ts, seq, kind rank, msg_id, repr): see ``order_key``
+OrderKey = tuple[datetime, tuple[int, int], int, str, str]
+
+
+def order_key(obs: Observation) -> OrderKey:
     """Total order: (ts, seq), then kind, msg_id and the whole value so ties never depend on arrival."""
     seq = (1, obs.seq) if obs.seq is not None else (0, 0)
     return (obs.ts, seq, _KIND_RANK.get(obs.kind, 2), obs.msg_id or "", repr(obs))
@@ -415,6 +419,7 @@ class _Machine:
         for s in self.sessions.values():
             start = s.started_at or s.first_ts
             end: datetime | None
+            by: str | None
             if s.ended_at is not None:
                 end, by = s.ended_at, END_EVENT
             elif s.closed_at is not None:
@@ -434,16 +439,16 @@ class _Machine:
         if self.s_start is not None and self.last_obs is not None:
             end = self.last_obs if now - self.last_obs > timeout else None
             out.append(
-                self._span(_STATUS, None, self.s_start, end, self.last_obs, end and TIMEOUT, self.s_job,
-                           None, None, False)
+                self._span(_STATUS, None, self.s_start, end, self.last_obs,
+                           TIMEOUT if end is not None else None, self.s_job, None, None, False)
             )
         if self.p_on and self.p_start is not None and self.p_last_reading is not None:
             last = self.p_last_active or self.p_start
             end = None
             if now - self.p_last_reading > timeout:
                 end = self.p_cand or last
-            out.append(self._span(_POWER, None, self.p_start, end, last, end and TIMEOUT, None, None, None,
-                                  False))
+            out.append(self._span(_POWER, None, self.p_start, end, last, TIMEOUT if end is not None else None,
+                                  None, None, None, False))
         return out
 
     def forget_before(self, keep_from: datetime) -> set[str]:
@@ -499,12 +504,12 @@ class _Track:
     base: _Machine  # state at the last checkpoint (quiescent), replayed from on a late arrival
     state: _Machine
     obs: list[Observation] = field(default_factory=list)  # since the checkpoint, in order
-    keys: list[tuple] = field(default_factory=list)
+    keys: list[OrderKey] = field(default_factory=list)
     quiet: list[int] = field(default_factory=list)  # len(obs) at each point the state was quiescent
     emitted: dict[str, UsageSpan] = field(default_factory=dict)
     msg_ids: set[str] = field(default_factory=set)
     finalized: set[str] = field(default_factory=set)  # session ids dropped at checkpoints
-    cut: tuple | None = None
+    cut: OrderKey | None = None
     next_try: int = 0  # len(obs) before trying a checkpoint again
     max_ts: datetime | None = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fablab.domain.filetypes import MetadataError, parse_xml_events
@@ -110,7 +111,7 @@ class _Bounds:
         return self.lo[0] > self.hi[0]
 
 
-def _pairs(fh: io.TextIOBase):
+def _pairs(fh: io.TextIOBase) -> Iterator[tuple[int, str]]:
     while True:
         code = fh.readline()
         if not code:

@@ -134,7 +134,9 @@ def next_offers(
         if e.id in already or e.member_id in seen_members:
             continue
         seen_members.add(e.member_id)
-        start, end = offered_interval(freed, e)  # type: ignore[misc]
+        interval = offered_interval(freed, e)
+        assert interval is not None  # match_entries kept only the entries that have one
+        start, end = interval
         if first_come:
             offers.append(Offer(e.id, e.member_id, e.machine_id, start, end, now, freed.end, True))
             continue
@@ -145,7 +147,8 @@ def next_offers(
 
 def split_offers(offers: Iterable[Offer], now: datetime) -> tuple[list[Offer], list[Offer]]:
     """(open, closed) — closed ones are expired or declined and make room for the next member."""
-    open_, closed = [], []
+    open_: list[Offer] = []
+    closed: list[Offer] = []
     for o in offers:
         (open_ if o.is_open(now) else closed).append(o)
     return open_, closed

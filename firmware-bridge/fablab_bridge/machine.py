@@ -608,9 +608,9 @@ class MachineRunner:
                         for line in stream:
                             if self._stop.is_set():
                                 return
-                            scan = reader.feed_line(line, time.monotonic())
-                            if scan:
-                                self.badge_scanned(scan)
+                            maybe_scan = reader.feed_line(line, time.monotonic())  # None while debounced
+                            if maybe_scan:
+                                self.badge_scanned(maybe_scan)
             except (serial.SerialException, OSError) as exc:
                 log.debug("%s: badge reader %s: %s", self.id, b.port, exc)
             self._stop.wait(1.0)
