@@ -17,6 +17,7 @@ run: $(STAMP)
 	$(BIN)/fablab demo
 
 ## Set up and run every check: ruff, then the tests (SQLite; PostgreSQL too when FABLAB_TEST_DATABASE_URL is set).
+## The tests include import-linter's layer contracts and mypy (tests/test_architecture.py).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
