@@ -165,3 +165,35 @@ def csrf_token(client: FlaskClient, path: str = "/login") -> str:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- Date matrix (tests/support/clock.py) ------------------------------------------------------------
+# Tests marked `dates` run once per frozen clock ([clock=dst-spring-0130] … [clock=today]); with
+# FABLAB_TEST_CLOCK=<name> every test runs once under that clock. The clock is an autouse fixture of this
+# root conftest, so it is set before any function-scoped fixture (members, machines, bookings) is made.
+
+import contextlib  # noqa: E402
+
+from tests.support import clock as _clock  # noqa: E402
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if _clock.env_clock() is None and metafunc.definition.get_closest_marker(_clock.MARK) is not None:
+        names = list(_clock.CLOCKS)
+        metafunc.parametrize("_date_clock", names, ids=[_clock.clock_id(n) for n in names], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def _date_clock(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    param = getattr(request, "param", None)
+    name = param or _clock.env_clock()
+    if name is None:
+        yield None
+        return
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_clock.frozen(name))
+        if param is not None and param != _clock.TODAY:
+            stack.enter_context(_clock.cheap_password_hashing())  # the matrix tests dates, not argon2's cost
+        yield name
+
+# --- end of the date matrix ----------------------------------------------------------------------------

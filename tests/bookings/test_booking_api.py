@@ -2,9 +2,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from fablab.extensions import db
 from fablab.services.members import create_api_token
 from tests.bookings.conftest import slot
+
+pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
 
 
 def _auth(member) -> dict[str, str]:

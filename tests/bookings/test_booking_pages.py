@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from icalendar import Calendar
 from sqlalchemy import select
 
@@ -12,6 +13,8 @@ from fablab.models import Booking, Member
 from fablab.services import bookings as svc
 from tests.bookings.conftest import slot
 from tests.conftest import csrf_token, login
+
+pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
 
 HX = {"HX-Request": "true"}
 

@@ -10,6 +10,8 @@ from fablab.models import Booking
 from fablab.services import bookings as svc
 from tests.bookings.conftest import slot
 
+pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
+
 
 def test_book_and_refuse_overlap_with_suggestion(make_member, open_machine, qualified) -> None:
     machine = open_machine()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from sqlalchemy import func, select
 
 from fablab.demo.designs import seed_designs_demo
@@ -11,6 +12,8 @@ from fablab.extensions import db
 from fablab.models.designs import Design, DesignFile, DesignMade
 from fablab.services import designs as svc
 from tests.designs.conftest import stored_files
+
+pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
 
 
 def test_seed_designs_demo(app_ctx, make_member, make_machine) -> None:

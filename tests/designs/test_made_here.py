@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -14,9 +14,12 @@ from fablab.models.types import utcnow
 from fablab.services import designs as svc
 from tests.conftest import csrf_token, login
 
+pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
 
-def _booking(member, machine, hours_ago: float, status: str = "completed") -> Booking:
-    start = utcnow() - timedelta(hours=hours_ago)
+
+def _booking(member, machine, hours_ago: float, status: str = "completed", now: datetime | None = None) -> Booking:
+    # One `now` per test: bookings meant to touch must not overlap by the microseconds between two clock reads.
+    start = (now or utcnow()) - timedelta(hours=hours_ago)
     b = Booking(member_id=member.id, machine_id=machine.id, start_at=start, end_at=start + timedelta(hours=1),
                 status=status)
     db.session.add(b)
@@ -57,9 +60,10 @@ def test_i_made_this_form_links_one_of_my_bookings(app, client, make_member, mak
     ada = make_member("ada@example.org")
     other = make_member("other@example.org")
     laser = make_machine("laser-1", name="Big laser")
-    mine = _booking(ada, laser, 2)
-    theirs = _booking(other, laser, 3)
-    _booking(ada, laser, -5, status="confirmed")  # in the future: not offered
+    now = utcnow()
+    mine = _booking(ada, laser, 2, now=now)
+    theirs = _booking(other, laser, 3, now=now)
+    _booking(ada, laser, -5, status="confirmed", now=now)  # in the future: not offered
     login(client, "ada@example.org")
     page = client.get(f"/designs/{design.id}").get_data(as_text=True)
     offered = re.findall(r'<option[^>]*value="(\d+)"', page)

@@ -8,10 +8,14 @@ import xml.etree.ElementTree as ET
 import zipfile
 from datetime import timedelta
 
+import pytest
+
 from fablab.models.types import utcnow
 from fablab.services import designs as svc
 
 from .conftest import data
+
+pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from fablab import demo
@@ -16,6 +17,8 @@ from fablab.models.types import utcnow
 from fablab.models.usage import UsageSession
 from fablab.services import fairness as svc
 from fablab.services import windows as window_service
+
+pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
 
 
 def test_demo_history_makes_a_meaningful_review(app_ctx) -> None:

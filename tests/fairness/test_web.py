@@ -15,6 +15,8 @@ from fablab.services import fairness as svc
 from tests.conftest import ROOT, login
 from tests.fairness.conftest import book, closed_window, unmet_request
 
+pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
+
 
 @pytest.fixture
 def lab(machine, members, make_member):

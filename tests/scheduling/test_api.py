@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from fablab.domain import lottery
 from fablab.extensions import db
 from fablab.services import bookings as booking_service
 from fablab.services import members as member_service
 from fablab.services import windows as window_service
 from tests.scheduling.conftest import hour
+
+pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
 
 
 def _auth(member) -> dict[str, str]:
@@ -75,7 +79,9 @@ def test_waitlist_and_offer_claim_over_the_api(client, window_machine, qualified
     now = datetime.now(UTC)
     start = hour(now) + timedelta(hours=5)
     bk = booking_service.create_booking(owner, machine, start, start + timedelta(hours=1), now=now)
-    resp = client.post("/api/v1/waitlist", json={"machine": machine.slug, "kind": "any", "min_hours": 1}, headers=h)
+    # An explicit end: the default, the rest of the lab's week, may end before `start` (a Sunday evening).
+    resp = client.post("/api/v1/waitlist", json={"machine": machine.slug, "kind": "any", "min_hours": 1,
+                                                 "end": (start + timedelta(hours=2)).isoformat()}, headers=h)
     assert resp.status_code == 201 and resp.json["kind"] == "any"
     assert client.post("/api/v1/waitlist", json={"machine": machine.slug, "kind": "slot"}, headers=h).status_code == 400
     booking_service.cancel_booking(bk, owner)

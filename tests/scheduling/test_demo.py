@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 
 from fablab import demo
@@ -14,6 +15,8 @@ from fablab.models import Machine, Member
 from fablab.models.scheduling import EffortTask, RequestWindow, WaitlistEntry
 from fablab.services import effort as effort_service
 from fablab.services import windows as window_service
+
+pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
 
 
 def test_demo_puts_the_laser_in_window_mode_with_results(app_ctx) -> None:

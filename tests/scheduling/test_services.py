@@ -27,6 +27,8 @@ from fablab.services import windows as window_service
 from fablab.services.scheduling_common import SchedulingError
 from tests.scheduling.conftest import hour, past_use
 
+pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
+
 
 @pytest.fixture
 def lab(window_machine, qualified_members):
@@ -218,7 +220,8 @@ def test_near_the_start_offers_go_to_everyone_first_claim_wins(window_machine, q
     start = hour(now) + timedelta(hours=1)
     bk = booking_service.create_booking(owner, machine, start, start + timedelta(hours=1), now=now)
     waitlist_service.join_waitlist(x, machine, kind="slot", start=start, end=start + timedelta(hours=1), now=now)
-    waitlist_service.join_waitlist(y, machine, kind="any", now=now)
+    # An explicit end for "any": its default, the rest of the lab's week, may end before `start` (a Sunday evening).
+    waitlist_service.join_waitlist(y, machine, kind="any", end=start + timedelta(hours=2), now=now)
     booking_service.cancel_booking(bk, owner, now=now)
     offers = list(db.session.scalars(select(WaitlistOffer)))
     assert {o.member_id for o in offers} == {x.id, y.id} and all(o.first_come for o in offers)
@@ -234,7 +237,7 @@ def test_no_show_release_is_offered(window_machine, qualified_members) -> None:
     now = datetime.now(UTC)
     start = hour(now) + timedelta(hours=1)
     booking_service.create_booking(owner, machine, start, start + timedelta(hours=2), now=now)
-    waitlist_service.join_waitlist(waiting, machine, kind="any", now=now, min_hours=0.5)
+    waitlist_service.join_waitlist(waiting, machine, kind="any", end=start + timedelta(hours=3), now=now, min_hours=0.5)
     assert not list(db.session.scalars(select(WaitlistOffer)))
     report = catch_up.scheduling_state(start + timedelta(minutes=20))  # grace (15 min) passed, nobody came
     assert report.no_shows_offered == 1
@@ -292,7 +295,7 @@ def test_bonus_off_by_default_and_capped_when_on(window_machine, qualified_membe
     machine = window_machine()
     a, b = qualified_members(machine, 2)
     past_use(a, machine, 1, 2)
-    past_use(b, machine, 1, 2)
+    past_use(b, machine, 1, 2, status="no_show")  # the same 2 h of usage, without a second held booking at that time
     task = effort_service.create_task("Induct new members", kind="induction", base_hours=40)
     effort_service.claim_task(a, task)
     effort_service.complete_task(a, task)

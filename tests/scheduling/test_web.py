@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from fablab.domain import lottery
@@ -14,6 +15,8 @@ from fablab.models.scheduling import RequestWindow, SlotRequest, WaitlistEntry
 from fablab.services import windows as window_service
 from tests.conftest import csrf_token, login
 from tests.scheduling.conftest import hour
+
+pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
 
 
 def _window(machine, now=None):

@@ -93,7 +93,8 @@ def test_stale_partials_from_a_killed_process_are_swept(tmp_path):
     stale.write_bytes(b"half")
     fresh = kept.path.parent / ".upload-live.part"
     fresh.write_bytes(b"still uploading")
-    old = time.time() - 7200
-    os.utime(stale, (old, old))
+    now = time.time()  # both mtimes from the process clock, so a test clock (time-machine) cannot split them
+    os.utime(fresh, (now, now))
+    os.utime(stale, (now - 7200, now - 7200))
     assert store.remove_stale_partials(older_than_s=3600) == 1
     assert not stale.exists() and fresh.exists() and kept.path.exists()
