@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from sqlalchemy import select
 
 from fablab.extensions import db
@@ -11,6 +12,8 @@ from fablab.services.members import create_api_token
 from fablab.worker.ingest import Incoming, Ingestor
 from tests.conftest import csrf_token, login
 from tests.worker.conftest import t
+
+pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
 
 
 def _use(app, event, badge=None):
