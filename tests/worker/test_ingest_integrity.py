@@ -245,3 +245,15 @@ def test_an_unforeseen_failure_is_narrowed_to_its_message(app, lab, event, monke
     fresh = Ingestor(app)
     fresh.warm_up(now=t(10))
     assert _spans(fresh) == _spans(ing)
+
+
+def test_a_steward_recognises_an_unknown_card_by_its_last_characters(app, lab, event, make_member) -> None:
+    from tests.conftest import login
+
+    Ingestor(app).process([event("printer-1", "session_started", t(1), badge=ev.Badge(tech="em4100", uid="CAFE9876")),
+                           event("printer-1", "session_ended", t(30))], now=t(31))
+    steward = make_member(role="steward")
+    c = app.test_client()
+    login(c, steward.email)
+    page = c.get("/usage/unbooked").get_data(as_text=True)
+    assert "card …9876" in page and "CAFE9876" not in page
