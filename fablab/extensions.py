@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -26,6 +28,18 @@ class Base(DeclarativeBase):
 # Objects stay loaded after a commit: a request commits several times (serialized writes) and would
 # otherwise reload every row it already holds.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+
+# The models' base class. At runtime it is db.Model, which Flask-SQLAlchemy builds from Base's body
+# on its own mixins. mypy cannot take a base class from an attribute (`Name "db.Model" is not
+# defined`, python/mypy#8603), so the type checker sees an equivalent static class instead.
+if TYPE_CHECKING:
+    from flask_sqlalchemy.model import Model as _FSAModel
+
+    class Model(_FSAModel, Base):
+        __abstract__ = True
+
+else:
+    Model = db.Model
 migrate = Migrate()
 csrf = CSRFProtect()
 htmx = Htmx()

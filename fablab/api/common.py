@@ -19,6 +19,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ApiError(HTTPException):
+    code: int  # always set (HTTPException's is int | None)
+
     def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.code = status

@@ -191,8 +191,10 @@ def seed_designs_demo(machines: dict[str, Machine], members: list[Member], rng: 
             "panel_100x60.svg", panel_svg(100, 60, [(20, 30, 2), (80, 30, 2)], fingers=5))),
         (cube, 8, "Added the X/Y letters as a README note", _u("README.md", b"Measure X and Y separately.\n")),
     ):
-        keep = [f.id for f in design.version().files]
-        svc.add_version(design, design.author, files=[upload], changelog=changelog, keep_file_ids=keep,
+        latest, author = design.version(), design.author
+        assert latest is not None and author is not None  # seeded above with a first version, by a member
+        keep = [f.id for f in latest.files]
+        svc.add_version(design, author, files=[upload], changelog=changelog, keep_file_ids=keep,
                         now=now - ago(days))
         versions += 1
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import defaultdict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -191,12 +192,13 @@ def _window_week(w: _Writer, laser: Machine, monday: datetime, pool: list[int], 
     tz = booking_service.lab_tz()
     day0 = monday.astimezone(tz).date()
     seed = bytes(rng.getrandbits(8) for _ in range(32))
+    closed_at = monday - timedelta(days=4, hours=4)
     window = RequestWindow(machine_id=laser.id, mode="window", period_start=monday,
                            period_end=pol.local_midnight(day0 + timedelta(days=7), tz),
                            opens_at=monday - timedelta(days=7), closes_at=monday - timedelta(days=4, hours=4),
                            status=WindowStatus.CLOSED.value, commitment=hashlib.sha256(seed).hexdigest(),
                            secret_seed=seed.hex(), revealed_seed=seed.hex(), created_at=monday - timedelta(days=7),
-                           closed_at=monday - timedelta(days=4, hours=4))
+                           closed_at=closed_at)
     db.session.add(window)
     starts = [pol.local_to_utc(day0 + timedelta(days=d), time(h, m), tz) for d in range(5) for h, m in EVENING_SLOTS]
     slots = [(s, s + timedelta(minutes=105)) for s in starts if cal.free(s, s + timedelta(minutes=105))]
@@ -213,12 +215,13 @@ def _window_week(w: _Writer, laser: Machine, monday: datetime, pool: list[int], 
     db.session.add_all(rows)
     db.session.flush()
     labels = {m: participant_label(seed, m) for m in people}
-    usage = {labels[m]: w.used.get((laser.id, m), 0.0) for m in people}
-    shares = {labels[m]: 1.0 for m in people}
+    # Keyed by the domain's member ids (Mapping is invariant in its key: a dict[str, float] would not do).
+    usage: dict[fs.MemberId, float] = {labels[m]: w.used.get((laser.id, m), 0.0) for m in people}
+    shares: dict[fs.MemberId, float] = {labels[m]: 1.0 for m in people}
     quota = alloc.Quota(None, 2)
     reqs = [alloc.SlotRequest(r.id, labels[r.member_id], laser.id, r.start_at, r.end_at, r.rank) for r in rows]
     result = alloc.allocate_window(reqs, fs.FairShareState(usage, shares), seed, quota, {}, alloc.DEFAULT_BAND_WIDTH)
-    by_id = {r.id: r for r in rows}
+    by_id: dict[Hashable, SlotRequest] = {r.id: r for r in rows}  # looked up by the draw's request ids
     granted = waitlisted = 0
     for o in result.outcomes:
         r = by_id[o.request.id]
@@ -235,7 +238,7 @@ def _window_week(w: _Writer, laser: Machine, monday: datetime, pool: list[int], 
                               "sequence": o.waitlist_position or 0, "request_id": r.id, "status": "left",
                               "joined_at": window.closed_at})
     window.trace = {
-        "version": 1, "machine": laser.id, "mode": "window", "at": window.closed_at.isoformat(),
+        "version": 1, "machine": laser.id, "mode": "window", "at": closed_at.isoformat(),
         "half_life_days": 14.0, "band_width": alloc.DEFAULT_BAND_WIDTH, "buffer_minutes": 0,
         "quota": {"max_hours": None, "max_slots": 2}, "member_quotas": {},
         "usage": usage, "shares": shares,
@@ -325,32 +328,32 @@ def seed_history_demo(machines: dict[str, Machine], members: list[Member], rng: 
                                           "joined_at": start - timedelta(hours=rng.randint(2, 48))})
         # Unbooked use (someone just used a free printer or the K40) and maintenance work.
         for slug in ("prusa-mk4-1", "ender-3", "laser-k40"):
-            machine = machines.get(slug)
-            if machine is None or not pools.get(slug) or rng.random() > 0.25:
+            walk_in = machines.get(slug)
+            if walk_in is None or not pools.get(slug) or rng.random() > 0.25:
                 continue
             start = pol.local_to_utc(day, time(rng.choice((8, 9, 22, 23))), tz)
             end = start + timedelta(minutes=rng.randint(20, 90))
-            if end < now and cals[machine.id].free(start, end):
-                cals[machine.id].add(start, end)
-                member_id = _pick(pools[slug], weights, rng) if rng.random() < 0.8 else None
-                w.session(machine, member_id, start, end, None, unbooked=True)
+            if end < now and cals[walk_in.id].free(start, end):
+                cals[walk_in.id].add(start, end)
+                user_id = _pick(pools[slug], weights, rng) if rng.random() < 0.8 else None
+                w.session(walk_in, user_id, start, end, None, unbooked=True)
         if day.weekday() == 1:
             for slug in ("laser-epilog", "prusa-mk4-1", "cnc-shapeoko"):
-                machine = machines.get(slug)
-                if machine is None:
+                serviced = machines.get(slug)
+                if serviced is None:
                     continue
                 start = pol.local_to_utc(day, time(9), tz)
                 end = start + timedelta(minutes=45)
-                if end < now and cals[machine.id].free(start, end):
-                    cals[machine.id].add(start, end)
-                    w.bookings.append({"machine_id": machine.id, "member_id": staff.id, "start_at": start,
+                if end < now and cals[serviced.id].free(start, end):
+                    cals[serviced.id].add(start, end)
+                    w.bookings.append({"machine_id": serviced.id, "member_id": staff.id, "start_at": start,
                                        "end_at": end, "booked_end_at": end, "status": BookingStatus.COMPLETED.value,
                                        "kind": BookingKind.MAINTENANCE.value, "source": "web",
                                        "note": "weekly maintenance", "created_at": start - timedelta(days=3),
                                        "updated_at": end, "cancel_reason": "", "sequence": 0,
                                        "checked_in_at": None, "cancelled_at": None})
                     if slug in METERED:
-                        w.session(machine, staff.id, start, end, len(w.bookings) - 1, kind="maintenance")
+                        w.session(serviced, staff.id, start, end, len(w.bookings) - 1, kind="maintenance")
 
     ids: list[int] = []
     if w.bookings:

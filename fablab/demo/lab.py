@@ -5,6 +5,7 @@ tests see the same lab."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -123,11 +124,12 @@ def _seed_more(machines: dict[str, Machine], members: list[Member], rng: random.
     from .scheduling import seed_scheduling_demo
 
     parts = [seed_scheduling_demo(machines, members, rng)]  # first: it steps aside if windows exist
+    seed_history: Callable[[dict[str, Machine], list[Member], random.Random], str] | None
     try:
-        from .history import seed_history_demo
+        from .history import seed_history_demo as seed_history
     except ImportError:  # pragma: no cover - only while the review feature is absent
-        seed_history_demo = None
-    if seed_history_demo is not None:
-        parts.append(seed_history_demo(machines, members, rng))
+        seed_history = None
+    if seed_history is not None:
+        parts.append(seed_history(machines, members, rng))
     parts.append(seed_designs_demo(machines, members, rng))
     return "".join(f"; {p.strip(' ,;.')}" for p in parts if p and p.strip(' ,;.'))

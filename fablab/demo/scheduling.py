@@ -84,9 +84,8 @@ def seed_scheduling_demo(machines: dict[str, Machine], members: list[Member], rn
                 pass
     windows.close_window(past, closes + timedelta(minutes=1))
     # What happened since: most came, one did not.
-    granted = [r for r in past.requests if r.status == RequestStatus.GRANTED and r.booking is not None]
-    for i, r in enumerate(granted):
-        b = r.booking
+    granted = [r.booking for r in past.requests if r.status == RequestStatus.GRANTED and r.booking is not None]
+    for i, b in enumerate(granted):
         if i == 1:
             b.status = BookingStatus.NO_SHOW.value
         else:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 
 Interval = tuple[datetime, datetime]
 
@@ -38,7 +38,7 @@ DEFAULT_BUCKETS: tuple[tuple[str, float, float], ...] = (
 class OpeningHours:
     weekly: Mapping[int, tuple[tuple[float, float], ...]]
 
-    def intervals_on(self, day: date, tz=None) -> list[Interval]:
+    def intervals_on(self, day: date, tz: tzinfo | None = None) -> list[Interval]:
         base = datetime.combine(day, time(0), tzinfo=tz)
         return [(base + timedelta(hours=a), base + timedelta(hours=b))
                 for a, b in sorted(self.weekly.get(day.weekday(), ())) if b > a]
@@ -62,7 +62,7 @@ class OpeningHours:
             weekly[d] = tuple(ivs)
         return OpeningHours(weekly)
 
-    def added_on(self, other: OpeningHours, day: date, tz=None) -> list[Interval]:
+    def added_on(self, other: OpeningHours, day: date, tz: tzinfo | None = None) -> list[Interval]:
         """Intervals open under `other` (the longer hours) but not under self, on `day`."""
         out = []
         base = self.intervals_on(day, tz)

@@ -17,9 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from fablab.domain.allocation import LotteryEvent
 from fablab.domain.fairshare import MemberId
+
+# A caller's member id type, for read-only mappings (Mapping is invariant in its key: a Mapping[MemberId, ...]
+# parameter would reject the dict[int, float] callers have).
+M = TypeVar("M", bound=MemberId)
 
 
 def gini(values: Sequence[float]) -> float:
@@ -92,9 +97,9 @@ def worst_off(members: Iterable[MemberFairness], k: int = 5) -> list[MemberFairn
 
 
 def fairness_summary(
-    used_hours: Mapping[MemberId, float],
-    requested_hours: Mapping[MemberId, float],
-    population: Iterable[MemberId] = (),
+    used_hours: Mapping[M, float],
+    requested_hours: Mapping[M, float],
+    population: Iterable[M] = (),
     worst_k: int = 5,
 ) -> FairnessSummary:
     """Per member used/requested/s plus the lab-wide figures. `population` adds members who neither

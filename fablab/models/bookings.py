@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model
 from .machines import Machine
 from .members import Member
 from .types import UTCDateTime, utcnow
@@ -38,7 +38,7 @@ class BookingKind(StrEnum):
     INDUCTION = "induction"
 
 
-class Booking(db.Model):
+class Booking(Model):
     __tablename__ = "bookings"
     __table_args__ = (
         CheckConstraint("end_at > start_at", name="end_after_start"),

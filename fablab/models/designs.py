@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model, db
 from .machines import Machine, MachineType
 from .members import Member
 from .types import UTCDateTime, utcnow
@@ -27,7 +27,7 @@ design_machine_types = Table(
 )
 
 
-class Design(db.Model):
+class Design(Model):
     __tablename__ = "designs"
     __table_args__ = (
         Index("ix_designs_forks_count", "forks_count", "id"),
@@ -75,14 +75,14 @@ class Design(db.Model):
         return f"<Design {self.id} {self.slug}>"
 
 
-class DesignTag(db.Model):
+class DesignTag(Model):
     __tablename__ = "design_tags"
 
     design_id: Mapped[int] = mapped_column(ForeignKey("designs.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
 
 
-class DesignVersion(db.Model):
+class DesignVersion(Model):
     __tablename__ = "design_versions"
     __table_args__ = (UniqueConstraint("design_id", "number", name="uq_design_versions_design_number"),)
 
@@ -103,7 +103,7 @@ class DesignVersion(db.Model):
         back_populates="version", order_by="DesignFile.id", cascade="all, delete-orphan")
 
 
-class DesignFile(db.Model):
+class DesignFile(Model):
     """One file of a version. Unchanged files carried into a new version or a fork share the stored
     bytes (same storage key): the store is content that never changes once written."""
 
@@ -131,7 +131,7 @@ class DesignFile(db.Model):
         return {".stl": "stl", ".3mf": "3mf", ".obj": "obj"}.get(self.ext)
 
 
-class DesignMade(db.Model):
+class DesignMade(Model):
     """Someone made a design here: on a machine, during a booking or a usage session (either may be
     unknown). `usage_session_id` has no foreign key yet: the usage table arrives with another feature."""
 

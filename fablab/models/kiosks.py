@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from .types import UTCDateTime, utcnow
 
 
-class KioskDevice(db.Model):
+class KioskDevice(Model):
     __tablename__ = "kiosk_devices"
 
     id: Mapped[int] = mapped_column(primary_key=True)

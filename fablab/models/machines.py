@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model
 from .members import Member
 from .types import UTCDateTime, utcnow
 
@@ -20,7 +20,7 @@ class MachineStatus(StrEnum):
     RETIRED = "retired"
 
 
-class MachineType(db.Model):
+class MachineType(Model):
     __tablename__ = "machine_types"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -30,7 +30,7 @@ class MachineType(db.Model):
     machines: Mapped[list[Machine]] = relationship(back_populates="machine_type")
 
 
-class Machine(db.Model):
+class Machine(Model):
     __tablename__ = "machines"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -58,7 +58,7 @@ class Machine(db.Model):
         return f"<Machine {self.slug}>"
 
 
-class Qualification(db.Model):
+class Qualification(Model):
     """A member may use a machine type (or one machine), granted by a steward/admin, maybe expiring."""
 
     __tablename__ = "qualifications"

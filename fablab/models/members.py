@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model
 from .types import UTCDateTime, utcnow
 
 
@@ -22,7 +22,7 @@ class Role(StrEnum):
         return {"member": 0, "steward": 1, "admin": 2}[self.value]
 
 
-class Member(db.Model):
+class Member(Model):
     __tablename__ = "members"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -63,7 +63,7 @@ class Member(db.Model):
         return f"<Member {self.member_no} {self.email} {self.role}>"
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -77,7 +77,7 @@ class ApiToken(db.Model):
     member: Mapped[Member] = relationship(back_populates="tokens")
 
 
-class LoginThrottle(db.Model):
+class LoginThrottle(Model):
     """Failed identification attempts per key (an email+address, or a kiosk), shared by all workers."""
 
     __tablename__ = "login_throttle"

@@ -21,14 +21,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model
 from .bookings import Booking
 from .machines import Machine
 from .members import Member
 from .types import UTCDateTime, utcnow
 
 
-class SchedulingSettings(db.Model):
+class SchedulingSettings(Model):
     """How a machine's request windows run. The mode itself (open/window/hybrid) lives in the
     machine's booking policy (`Machine.policy["mode"]`); everything else about windows lives here."""
 
@@ -62,7 +62,7 @@ class WindowStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class RequestWindow(db.Model):
+class RequestWindow(Model):
     """Requests for [period_start, period_end) of one machine are collected until closes_at."""
 
     __tablename__ = "request_windows"
@@ -104,7 +104,7 @@ class RequestStatus(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
-class SlotRequest(db.Model):
+class SlotRequest(Model):
     """A member's wish for one slot in a window, ranked (1 = most wanted)."""
 
     __tablename__ = "slot_requests"
@@ -141,7 +141,7 @@ class EntryStatus(StrEnum):
     LEFT = "left"
 
 
-class WaitlistEntry(db.Model):
+class WaitlistEntry(Model):
     """Wants a slot (kind "slot": exactly start..end) or any free time in start..end (kind "any")."""
 
     __tablename__ = "waitlist_entries"
@@ -166,7 +166,7 @@ class WaitlistEntry(db.Model):
     member: Mapped[Member] = relationship()
 
 
-class FreedTime(db.Model):
+class FreedTime(Model):
     """Machine time given back (cancel, shortened, ended early, no-show release), offered to the waitlist."""
 
     __tablename__ = "freed_times"
@@ -197,7 +197,7 @@ class OfferStatus(StrEnum):
     TAKEN = "taken"  # first-come: somebody else claimed it first
 
 
-class WaitlistOffer(db.Model):
+class WaitlistOffer(Model):
     __tablename__ = "waitlist_offers"
     __table_args__ = (
         CheckConstraint("end_at > start_at", name="end_after_start"),
@@ -224,7 +224,7 @@ class WaitlistOffer(db.Model):
     member: Mapped[Member] = relationship()
 
 
-class EffortTask(db.Model):
+class EffortTask(Model):
     """Work that keeps the lab running; its weight (hours credited) rises while nobody takes it."""
 
     __tablename__ = "effort_tasks"
@@ -254,7 +254,7 @@ class EffortTask(db.Model):
                                                    order_by="TaskClaim.claimed_at")
 
 
-class TaskClaim(db.Model):
+class TaskClaim(Model):
     __tablename__ = "task_claims"
     __table_args__ = (UniqueConstraint("task_id", "member_id", name="uq_task_claims_once"),)
 
@@ -267,7 +267,7 @@ class TaskClaim(db.Model):
     member: Mapped[Member] = relationship()
 
 
-class TaskCompletion(db.Model):
+class TaskCompletion(Model):
     """Hours credited to one member for a completed task, fixed when it was completed."""
 
     __tablename__ = "task_completions"

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Column, Float, ForeignKey, Index, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model, db
 from .machines import Machine
 from .types import UTCDateTime, utcnow
 
@@ -21,7 +21,7 @@ bridge_machines = Table(
 )
 
 
-class Bridge(db.Model):
+class Bridge(Model):
     """A firmware bridge: its own MQTT credentials, allowed to write only below its machines."""
 
     __tablename__ = "bridges"
@@ -37,7 +37,7 @@ class Bridge(db.Model):
     machines: Mapped[list[Machine]] = relationship(secondary=bridge_machines)
 
 
-class MqttMessage(db.Model):
+class MqttMessage(Model):
     """Every accepted message, once: msg_id is unique, so redelivery and duplicates are no-ops."""
 
     __tablename__ = "mqtt_messages"
@@ -55,7 +55,7 @@ class MqttMessage(db.Model):
     note: Mapped[str | None] = mapped_column(String(255))  # what the worker changed, e.g. a clock far off
 
 
-class DeadLetter(db.Model):
+class DeadLetter(Model):
     """A message that could not be accepted, kept with the reason for an admin to review."""
 
     __tablename__ = "dead_letters"
@@ -68,7 +68,7 @@ class DeadLetter(db.Model):
     reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class UsageSession(db.Model):
+class UsageSession(Model):
     """A stretch of real machine use, sessionized from what the machine reported."""
 
     __tablename__ = "usage_sessions"
@@ -106,7 +106,7 @@ class UsageSession(db.Model):
         return self.duration_s / 3600.0
 
 
-class MaintenanceRule(db.Model):
+class MaintenanceRule(Model):
     """"Clean the laser lens every 20 h of use": raises a task when due."""
 
     __tablename__ = "maintenance_rules"

@@ -430,7 +430,7 @@ def build_from(data: PeriodData, viewer: Viewer, timings: dict[str, float] | Non
                                        a.unbooked, mf.rank)
     members = tuple(rows.values())
     worst = tuple(rows[m] for m in lab.worst_off)
-    you = rows.get(viewer.member_id) if viewer.member_id is not None else None
+    you_row = rows.get(viewer.member_id) if viewer.member_id is not None else None
     lottery = lottery_view(data, viewer)
     heat = heat_view(period, counted)
     t1 = _time.perf_counter()
@@ -440,7 +440,7 @@ def build_from(data: PeriodData, viewer: Viewer, timings: dict[str, float] | Non
         timings["metrics"] = timings.get("metrics", 0.0) + (t1 - t0)
         timings["replay"] = timings.get("replay", 0.0) + (t2 - t1)
     return Review(data.query, period.end_at, data.scope, viewer.names, lab.totals, lab.gini, lab.lorenz, lab.jain,
-                  members, worst, you, lab.machines, lottery, heat, replay, lab.weeks)
+                  members, worst, you_row, lab.machines, lottery, heat, replay, lab.weeks)
 
 
 def build_review(query: ReviewQuery, viewer: Viewer, now: datetime,

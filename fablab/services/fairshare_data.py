@@ -58,6 +58,7 @@ def usage_records(machine: Machine, since: datetime, now: datetime) -> list[fs.U
                    UsageSession.overrun_minutes).where(
                 UsageSession.machine_id == machine.id, UsageSession.counts_as_usage.is_(True),
                 UsageSession.member_id.is_not(None), UsageSession.end_at.is_not(None), UsageSession.end_at > since)):
+        assert end is not None  # the query keeps ended sessions only
         if unbooked:
             out.append(fs.UsageRecord.from_interval(member_id, start, end))
         elif overrun_min > 0:
@@ -114,8 +115,9 @@ def fair_share_for(machine: Machine, now: datetime, settings: SchedulingSettings
     settings = settings or settings_for(machine)
     hl = half_life(settings)
     usages = usage_records(machine, now - hl * HORIZON_HALF_LIVES, now)
-    shares = population(machine, now)
-    bonus = None
+    # Keyed by the domain's member ids (Mapping is invariant in its key: a dict[int, float] would not do).
+    shares: dict[fs.MemberId, float] = {m: s for m, s in population(machine, now).items()}
+    bonus: dict[fs.MemberId, float] | None = None
     if settings.bonus_enabled:
         hours = contributed_hours(since=now - BONUS_LOOKBACK, until=now)
         bonus = {m: fs.contribution_bonus(h, FULL_BONUS_HOURS) for m, h in hours.items()}

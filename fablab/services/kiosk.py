@@ -149,7 +149,7 @@ def extension_options(booking: Booking, member: Member, now: datetime) -> list[d
     free = svc.availability(booking.machine, booking.end_at, booking.end_at + policy.max_length, now)
     if not free or free[0].start > booking.end_at:
         return []
-    out = []
+    out: list[datetime] = []
     end = booking.end_at + policy.slot
     limit = min(free[0].end, booking.start_at + policy.max_length)
     while end <= limit and len(out) < 4:

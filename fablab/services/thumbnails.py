@@ -127,11 +127,11 @@ def image_thumbnail(src: Source, size: int = SIZE) -> bytes:
     """PNG thumbnail of a PNG/JPEG/WebP (fit in size x size, on the list background)."""
     data = src if isinstance(src, bytes | bytearray | memoryview) else None
     try:
-        with Image.open(io.BytesIO(bytes(data)) if data is not None else src) as img:  # type: ignore[arg-type]
-            if img.width * img.height > MAX_IMAGE_PIXELS:
-                raise MetadataError(f"The image is too large ({img.width} x {img.height} pixels)")
-            img.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
-            img = img.convert("RGBA")
+        with Image.open(io.BytesIO(bytes(data)) if data is not None else src) as opened:  # type: ignore[arg-type]
+            if opened.width * opened.height > MAX_IMAGE_PIXELS:
+                raise MetadataError(f"The image is too large ({opened.width} x {opened.height} pixels)")
+            opened.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
+            img = opened.convert("RGBA")
             img.thumbnail((size, size))
     except (OSError, Image.DecompressionBombError, SyntaxError) as err:
         raise MetadataError(f"The image cannot be read ({err})") from None

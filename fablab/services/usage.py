@@ -154,7 +154,7 @@ def apply_span(span: sz.UsageSpan, machine: Machine, now: datetime) -> UsageSess
     policy = booking_service.policy_for(machine)
     badge_member = _badge_member(span.badge)
     result = link.link_usage(span, _link_bookings(machine, span.start, span.end, now), now, policy.checkin_grace,
-                             members_by_badge={span.badge: badge_member} if badge_member else None)
+                             members_by_badge={span.badge: badge_member} if span.badge and badge_member else None)
     row.booking_id = result.booking_id  # type: ignore[assignment]
     row.member_id = result.member  # type: ignore[assignment]
     row.unbooked = result.unbooked
@@ -261,7 +261,7 @@ def raise_due_maintenance(now: datetime) -> list[MaintenanceRule]:
         if not status.due or rule.raised_at is not None:
             continue
         effort.create_task(f"{rule.task} ({rule.machine.name})", kind="maintenance", base_hours=1.0,
-                           machine=rule.machine, description=status.reason, now=now)
+                           machine=rule.machine, description=status.reason or "", now=now)
         rule.raised_at = now
         db.session.commit()
         raised.append(rule)

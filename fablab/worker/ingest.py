@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard, cast
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask
+from sqlalchemy import Table, select, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select, text
 
 from devices import events as ev
 from fablab.domain import sessionize as sz
@@ -38,6 +38,8 @@ from ..security import badge_digest
 from ..services import authorize as auth_service
 from ..services import usage as usage_service
 from . import jobs
+
+_DEAD_LETTERS = cast(Table, DeadLetter.__table__)  # a declarative model's __table__ is a Table (typed FromClause)
 
 log = logging.getLogger("fablab.worker")
 
@@ -86,7 +88,7 @@ def _insert_ignoring_duplicates(rows: list[dict[str, Any]]) -> set[str]:
         return set(db.session.execute(_PG_INSERT, {"rows": batch}).scalars())
     from sqlalchemy.dialects.sqlite import insert
 
-    table = MqttMessage.__table__
+    table = cast(Table, MqttMessage.__table__)  # a declarative model's __table__ is a Table (typed FromClause)
     # Core, not ORM, insert: this is the hot path of the worker.
     stmt = insert(table).on_conflict_do_nothing(index_elements=["msg_id"]).returning(table.c.msg_id)
     return set(db.session.execute(stmt, rows).scalars())
@@ -244,7 +246,7 @@ class Ingestor:
         with self.app.app_context():
             try:
                 begin_write()
-                db.session.execute(DeadLetter.__table__.insert(), [self._dead(item, reason)])
+                db.session.execute(_DEAD_LETTERS.insert(), [self._dead(item, reason)])
                 db.session.commit()
             except BaseException:
                 db.session.rollback()
@@ -316,7 +318,7 @@ class Ingestor:
             seen.add(prepared.msg.msg_id)
             accepted.append(prepared)
         if dead:
-            db.session.execute(DeadLetter.__table__.insert(), dead)
+            db.session.execute(_DEAD_LETTERS.insert(), dead)
             result.dead += len(dead)
         fresh = _insert_ignoring_duplicates([a.row for a in accepted])
         result.stored += len(fresh)
@@ -511,7 +513,7 @@ def observations(topic: str, ts: datetime, payload: dict[str, Any],
     return [obs] if obs is not None else []
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -51,12 +51,15 @@ class LabClock:
 
     def local_array(self, ts: np.ndarray) -> np.ndarray:
         """`local` for an array of times."""
-        return ts + np.asarray(self.offsets)[np.searchsorted(np.asarray(self.points), ts, side="right") - 1]
+        idx = np.searchsorted(np.asarray(self.points), ts, side="right") - 1
+        local: np.ndarray = ts + np.asarray(self.offsets)[idx]  # numpy types the sum as Any
+        return local
 
     def weeks(self, ts: np.ndarray) -> np.ndarray:
         """`week` for an array of times (floor division as Python's, so the same day at the edges)."""
         day = np.floor_divide(self.local_array(ts), 86400).astype(np.int64)
-        return day - (day + 3) % 7
+        monday: np.ndarray = day - (day + 3) % 7  # numpy types the difference as Any
+        return monday
 
     def naive(self, ts: float) -> datetime:
         """Local wall-clock time as a naive datetime (the capacity model's clock)."""
@@ -65,7 +68,8 @@ class LabClock:
     def naive_array(self, ts: np.ndarray) -> list[datetime]:
         """`naive` for an array of times (to the microsecond, as timedelta rounds; numpy builds them)."""
         us = np.round(self.local_array(ts) * 1e6).astype(np.int64)
-        return us.astype("datetime64[us]").astype(object).tolist()
+        naive: list[datetime] = us.astype("datetime64[us]").astype(object).tolist()  # tolist() is typed Any
+        return naive
 
 
 def week_start(week: int) -> date:

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import allocation as alloc
 from .. import metrics
 
 Rerun = Callable[[dict[str, Any], str], alloc.Allocation]
 WindowTrace = tuple[int, dict[str, Any] | None, str | None]  # (window id, published trace, revealed seed)
+# The caller's request ids (a TypeVar: Mapping is invariant in its key, Hashable would reject dict[int, int]).
+RequestId = TypeVar("RequestId", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class DrawCheck:
     deviation: float  # Σ (actual - expected)² / expected
 
 
-def check_draws(windows: Sequence[WindowTrace], members: Mapping[Hashable, int], rerun: Rerun) -> DrawCheck:
+def check_draws(windows: Sequence[WindowTrace], members: Mapping[RequestId, int], rerun: Rerun) -> DrawCheck:
     events: list[alloc.LotteryEvent] = []
     verified = contested = 0
     for _wid, trace, seed in windows:

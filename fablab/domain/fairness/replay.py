@@ -40,6 +40,7 @@ class ReplayRow:
 def statement(what: str, label: str, est: cap.ReplayEstimate, period: str) -> str:
     """E.g. "a second laser cutter would have met 82 % of last month's unmet evening demand"."""
     evening = est.bucket("evening")
+    share: float | None
     if evening is not None and evening.unmet_hours > 0 and evening.share is not None:
         share, demand = evening.share, "unmet evening demand"
     else:

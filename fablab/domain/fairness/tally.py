@@ -163,18 +163,19 @@ def tally(period: Period) -> Tally:
             held_by_member[(member, mid)].append((s0, e0))
 
     unattributed = 0.0
-    for mid, counts, hours in period.machine_sums:
-        (used_m if counts else maint_m)[mid] += hours or 0.0
-    for member, week, hours, unbooked, overrun in period.session_sums:
-        hours = hours or 0.0
-        if member is None:
+    # Own names: the loop variables above are typed from the numpy sums, these rows may hold None.
+    for mid, counts, machine_hours in period.machine_sums:
+        (used_m if counts else maint_m)[mid] += machine_hours or 0.0
+    for sum_member, sum_week, sum_hours, unbooked, overrun in period.session_sums:
+        hours = sum_hours or 0.0
+        if sum_member is None:
             unattributed += hours
             continue
-        a = acc[member]
+        a = acc[sum_member]
         a.used += hours
         a.overrun += (overrun or 0.0) / 60
         a.unbooked += unbooked or 0.0
-        weekly[int(week)][member] += hours
+        weekly[int(sum_week)][sum_member] += hours
     for s in period.sessions:
         if not s.counts:
             maint_m[s.machine_id] += s.hours
@@ -194,11 +195,11 @@ def tally(period: Period) -> Tally:
     asked: dict[tuple[int, int], list[tuple[float, float]]] = defaultdict(list)
     unmet = []
     for r in sorted(period.wishes, key=lambda r: (r.start, r.id)):
-        key = (r.member_id, r.machine_id)
+        pair = (r.member_id, r.machine_id)
         wish = (r.start, r.end)
-        if overlaps(wish, held_by_member.get(key, ())) or overlaps(wish, asked[key]):
+        if overlaps(wish, held_by_member.get(pair, [])) or overlaps(wish, asked[pair]):
             continue
-        asked[key].append(wish)
+        asked[pair].append(wish)
         unmet.append(r)
         hours = (r.end - r.start) / 3600
         acc[r.member_id].requested += hours
