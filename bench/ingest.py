@@ -57,7 +57,8 @@ from fablab.extensions import db  # noqa: E402
 from fablab.models import Machine, MachineType  # noqa: E402
 from fablab.models.usage import DeadLetter, MqttMessage  # noqa: E402
 from fablab.services import usage as usage_service  # noqa: E402
-from fablab.worker.ingest import Incoming, Ingestor, MqttSettings, MqttWorker  # noqa: E402
+from fablab.worker.ingest import Incoming, Ingestor  # noqa: E402
+from fablab.worker.mqtt import MqttSettings, MqttWorker  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
 PACED_SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 15.0

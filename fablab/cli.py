@@ -138,7 +138,7 @@ def worker_cmd(client_id: str, shared: bool) -> None:
     import logging
     import signal
 
-    from .worker.ingest import MqttSettings, MqttWorker
+    from .worker.mqtt import MqttSettings, MqttWorker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -178,7 +178,7 @@ def mosquitto_config_cmd(directory: str) -> None:
     from pathlib import Path
 
     from .services import usage
-    from .worker.ingest import MqttSettings
+    from .worker.mqtt import MqttSettings
 
     settings = MqttSettings.from_url(current_app.config["FABLAB_MQTT_URL"])
     if not settings.username or not settings.password:

@@ -20,7 +20,7 @@ from fablab.extensions import db
 from fablab.models import Booking, Machine
 from fablab.models.usage import UsageSession
 from fablab.services import bookings as booking_service
-from fablab.worker.ingest import MqttSettings, MqttWorker
+from fablab.worker.mqtt import MqttSettings, MqttWorker
 from tests.support.broker import find_mosquitto
 
 

@@ -21,7 +21,7 @@ from devices import events as ev
 from fablab.extensions import db
 from fablab.models import Booking
 from fablab.models.usage import DeadLetter, MqttMessage
-from fablab.worker.ingest import MqttSettings, MqttWorker
+from fablab.worker.mqtt import MqttSettings, MqttWorker
 from tests.support.broker import Broker, find_mosquitto, free_port, wait_for_port
 
 needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None, reason="no mosquitto binary")

@@ -20,7 +20,7 @@ from devices import events as ev
 from fablab.extensions import db
 from fablab.models.usage import DeadLetter, MqttMessage, UsageSession
 from fablab.services import usage as usage_service
-from fablab.worker.ingest import MqttSettings, MqttWorker
+from fablab.worker.mqtt import MqttSettings, MqttWorker
 from tests.worker.test_mqtt_worker import Client, _worker_env, count, needs_mosquitto, wait_until
 
 POISON = [
