@@ -5,6 +5,7 @@ The close of a window (the fair draw, bookings, waitlist, the published results 
 is fablab.services.window_draw, which builds on this module. Rules live in fablab.domain (policy,
 booking rules, lottery); this module loads, calls them and writes the result atomically.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
