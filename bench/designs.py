@@ -168,7 +168,7 @@ def _fill_designs(workdir: Path, n: int = N_DESIGNS):
 
 
 def bench_search(workdir: Path) -> bool:
-    from fablab.services.designs import search_designs
+    from fablab.services.design_discovery import search_designs
 
     start = time.perf_counter()
     app = _fill_designs(workdir)

@@ -9,6 +9,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..extensions import db
 from ..models.designs import Design, DesignFile, DesignVersion
+from ..services import design_discovery as discovery
+from ..services import design_lineage as lineage_svc
 from ..services import designs as svc
 from . import bp
 from .common import api_member, fail, iso, ok, token_required
@@ -82,8 +84,8 @@ def design_json(design: Design, full: bool = False) -> dict[str, Any]:
         out["machine_types"] = [t.slug for t in design.machine_types]
         out["latest"] = version_json(design, version) if version else None
         out["attribution"] = [{"design_id": c.design_id, "title": c.title, "author": c.author_name,
-                               "licence": c.licence, "version": c.version} for c in svc.attribution(design)]
-        out["made_here"] = [{"machine": m.machine_name, "count": m.count} for m in svc.made_by_machine(design)]
+                               "licence": c.licence, "version": c.version} for c in lineage_svc.attribution(design)]
+        out["made_here"] = [{"machine": m.machine_name, "count": m.count} for m in discovery.made_by_machine(design)]
     return out
 
 
@@ -139,9 +141,10 @@ document("/designs/{design_id}/forks", "POST", "Fork a design (JSON, or multipar
 @token_required()
 def designs_list() -> Any:
     a = request.args
-    result = svc.search_designs(a.get("q", ""), tag=a.get("tag", ""), licence=a.get("licence", ""),
-                                machine_type=a.get("machine_type", ""), sort=a.get("sort", "newest"),
-                                page=a.get("page", 1, type=int) or 1, per_page=a.get("per_page", 24, type=int) or 24)
+    result = discovery.search_designs(a.get("q", ""), tag=a.get("tag", ""), licence=a.get("licence", ""),
+                                      machine_type=a.get("machine_type", ""), sort=a.get("sort", "newest"),
+                                      page=a.get("page", 1, type=int) or 1,
+                                      per_page=a.get("per_page", 24, type=int) or 24)
     return ok({"designs": [design_json(d) for d in result.designs], "total": result.total, "page": result.page,
                "per_page": result.per_page})
 
@@ -220,7 +223,7 @@ def design_file_raw(design_id: int, file_id: int) -> Any:
 @bp.get("/designs/<int:design_id>/forks")
 @token_required()
 def design_forks(design_id: int) -> Any:
-    return ok({"forks": [design_json(d) for d in svc.forks_of(_design(design_id))]})
+    return ok({"forks": [design_json(d) for d in lineage_svc.forks_of(_design(design_id))]})
 
 
 @bp.post("/designs/<int:design_id>/forks")

@@ -10,7 +10,7 @@ from flask import request
 from ..models import Machine
 from ..models.scheduling import RequestWindow, SlotRequest, WaitlistEntry, WaitlistOffer
 from ..models.types import utcnow
-from ..services import catch_up
+from ..services import catch_up, window_draw
 from ..services import fairshare_data as fsd
 from ..services import machines as machine_service
 from ..services import waitlist as waitlist_service
@@ -158,7 +158,7 @@ def window_results(window_id: int) -> Any:
     w = window_service.get_window(window_id)
     if w is None:
         fail(404, "not_found", "No such request window.")
-    res = window_service.window_results(w, api_member())
+    res = window_draw.window_results(w, api_member())
     return ok({**window_json(w), "seed_matches": res.seed_matches, "draw_matches": res.draw_matches,
                "participant": res.my_label, "mine": [request_json(r) for r in res.mine],
                "results": [{"request_id": row.request_id, "start": iso(row.start), "end": iso(row.end),

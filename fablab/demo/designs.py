@@ -16,6 +16,7 @@ from ..domain.mesh_meta import _STL_RECORD
 from ..extensions import db
 from ..models import Booking, BookingStatus, Machine, MachineType, Member
 from ..models.types import utcnow
+from ..services import design_discovery as discovery
 from ..services import designs as svc
 
 
@@ -228,8 +229,8 @@ def seed_designs_demo(machines: dict[str, Machine], members: list[Member], rng: 
             member, machine = who(), rng.choice(candidates)
             booking = _past_booking(member, machine, rng)
             try:
-                svc.record_made(design, member, booking=booking, machine=machine, version=design.version(),
-                                now=now - ago(rng.uniform(0, 5)))
+                discovery.record_made(design, member, booking=booking, machine=machine, version=design.version(),
+                                      now=now - ago(rng.uniform(0, 5)))
                 made += 1
             except svc.DesignError:  # that booking already records this design: fine for a demo
                 continue

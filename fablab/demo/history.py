@@ -187,7 +187,7 @@ def _pick(pool: list[int], weights: dict[int, float], rng: random.Random) -> int
 def _window_week(w: _Writer, laser: Machine, monday: datetime, pool: list[int], weights: dict[int, float],
                  cal: _Calendar, rng: random.Random) -> tuple[int, int]:
     """One closed request window for the laser's weekday evenings, allocated by the real draw."""
-    from ..services.windows import participant_label  # the same pseudonyms the live windows use
+    from ..services.window_draw import participant_label  # the same pseudonyms the live windows use
 
     tz = booking_service.lab_tz()
     day0 = monday.astimezone(tz).date()

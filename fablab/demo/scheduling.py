@@ -15,7 +15,7 @@ from ..models.bookings import HELD_STATUSES
 from ..models.scheduling import RequestStatus, RequestWindow, SlotRequest
 from ..models.types import utcnow
 from ..services import bookings as booking_service
-from ..services import effort, waitlist, windows
+from ..services import effort, waitlist, window_draw, windows
 from ..services.fairshare_data import population
 from ..services.scheduling_common import SchedulingError
 
@@ -82,7 +82,7 @@ def seed_scheduling_demo(machines: dict[str, Machine], members: list[Member], rn
                 windows.add_request(m, past, s.start, s.end, rank, now=opened + timedelta(hours=rng.randint(1, 60)))
             except SchedulingError:
                 pass
-    windows.close_window(past, closes + timedelta(minutes=1))
+    window_draw.close_window(past, closes + timedelta(minutes=1))
     # What happened since: most came, one did not.
     granted = [r.booking for r in past.requests if r.status == RequestStatus.GRANTED and r.booking is not None]
     for i, b in enumerate(granted):

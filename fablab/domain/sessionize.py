@@ -1,9 +1,11 @@
 """Machine observations (events, status changes, power readings) → usage sessions.
 
-Pure: no I/O, no clock. The worker maps wire messages onto ``Observation`` and either runs the
-incremental ``Sessionizer`` on the stream or calls ``sessionize`` on a batch (e.g. to rebuild a range
-from stored messages). Both run the same per-machine state machine over observations sorted by
-``(ts, seq)``, so they agree on the same set of observations whatever the arrival order.
+Pure: no I/O, no clock. This module holds the vocabulary (``Observation``, ``UsageSpan``,
+``SessionizerConfig``, the total order ``order_key``), the per-machine state machine and
+``sessionize``, which runs it on a batch (e.g. to rebuild a range from stored messages). The
+incremental ``Sessionizer`` the worker runs on the stream is fablab.domain.sessionizer, the energy
+bookkeeping fablab.domain.power_log. Both paths run the same state machine over observations sorted
+by ``(ts, seq)``, so they agree on the same set of observations whatever the arrival order.
 
 Sources, by priority: a machine that has sent session events is sessionized by events from then on
 (status and power only keep its sessions alive or close them when it goes offline); a machine with
@@ -14,10 +16,11 @@ machine with only a power plug by power above a threshold for a minimum time (hy
 from __future__ import annotations
 
 import copy
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from .power_log import PowerLog
 
 SESSION_STARTED = "session_started"
 SESSION_ENDED = "session_ended"
@@ -42,7 +45,6 @@ OFFLINE_CLOSE = "offline"
 # source ranks: a higher source takes over a machine for good
 _POWER, _STATUS, _EVENT = 1, 2, 3
 _SOURCE_NAME = {_POWER: "power", _STATUS: "status", _EVENT: "event"}
-_MIN_CUT = 64  # fewest observations a checkpoint drops
 # tie-break at equal ts and seq: a start sorts before what happens in a session, an end after
 _KIND_RANK = {
     SESSION_STARTED: 0, JOB_STARTED: 1, STATUS: 2, POWER: 2, ERROR: 2, JOB_FINISHED: 3, SESSION_ENDED: 4,
@@ -109,12 +111,6 @@ class UsageSpan:
     badge_hint: str | None = None
 
 
-@dataclass(frozen=True)
-class SessionChange:
-    kind: str  # "opened" | "updated" | "closed" | "removed" (key vanished after a late observation)
-    span: UsageSpan
-
-
 # (ts, seq, kind rank, msg_id, repr): see ``order_key``
 OrderKey = tuple[datetime, tuple[int, int], int, str, str]
 
@@ -166,12 +162,10 @@ class _Machine:
     p_cand: datetime | None = None  # when the reading first crossed the threshold (on or off)
     p_last_active: datetime | None = None
     p_last_reading: datetime | None = None
-    # power readings: prefix integral (trapezoid) and meter readings, for energy
-    r_ts: list[datetime] = field(default_factory=list)
-    r_w: list[float] = field(default_factory=list)
-    r_cum: list[float] = field(default_factory=list)
-    m_ts: list[datetime] = field(default_factory=list)
-    m_wh: list[float] = field(default_factory=list)
+    power: PowerLog = field(init=False)  # power and meter readings, for energy
+
+    def __post_init__(self) -> None:
+        self.power = PowerLog(self.config.timeout)
 
     def clone(self) -> _Machine:
         """A copy that shares nothing mutable (cheaper than deepcopy: observations are immutable)."""
@@ -179,8 +173,7 @@ class _Machine:
         c.finished = list(self.finished)
         c.sessions = {k: copy.copy(v) for k, v in self.sessions.items()}
         c.open_sids = set(self.open_sids)
-        c.r_ts, c.r_w, c.r_cum = list(self.r_ts), list(self.r_w), list(self.r_cum)
-        c.m_ts, c.m_wh = list(self.m_ts), list(self.m_wh)
+        c.power = self.power.clone()
         return c
 
     # -- feeding --------------------------------------------------------------------------------------
@@ -232,12 +225,11 @@ class _Machine:
     def _power(self, obs: Observation) -> None:
         ts, cfg = obs.ts, self.config
         if obs.energy_wh is not None:
-            self.m_ts.append(ts)
-            self.m_wh.append(obs.energy_wh)
+            self.power.add_meter(ts, obs.energy_wh)
         if obs.power_w is None:
             return
         w = obs.power_w
-        self._add_reading(ts, w)
+        self.power.add_reading(ts, w)
         self.p_last_reading = ts
         if w >= cfg.off_w:
             self._keep_alive(ts)
@@ -338,43 +330,6 @@ class _Machine:
         end = max(end, start)
         self.finished.append(self._span(rank, None, start, end, end, by, job, None, None, False))
 
-    # -- energy ---------------------------------------------------------------------------------------
-    def _add_reading(self, ts: datetime, w: float) -> None:
-        if self.r_ts:
-            dt = (ts - self.r_ts[-1]).total_seconds()
-            # a gap longer than the timeout is not integrated: the plug (or its bridge) was away
-            inc = 0.0 if dt <= 0 or dt > self.config.timeout.total_seconds() else (self.r_w[-1] + w) / 2 * dt
-            self.r_cum.append(self.r_cum[-1] + inc / 3600)
-        else:
-            self.r_cum.append(0.0)
-        self.r_ts.append(ts)
-        self.r_w.append(w)
-
-    def _energy_at(self, t: datetime) -> float:
-        i = bisect_right(self.r_ts, t) - 1
-        if i < 0:
-            return self.r_cum[0]
-        if i == len(self.r_ts) - 1:
-            return self.r_cum[i]
-        t0, t1 = self.r_ts[i], self.r_ts[i + 1]
-        dt = (t1 - t0).total_seconds()
-        if dt <= 0 or dt > self.config.timeout.total_seconds():
-            return self.r_cum[i]
-        part = (t - t0).total_seconds()
-        w0 = self.r_w[i]
-        wt = w0 + (self.r_w[i + 1] - w0) * part / dt
-        return self.r_cum[i] + (w0 + wt) / 2 * part / 3600
-
-    def energy_between(self, a: datetime, b: datetime) -> float | None:
-        lo, hi = bisect_left(self.m_ts, a), bisect_right(self.m_ts, b)
-        if hi - lo >= 2 and self.m_wh[hi - 1] >= self.m_wh[lo]:  # a meter reset falls back to integration
-            return self.m_wh[hi - 1] - self.m_wh[lo]
-        # known only with a reading during the span or shortly before it (never decided by later ones)
-        k = bisect_right(self.r_ts, b) - 1
-        if k < 0 or self.r_ts[k] < a - self.config.timeout:
-            return None
-        return max(0.0, self._energy_at(b) - self._energy_at(a))
-
     # -- output ---------------------------------------------------------------------------------------
     def _span(
         self,
@@ -394,7 +349,7 @@ class _Machine:
         key = f"{self.machine}/{source}/{sid if sid is not None else start.isoformat()}"
         stop = end if end is not None else max(last, start)
         if energy is None:
-            energy = self.energy_between(start, stop)
+            energy = self.power.energy_between(start, stop)
         return UsageSpan(
             key=key,
             machine=self.machine,
@@ -456,11 +411,7 @@ class _Machine:
         dropped = set(self.sessions)
         self.sessions.clear()
         self.finished.clear()
-        # keep one reading before the cut so energy can still be interpolated across it
-        i = max(0, bisect_left(self.r_ts, keep_from) - 1)
-        del self.r_ts[:i], self.r_w[:i], self.r_cum[:i]
-        j = bisect_left(self.m_ts, keep_from)
-        del self.m_ts[:j], self.m_wh[:j]
+        self.power.forget_before(keep_from)
         return dropped
 
 
@@ -497,192 +448,3 @@ def sessionize(
         m.step(obs)
     spans = [s for m in machines.values() for s in m.spans(now)]
     return sorted(spans, key=lambda s: (s.machine, s.start, s.key))
-
-
-@dataclass
-class _Track:
-    base: _Machine  # state at the last checkpoint (quiescent), replayed from on a late arrival
-    state: _Machine
-    obs: list[Observation] = field(default_factory=list)  # since the checkpoint, in order
-    keys: list[OrderKey] = field(default_factory=list)
-    quiet: list[int] = field(default_factory=list)  # len(obs) at each point the state was quiescent
-    emitted: dict[str, UsageSpan] = field(default_factory=dict)
-    msg_ids: set[str] = field(default_factory=set)
-    finalized: set[str] = field(default_factory=set)  # session ids dropped at checkpoints
-    cut: OrderKey | None = None
-    next_try: int = 0  # len(obs) before trying a checkpoint again
-    max_ts: datetime | None = None
-
-    def clone(self) -> _Track:
-        # `base` is replaced, never changed in place, so it can be shared
-        return _Track(base=self.base, state=self.state.clone(), obs=list(self.obs), keys=list(self.keys),
-                      quiet=list(self.quiet), emitted=dict(self.emitted), msg_ids=set(self.msg_ids),
-                      finalized=set(self.finalized), cut=self.cut, next_try=self.next_try, max_ts=self.max_ts)
-
-
-class Sessionizer:
-    """Incremental sessionizing for the worker: ``feed`` each observation, ``tick`` on a timer.
-
-    Each call returns the spans that changed (upsert on ``span.key``; ``removed`` means delete).
-    In-order observations advance the state machine directly; a late one replays the machine's
-    observations since its last quiescent checkpoint, so the result equals ``sessionize`` on the same
-    observations. Observations older than ``config.retention`` behind the newest one on their machine
-    (past a checkpoint) are counted in ``late_dropped`` and ignored, as are events of a session that was
-    already forgotten at a checkpoint: rebuild that range with ``sessionize`` from stored messages if
-    that ever matters. The clock is the latest of ``tick(now)`` and the newest observation's ts.
-    """
-
-    def __init__(self, config: SessionizerConfig | None = None) -> None:
-        self.config = config or SessionizerConfig()
-        if self.config.retention < 2 * self.config.timeout:
-            raise ValueError("retention must be at least twice the timeout")
-        self._tracks: dict[str, _Track] = {}
-        self._now: datetime | None = None
-        self.duplicates = 0
-        self.late_dropped = 0
-        self._undo: dict[str, _Track | None] | None = None
-        self._undo_clock: tuple[datetime | None, int, int] = (None, 0, 0)
-
-    # -- units of work: the worker's database transaction and this state roll back together ---------
-    def begin(self) -> None:
-        """Remember the state as it is now; ``rollback`` returns to it, ``commit`` forgets it.
-
-        Tracks are copied lazily, the first time a unit of work touches their machine."""
-        self._undo = {}
-        self._undo_clock = (self._now, self.duplicates, self.late_dropped)
-
-    def commit(self) -> None:
-        self._undo = None
-
-    def rollback(self) -> None:
-        if self._undo is None:
-            return
-        for machine, saved in self._undo.items():
-            if saved is None:
-                self._tracks.pop(machine, None)
-            else:
-                self._tracks[machine] = saved
-        self._now, self.duplicates, self.late_dropped = self._undo_clock
-        self._undo = None
-
-    def _touch(self, machine: str) -> None:
-        if self._undo is not None and machine not in self._undo:
-            t = self._tracks.get(machine)
-            self._undo[machine] = t.clone() if t is not None else None
-
-    def feed(self, obs: Observation) -> list[SessionChange]:
-        _check(obs)
-        self._touch(obs.machine)
-        t = self._tracks.get(obs.machine)
-        if t is None:
-            base = _Machine(obs.machine, self.config)
-            t = self._tracks[obs.machine] = _Track(base=base, state=copy.deepcopy(base))
-        if obs.msg_id is not None and obs.msg_id in t.msg_ids:
-            self.duplicates += 1
-            return []
-        key = order_key(obs)
-        too_late = t.cut is not None and key <= t.cut
-        if too_late or (obs.kind in EVENT_KINDS and obs.session_id in t.finalized):
-            self.late_dropped += 1
-            return []
-        if obs.msg_id is not None:
-            t.msg_ids.add(obs.msg_id)
-        if not t.keys or key > t.keys[-1]:
-            t.obs.append(obs)
-            t.keys.append(key)
-            t.state.step(obs)
-            if t.state.quiescent():
-                t.quiet.append(len(t.obs))
-        else:
-            i = bisect_right(t.keys, key)
-            t.keys.insert(i, key)
-            t.obs.insert(i, obs)
-            self._replay(t)
-        t.max_ts = obs.ts if t.max_ts is None else max(t.max_ts, obs.ts)
-        self._now = obs.ts if self._now is None else max(self._now, obs.ts)
-        changes = self._diff(t)
-        self._checkpoint(t)
-        return changes
-
-    def tick(self, now: datetime) -> list[SessionChange]:
-        """Advance the clock: spans silent for longer than the timeout close."""
-        self._now = now if self._now is None else max(self._now, now)
-        for machine in self._tracks:
-            self._touch(machine)
-        return [c for t in self._tracks.values() for c in self._diff(t)]
-
-    def current(self, machine: str | None = None) -> list[UsageSpan]:
-        """Spans still held (not yet past a checkpoint), as last reported."""
-        if machine is None:
-            tracks = list(self._tracks.values())
-        else:
-            tracks = [self._tracks[machine]] if machine in self._tracks else []
-        spans = [s for t in tracks for s in t.emitted.values()]
-        return sorted(spans, key=lambda s: (s.machine, s.start, s.key))
-
-    def _replay(self, t: _Track) -> None:
-        t.state = copy.deepcopy(t.base)
-        t.quiet = []
-        for n, o in enumerate(t.obs, 1):
-            t.state.step(o)
-            if t.state.quiescent():
-                t.quiet.append(n)
-
-    def _diff(self, t: _Track) -> list[SessionChange]:
-        assert self._now is not None
-        fresh = {s.key: s for s in t.state.spans(self._now)}
-        changes: list[SessionChange] = []
-        for key, span in fresh.items():
-            old = t.emitted.get(key)
-            if old == span:
-                continue
-            if old is None:
-                kind = "opened" if span.open else "closed"
-            else:
-                kind = "closed" if old.open and not span.open else "updated"
-            changes.append(SessionChange(kind, span))
-        for key in t.emitted.keys() - fresh.keys():
-            changes.append(SessionChange("removed", t.emitted[key]))
-        t.emitted = fresh
-        return changes
-
-    def _checkpoint(self, t: _Track) -> None:
-        """Forget what lies more than ``retention`` behind the newest observation, at a quiet point."""
-        assert t.max_ts is not None
-        wanted = max(_MIN_CUT, len(t.obs) // 2)
-        # only when it frees a good part of what is held, so replaying stays amortized O(1) per feed
-        if len(t.obs) < t.next_try or not t.quiet or t.quiet[-1] < wanted:
-            return
-        limit = t.max_ts - self.config.retention
-        i = bisect_right(t.quiet, limit, key=lambda q: t.obs[q - 1].ts)
-        # a session seen on both sides of a cut (revived by its own id after a timeout) forbids it
-        first: dict[str, int] = {}
-        last: dict[str, int] = {}
-        for idx, o in enumerate(t.obs):
-            if o.kind in EVENT_KINDS and o.session_id is not None:
-                first.setdefault(o.session_id, idx)
-                last[o.session_id] = idx
-        cover = [0] * (len(t.obs) + 2)
-        for sid, a in first.items():
-            if last[sid] > a:
-                cover[a + 1] += 1
-                cover[last[sid] + 1] -= 1
-        for k in range(1, len(cover)):
-            cover[k] += cover[k - 1]
-        n = next((q for q in reversed(t.quiet[:i]) if cover[q] == 0), 0)
-        if n < wanted:
-            t.next_try = len(t.obs) + wanted // 2
-            return
-        t.next_try = 0
-        state = copy.deepcopy(t.base)
-        for o in t.obs[:n]:
-            state.step(o)
-        keep_from = t.obs[n].ts if n < len(t.obs) else t.obs[n - 1].ts
-        t.finalized |= state.forget_before(keep_from)
-        t.cut = t.keys[n - 1]
-        t.msg_ids -= {o.msg_id for o in t.obs[:n] if o.msg_id is not None}
-        del t.obs[:n], t.keys[:n]
-        t.base = state
-        self._replay(t)
-        # spans before the cut are final and already reported; stop holding them
-        t.emitted = {s.key: s for s in t.state.spans(self._now or t.max_ts)}

@@ -1,7 +1,8 @@
 """Time-based state never waits for the worker: before a page or the API reads request windows, the
 waitlist or offers, it brings them up to date with `scheduling_state_quietly(now)`. Only this catch-up
-belongs here: the steps themselves are the feature's job functions (windows.py, waitlist.py), which the
-worker also runs one by one from its table (fablab/worker/jobs.py, in the same order as `STEPS`).
+belongs here: the steps themselves are the feature's job functions (window_draw.py, windows.py,
+waitlist.py), which the worker also runs one by one from its table (fablab/worker/jobs.py, in the same
+order as `STEPS`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from flask import current_app
 
 from ..extensions import db
 from ..models.types import utcnow
-from . import waitlist, windows
+from . import waitlist, window_draw, windows
 
 # Report attribute → job function, in the order they must run: windows close (their losers join the
 # waitlist) before no-shows are offered, and offers expire before the next ones are made.
 STEPS: tuple[tuple[str, Callable[[datetime], int]], ...] = (
-    ("windows_closed", windows.close_due_windows),
+    ("windows_closed", window_draw.close_due_windows),
     ("windows_opened", windows.auto_open_windows),
     ("no_shows_offered", waitlist.offer_no_shows),
     ("offers_expired", waitlist.expire_offers),

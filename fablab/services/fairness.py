@@ -399,9 +399,9 @@ def _labeller(data: PeriodData, viewer: Viewer) -> Callable[[int], tuple[str, in
 
 
 def lottery_view(data: PeriodData, viewer: Viewer) -> LotteryView:
-    from . import windows as window_service  # the draw's re-run lives with request windows
+    from . import window_draw  # the draw's re-run lives with the close of request windows
 
-    check = draws.check_draws(data.windows, data.window_members, window_service.rerun_allocation)
+    check = draws.check_draws(data.windows, data.window_members, window_draw.rerun_allocation)
     label = _labeller(data, viewer)
     rows = []
     for t in check.tallies:

@@ -1,6 +1,7 @@
-"""What the fair-scheduling features share: request windows (windows.py), the waitlist (waitlist.py) and
-the task board (effort.py) refuse actions with `SchedulingError` and read the lab's time zone and the
-database backend the same way. Only such small shared pieces belong here; it imports no feature module.
+"""What the fair-scheduling features share: request windows (windows.py, their close in window_draw.py),
+the waitlist (waitlist.py) and the task board (effort.py) refuse actions with `SchedulingError` and read
+the lab's time zone and the database backend the same way. Only such small shared pieces belong here; it
+imports no feature module.
 """
 
 from __future__ import annotations

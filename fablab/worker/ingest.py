@@ -25,6 +25,7 @@ from sqlalchemy import exc as sa_exc
 
 from devices import events as ev
 from fablab.domain import sessionize as sz
+from fablab.domain import sessionizer
 
 from ..database import begin_write
 from ..extensions import db
@@ -113,7 +114,7 @@ class Ingestor:
         self.app = app
         self.publish = publish or (lambda msg: None)
         self.config = config or sz.SessionizerConfig()
-        self.sessionizer = sz.Sessionizer(self.config)
+        self.sessionizer = sessionizer.Sessionizer(self.config)
         self.max_skew = timedelta(hours=app.config.get("FABLAB_INGEST_MAX_SKEW_HOURS", 24))
         self.max_age = timedelta(days=app.config.get("FABLAB_INGEST_MAX_AGE_DAYS", 365))
         self._machines: dict[str, int] = {}
@@ -321,7 +322,7 @@ class Ingestor:
         result.stored += len(fresh)
         result.duplicates += len(accepted) - len(fresh)
         auth: list[ev.AuthRequest] = []
-        touched: dict[str, sz.SessionChange] = {}
+        touched: dict[str, sessionizer.SessionChange] = {}
         for a in accepted:
             msg = a.msg
             if msg.msg_id not in fresh:

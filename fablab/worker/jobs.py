@@ -16,7 +16,7 @@ from flask import current_app
 
 from ..database import begin_write
 from ..extensions import db
-from ..services import usage, waitlist, windows
+from ..services import usage, waitlist, window_draw, windows
 
 log = logging.getLogger("fablab.worker.jobs")
 
@@ -39,7 +39,7 @@ JOBS: tuple[Job, ...] = (
     Job("record_no_shows", TICK, usage.record_no_shows),  # bookings nobody checked in become no-shows
     Job("raise_due_maintenance", TICK, usage.raise_due_maintenance),  # due maintenance goes on the task board
     Job("prune_telemetry", TICK, _prune_telemetry),  # raw telemetry older than FABLAB_TELEMETRY_DAYS goes
-    Job("close_due_windows", TICK, windows.close_due_windows),  # windows past their close are allocated
+    Job("close_due_windows", TICK, window_draw.close_due_windows),  # windows past their close are allocated
     Job("auto_open_windows", TICK, windows.auto_open_windows),  # the next weekly window opens on time
     Job("offer_no_shows", TICK, waitlist.offer_no_shows),  # an unused booking's rest is offered to waiters
     Job("expire_offers", TICK, waitlist.expire_offers),  # offers whose hold time ran out expire

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from fablab.demo.designs import seed_designs_demo
 from fablab.extensions import db
 from fablab.models.designs import Design, DesignFile, DesignMade
+from fablab.services import design_lineage as lineage_svc
 from fablab.services import designs as svc
 from tests.designs.conftest import stored_files
 
@@ -31,7 +32,7 @@ def test_seed_designs_demo(app_ctx, make_member, make_machine) -> None:
     assert gcode["slicer"] == "PrusaSlicer" and gcode["print_time_s"] == 14 * 60 + 32
     assert gcode["layer_height_mm"] == 0.2 and gcode["nozzle_temp_c"] == 215 and gcode["filament_g"] > 0
     flange = db.session.scalars(select(Design).where(Design.title == "Hex spacer M4 with flange")).one()
-    assert [c.title for c in svc.attribution(flange)] == ["Hex spacer M4, taller", "Hex spacer M3"]
+    assert [c.title for c in lineage_svc.attribution(flange)] == ["Hex spacer M4, taller", "Hex spacer M3"]
     panel = db.session.scalars(select(Design).where(Design.title == "Finger-joint box panel")).one()
     svg = panel.version().files[0]
     assert svg.svg_safe and abs(svg.meta["width_mm"] - 100) < 1e-6

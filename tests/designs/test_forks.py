@@ -8,6 +8,7 @@ import pytest
 
 from fablab.extensions import db
 from fablab.models.designs import Design
+from fablab.services import design_lineage as lineage_svc
 from fablab.services import designs as svc
 from tests.conftest import csrf_token, login
 
@@ -67,16 +68,16 @@ def test_lineage_and_attribution_over_three_generations(app, client, make_member
     sibling = svc.fork_design(root, dana, licence="GPL-3.0-or-later", title="Bracket, GPL")
     grandchild = svc.fork_design(child, chen, licence="CC-BY-SA-4.0", title="Bracket with cable hole")
 
-    credits = svc.attribution(grandchild)
+    credits = lineage_svc.attribution(grandchild)
     assert [(c.title, c.author_name, c.version) for c in credits] == [
         ("Bracket for 18 mm boards", "Bo", 1), ("Shelf bracket", "Ada", 1)]
     assert db.session.get(Design, root.id).forks_count == 2 and db.session.get(Design, child.id).forks_count == 1
 
-    tree = svc.lineage(child)  # ancestors down to this design, then its descendants
+    tree = lineage_svc.lineage(child)  # ancestors down to this design, then its descendants
     assert tree.title == "Shelf bracket" and [c.title for c in tree.children] == ["Bracket for 18 mm boards"]
     me = tree.children[0]
     assert me.current and [c.title for c in me.children] == ["Bracket with cable hole"]
-    full = svc.lineage(root)
+    full = lineage_svc.lineage(root)
     assert sorted(c.title for c in full.children) == ["Bracket for 18 mm boards", "Bracket, GPL"]
     assert full.size() == 4
     assert sibling.parent_id == root.id

@@ -11,6 +11,7 @@ from fablab.extensions import db
 from fablab.models import Booking
 from fablab.models.designs import Design, DesignMade
 from fablab.models.types import utcnow
+from fablab.services import design_discovery as discovery
 from fablab.services import designs as svc
 from tests.conftest import csrf_token, login
 
@@ -32,24 +33,24 @@ def test_record_made_rules_and_counts(app_ctx, make_member, make_machine, make_d
     ada, bo = make_member(name="Ada"), make_member(name="Bo")
     p1, p2 = make_machine("prusa-1", name="Prusa 1"), make_machine("prusa-2", name="Prusa 2")
     b1, b2, b3 = _booking(ada, p1, 5), _booking(ada, p2, 30), _booking(ada, p1, 50)
-    svc.record_made(design, ada, booking=b1)
-    svc.record_made(design, ada, booking=b2)
-    svc.record_made(design, ada, booking=b3)
-    svc.record_made(design, bo, usage_session_id=4711, machine=p2)
+    discovery.record_made(design, ada, booking=b1)
+    discovery.record_made(design, ada, booking=b2)
+    discovery.record_made(design, ada, booking=b3)
+    discovery.record_made(design, bo, usage_session_id=4711, machine=p2)
     with pytest.raises(svc.DesignError) as err:
-        svc.record_made(design, ada, booking=b1)
+        discovery.record_made(design, ada, booking=b1)
     assert err.value.status == 409
     with pytest.raises(svc.DesignError) as err:
-        svc.record_made(design, bo, booking=_booking(ada, p1, 70))
+        discovery.record_made(design, bo, booking=_booking(ada, p1, 70))
     assert err.value.status == 403
     with pytest.raises(svc.DesignError, match="not started"):
-        svc.record_made(design, ada, booking=_booking(ada, p1, -3, status="confirmed"))
+        discovery.record_made(design, ada, booking=_booking(ada, p1, -3, status="confirmed"))
     with pytest.raises(svc.DesignError, match="not used"):
-        svc.record_made(design, ada, booking=_booking(ada, p1, 90, status="cancelled"))
+        discovery.record_made(design, ada, booking=_booking(ada, p1, 90, status="cancelled"))
     with pytest.raises(svc.DesignError, match="which booking"):
-        svc.record_made(design, ada)
+        discovery.record_made(design, ada)
 
-    counts = svc.made_by_machine(design)
+    counts = discovery.made_by_machine(design)
     assert [(c.machine_name, c.count) for c in counts] == [("Prusa 1", 2), ("Prusa 2", 2)]
     assert db.session.get(Design, design.id).made_count == 4
     assert db.session.query(DesignMade).filter_by(usage_session_id=4711).one().machine_id == p2.id

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fablab.models.types import utcnow
+from fablab.services import design_discovery as discovery
 from fablab.services import designs as svc
 
 
-def _titles(result: svc.SearchResult) -> list[str]:
+def _titles(result: discovery.SearchResult) -> list[str]:
     return [d.title for d in result.designs]
 
 
@@ -26,33 +27,33 @@ def test_search_filters_and_sorts(app_ctx, make_member, make_machine, make_desig
     clip = make_design(title="Cable clip", licence="CC0-1.0", tags="clip, pla", machine_types=[printer],
                        description="Holds a cable to a desk_edge", now=now - timedelta(days=1))
 
-    assert _titles(svc.search_designs()) == ["Cable clip", "Wall hook", "Finger-joint Box"]
-    assert _titles(svc.search_designs("BOX")) == ["Finger-joint Box"]
-    assert _titles(svc.search_designs("plywood hinge")) == ["Finger-joint Box"]  # every word, any field
-    assert _titles(svc.search_designs("lovelace")) == ["Finger-joint Box"]  # the author
-    assert _titles(svc.search_designs("plywood hook")) == []
-    assert _titles(svc.search_designs("100%")) == ["Finger-joint Box"]  # LIKE wildcards are literal
-    assert _titles(svc.search_designs("desk_edge")) == ["Cable clip"]
-    assert _titles(svc.search_designs("cable_to")) == []  # "_" is not a one-character wildcard
-    assert _titles(svc.search_designs(tag="PLA")) == ["Cable clip", "Wall hook"]
-    assert _titles(svc.search_designs(tag="la")) == []  # tags match exactly
-    assert _titles(svc.search_designs(licence="CC0-1.0")) == ["Cable clip"]
-    assert _titles(svc.search_designs(machine_type="laser_cutter")) == ["Finger-joint Box"]
-    assert _titles(svc.search_designs("clip", tag="pla", licence="CC0-1.0", machine_type="3d_printer")) == [
+    assert _titles(discovery.search_designs()) == ["Cable clip", "Wall hook", "Finger-joint Box"]
+    assert _titles(discovery.search_designs("BOX")) == ["Finger-joint Box"]
+    assert _titles(discovery.search_designs("plywood hinge")) == ["Finger-joint Box"]  # every word, any field
+    assert _titles(discovery.search_designs("lovelace")) == ["Finger-joint Box"]  # the author
+    assert _titles(discovery.search_designs("plywood hook")) == []
+    assert _titles(discovery.search_designs("100%")) == ["Finger-joint Box"]  # LIKE wildcards are literal
+    assert _titles(discovery.search_designs("desk_edge")) == ["Cable clip"]
+    assert _titles(discovery.search_designs("cable_to")) == []  # "_" is not a one-character wildcard
+    assert _titles(discovery.search_designs(tag="PLA")) == ["Cable clip", "Wall hook"]
+    assert _titles(discovery.search_designs(tag="la")) == []  # tags match exactly
+    assert _titles(discovery.search_designs(licence="CC0-1.0")) == ["Cable clip"]
+    assert _titles(discovery.search_designs(machine_type="laser_cutter")) == ["Finger-joint Box"]
+    assert _titles(discovery.search_designs("clip", tag="pla", licence="CC0-1.0", machine_type="3d_printer")) == [
         "Cable clip"]
 
     svc.fork_design(hook, make_member(), licence="CC-BY-SA-4.0", title="Hook, bigger")
     svc.fork_design(hook, make_member(), licence="CC-BY-SA-4.0", title="Hook, double")
     svc.fork_design(box, make_member(), licence="CC-BY-4.0", title="Box, taller")
-    assert _titles(svc.search_designs(sort="forks"))[:2] == ["Wall hook", "Finger-joint Box"]
+    assert _titles(discovery.search_designs(sort="forks"))[:2] == ["Wall hook", "Finger-joint Box"]
     made_by = make_member()
     printer_machine = make_machine("printer-2", type_slug="3d_printer")
     for _ in range(3):
-        svc.record_made(clip, made_by, machine=printer_machine)
-    svc.record_made(box, made_by, machine=printer_machine)
-    assert _titles(svc.search_designs(sort="made"))[:2] == ["Cable clip", "Finger-joint Box"]
+        discovery.record_made(clip, made_by, machine=printer_machine)
+    discovery.record_made(box, made_by, machine=printer_machine)
+    assert _titles(discovery.search_designs(sort="made"))[:2] == ["Cable clip", "Finger-joint Box"]
 
-    page = svc.search_designs(per_page=2, page=2)
+    page = discovery.search_designs(per_page=2, page=2)
     assert page.total == 6 and page.pages == 3 and len(page.designs) == 2
 
 

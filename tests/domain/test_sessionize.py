@@ -10,12 +10,11 @@ from hypothesis import strategies as st
 
 from fablab.domain.sessionize import (
     Observation,
-    SessionChange,
-    Sessionizer,
     SessionizerConfig,
     UsageSpan,
     sessionize,
 )
+from fablab.domain.sessionizer import SessionChange, Sessionizer
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 _ids = count()

@@ -16,7 +16,7 @@ from fablab.models.scheduling import RequestWindow
 from fablab.models.types import utcnow
 from fablab.models.usage import UsageSession
 from fablab.services import fairness as svc
-from fablab.services import windows as window_service
+from fablab.services import window_draw
 
 pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
 
@@ -35,7 +35,7 @@ def test_demo_history_makes_a_meaningful_review(app_ctx) -> None:
         assert mid not in last or last[mid] <= s, "no two held bookings of a machine overlap"
         last[mid] = e
     windows = list(db.session.scalars(select(RequestWindow).where(RequestWindow.status == "closed")))
-    assert len(windows) >= 5 and all(window_service.draw_matches(w) for w in windows)
+    assert len(windows) >= 5 and all(window_draw.draw_matches(w) for w in windows)
 
     now = utcnow()
     admin = members[0]

@@ -9,6 +9,7 @@ import pytest
 from fablab.extensions import db
 from fablab.models.scheduling import SlotRequest
 from fablab.services import fairness as svc
+from fablab.services import window_draw
 from fablab.services import windows as window_service
 from tests.fairness.conftest import NOW, T0, WEEK, at, book, closed_window, review, unmet_request, use, waitlist_slot
 
@@ -190,7 +191,7 @@ def test_lottery_outcomes_from_a_real_window_trace(machine, members) -> None:
     slot = (p0 + timedelta(hours=17), p0 + timedelta(hours=19))
     for m in (a, b):
         window_service.add_request(m, w, *slot, now=opened)
-    window_service.close_window(w, opened + timedelta(hours=1))
+    window_draw.close_window(w, opened + timedelta(hours=1))
     later = p0 + timedelta(days=1)
     r = review(query=svc.ReviewQuery(p0, later), now=later)
     lot = r.lottery

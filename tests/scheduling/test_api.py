@@ -10,6 +10,7 @@ from fablab.domain import lottery
 from fablab.extensions import db
 from fablab.services import bookings as booking_service
 from fablab.services import members as member_service
+from fablab.services import window_draw
 from fablab.services import windows as window_service
 from tests.scheduling.conftest import hour
 
@@ -43,7 +44,7 @@ def test_requests_results_and_seed_over_the_api(client, window_machine, qualifie
     open_res = client.get(f"/api/v1/windows/{w.id}", headers=ha).json
     assert open_res["commitment"] == w.commitment and open_res["seed"] is None and open_res["trace"] is None
 
-    window_service.close_window(w, w.closes_at)
+    window_draw.close_window(w, w.closes_at)
     res = client.get(f"/api/v1/windows/{w.id}", headers=ha).json
     assert lottery.verify(res["seed"], res["commitment"]) and res["seed_matches"] and res["draw_matches"]
     assert len(res["mine"]) == 1 and res["mine"][0]["message"]

@@ -14,6 +14,7 @@ from fablab.extensions import db
 from fablab.models import Machine, Member
 from fablab.models.scheduling import EffortTask, RequestWindow, WaitlistEntry
 from fablab.services import effort as effort_service
+from fablab.services import window_draw
 from fablab.services import windows as window_service
 
 pytestmark = pytest.mark.dates  # runs once per frozen clock (tests/support/clock.py)
@@ -30,7 +31,7 @@ def test_demo_puts_the_laser_in_window_mode_with_results(app_ctx) -> None:
     statuses = [w.status for w in windows]
     assert statuses.count("open") == 1 and statuses[-1] == "open" and "closed" in statuses
     past, current = windows[-2], windows[-1]
-    assert past.requests and window_service.draw_matches(past) is True
+    assert past.requests and window_draw.draw_matches(past) is True
     assert {r.status for r in past.requests} >= {"granted"}
     assert current.requests and current.revealed_seed is None
     assert db.session.scalar(select(WaitlistEntry.id).limit(1)) is not None

@@ -19,7 +19,7 @@ from fablab.models.scheduling import (
     WindowStatus,
 )
 from fablab.services import bookings as booking_service
-from fablab.services import catch_up
+from fablab.services import catch_up, window_draw
 from fablab.services import effort as effort_service
 from fablab.services import fairshare_data as fsd
 from fablab.services import waitlist as waitlist_service
@@ -88,7 +88,7 @@ def test_requests_outside_the_period_or_unqualified_are_refused(lab, make_member
 def test_close_grants_the_under_served_waitlists_the_rest_and_reveals_the_seed(lab) -> None:
     machine, (a, b, c, d), w, (s1, s2), now = lab
     with pytest.raises(SchedulingError):
-        window_service.close_window(w, now)  # still collecting
+        window_draw.close_window(w, now)  # still collecting
     later = w.closes_at + timedelta(minutes=1)
     report = catch_up.scheduling_state(later)
     assert report.windows_closed == 1
@@ -110,21 +110,21 @@ def test_close_grants_the_under_served_waitlists_the_rest_and_reveals_the_seed(l
     assert {e.request_id for e in entries} == waitlisted and {a.id, b.id} <= {e.member_id for e in entries}
     assert [e.sequence for e in entries] == sorted(e.sequence for e in entries)
     # anyone can check: the seed matches the commitment and the trace re-runs to the same outcome
-    res = window_service.window_results(w, a)
+    res = window_draw.window_results(w, a)
     assert res.seed_matches is True and res.draw_matches is True
-    assert res.my_label == window_service.participant_label(bytes.fromhex(w.revealed_seed), a.id)
+    assert res.my_label == window_draw.participant_label(bytes.fromhex(w.revealed_seed), a.id)
     assert all(row.message == "" for row in res.rows if not row.is_mine)
-    assert window_service.close_window(w, later).status == WindowStatus.CLOSED  # idempotent
+    assert window_draw.close_window(w, later).status == WindowStatus.CLOSED  # idempotent
 
 
 def test_tampered_trace_does_not_verify(lab) -> None:
     _, _, w, _, _ = lab
-    window_service.close_window(w, w.closes_at)
+    window_draw.close_window(w, w.closes_at)
     trace = dict(w.trace)
     trace["usage"] = {k: 0.0 for k in trace["usage"]}  # pretend nobody used the machine
     trace["outcomes"] = [dict(o, status="granted") for o in trace["outcomes"]]
     w.trace = trace
-    assert window_service.draw_matches(w) is False
+    assert window_draw.draw_matches(w) is False
 
 
 def test_window_quota_and_policy_quota_limit_grants(window_machine, qualified_members) -> None:
@@ -137,7 +137,7 @@ def test_window_quota_and_policy_quota_limit_grants(window_machine, qualified_me
     for i in range(3):
         window_service.add_request(m, w, p0 + timedelta(hours=2 * i), p0 + timedelta(hours=2 * i + 2), rank=i + 1,
                                    now=now)
-    window_service.close_window(w, w.closes_at)
+    window_draw.close_window(w, w.closes_at)
     statuses = [r.status for r in sorted(w.requests, key=lambda r: r.rank)]
     assert statuses == ["granted", "rejected", "rejected"]  # 3 h a week: one 2 h slot
     assert all(r.reason == "quota" for r in w.requests if r.status == "rejected")
@@ -156,13 +156,13 @@ def test_hybrid_only_contested_requests_are_drawn(window_machine, qualified_memb
     window_service.add_request(b, w, p0 + timedelta(hours=5), p0 + timedelta(hours=6), now=now)
     assert window_service.direct_booking_block(machine, p0 + timedelta(hours=5), p0 + timedelta(hours=6), now)
     assert window_service.direct_booking_block(machine, p0 + timedelta(hours=8), p0 + timedelta(hours=9), now) is None
-    window_service.close_window(w, w.closes_at)
+    window_draw.close_window(w, w.closes_at)
     assert w.trace["allocated"] == [r.id for r in w.requests if r.start_at == p0 + timedelta(hours=5)]
     first = next(r for r in w.requests if r.start_at == p0)
     assert first.status == "granted" and first.reason == "uncontested"
     contested = [r for r in w.requests if r.start_at != p0]
     assert sorted(r.status for r in contested) == ["granted", "waitlisted"]
-    assert window_service.draw_matches(w) is True
+    assert window_draw.draw_matches(w) is True
 
 
 def test_window_mode_blocks_direct_booking_of_the_period(lab) -> None:
@@ -174,7 +174,7 @@ def test_window_mode_blocks_direct_booking_of_the_period(lab) -> None:
 def test_cancel_offers_the_slot_to_the_waitlist_in_f_order_and_claim_books_it(lab) -> None:
     machine, (a, b, c, d), w, (s1, s2), now = lab
     later = w.closes_at + timedelta(minutes=1)
-    window_service.close_window(w, later)
+    window_draw.close_window(w, later)
     winner_booking = db.session.scalar(select(Booking).where(Booking.source == "window", Booking.start_at == s1[0]))
     winner = c if winner_booking.member_id == c.id else d
     booking_service.cancel_booking(winner_booking, winner, now=later)
@@ -201,7 +201,7 @@ def test_cancel_offers_the_slot_to_the_waitlist_in_f_order_and_claim_books_it(la
 def test_offers_expire_and_pass_on(lab) -> None:
     machine, (a, b, c, d), w, (s1, s2), now = lab
     later = w.closes_at + timedelta(minutes=1)
-    window_service.close_window(w, later)
+    window_draw.close_window(w, later)
     bk = db.session.scalar(select(Booking).where(Booking.source == "window", Booking.start_at == s1[0]))
     booking_service.cancel_booking(bk, db.session.get(type(a), bk.member_id), now=later)
     first = db.session.scalar(select(WaitlistOffer))
@@ -311,7 +311,7 @@ def test_jobs_with_nothing_due_do_not_write(lab) -> None:
 
     machine, _, w, (s1, _s2), _ = lab
     later = w.closes_at + timedelta(minutes=1)
-    window_service.close_window(w, later)
+    window_draw.close_window(w, later)
     bk = db.session.scalar(select(Booking).where(Booking.source == "window", Booking.start_at == s1[0]))
     booking_service.cancel_booking(bk, db.session.get(type(bk.member), bk.member_id), now=later)
     assert db.session.scalar(select(WaitlistOffer)) is not None  # an offer is open and held

@@ -24,6 +24,8 @@ from ...extensions import db
 from ...models import Booking
 from ...models.designs import Design, DesignFile, DesignVersion
 from ...models.types import utcnow
+from ...services import design_discovery as discovery
+from ...services import design_lineage as lineage_svc
 from ...services import designs as svc
 from ...services import machines as machine_service
 from ..choices import options
@@ -92,15 +94,15 @@ def index() -> Any:
     except ValueError:
         page = 1
     sort = args.get("sort", "newest")
-    result = svc.search_designs(args.get("q", ""), tag=args.get("tag", ""), licence=args.get("licence", ""),
-                                machine_type=args.get("machine_type", ""), sort=sort, page=page)
+    result = discovery.search_designs(args.get("q", ""), tag=args.get("tag", ""), licence=args.get("licence", ""),
+                                      machine_type=args.get("machine_type", ""), sort=sort, page=page)
     query = {k: v for k, v in args.items() if k != "page" and v}
-    ctx = {"result": result, "query": query, "sort": sort if sort in svc.SORTS else "newest"}
+    ctx = {"result": result, "query": query, "sort": sort if sort in discovery.SORTS else "newest"}
     if hx_request.htmx:
         return render_template("designs/_results.html", **ctx)
     return render_template("designs/index.html", **ctx, licences=open_licences(),
-                           machine_types=machine_service.machine_types(), sorts=svc.SORT_LABELS,
-                           tags=svc.popular_tags())
+                           machine_types=machine_service.machine_types(), sorts=discovery.SORT_LABELS,
+                           tags=discovery.popular_tags())
 
 
 # --- detail ---------------------------------------------------------------------------------------------
@@ -118,11 +120,11 @@ def detail(design_id: int) -> Any:
     if g.get("member") is not None:
         made_form = MadeForm()
         made_form.booking.choices = options(
-            [(b.id, f"{b.machine.name}, {_local(b.start_at)}") for b in svc.eligible_bookings(g.member)])
+            [(b.id, f"{b.machine.name}, {_local(b.start_at)}") for b in discovery.eligible_bookings(g.member)])
     return render_template(
         "designs/detail.html", design=design, version=version, description=render_markdown(design.description),
-        licence=LICENCES.get(design.licence), credits=svc.attribution(design), tree=svc.lineage(design),
-        made=svc.made_by_machine(design), forks=svc.forks_of(design), made_form=made_form,
+        licence=LICENCES.get(design.licence), credits=lineage_svc.attribution(design), tree=lineage_svc.lineage(design),
+        made=discovery.made_by_machine(design), forks=lineage_svc.forks_of(design), made_form=made_form,
         can_edit=svc.can_edit(g.get("member"), design),
     )
 
@@ -225,8 +227,8 @@ def made(design_id: int) -> Any:
             flash("Choose one of your bookings.", "error")
         else:
             try:
-                svc.record_made(design, g.member, booking=booking, version=design.version(),
-                                note=form.note.data or "")
+                discovery.record_made(design, g.member, booking=booking, version=design.version(),
+                                      note=form.note.data or "")
                 flash("Thanks! Recorded as made here.", "ok")
             except svc.DesignError as err:
                 _refused(err)
@@ -295,7 +297,7 @@ def download_zip(design_id: int) -> Any:
         abort(404, "There is no such version.")
     out = tempfile.TemporaryFile(prefix="fablab-zip-")  # closed (and so deleted) when the response ends
     try:
-        svc.write_zip(design, version, out, url_for("designs.detail", design_id=design.id, _external=True))
+        lineage_svc.write_zip(design, version, out, url_for("designs.detail", design_id=design.id, _external=True))
     except BaseException:
         out.close()
         raise
@@ -318,9 +320,10 @@ def feed_authority() -> str:
 @public
 def feed() -> Any:
     authority = feed_authority()
-    entries = svc.feed_entries(authority, lambda d, n: url_for("designs.detail", design_id=d.id, v=n,
-                                                               _external=True))
-    body = svc.atom_feed(feed_id=f"tag:{authority},2026:designs", title=f"{current_app.config['FABLAB_LAB_NAME']}: "
-                         "new designs and versions", self_url=url_for("designs.feed", _external=True),
-                         site_url=url_for("designs.index", _external=True), entries=entries, now=utcnow())
+    entries = discovery.feed_entries(authority, lambda d, n: url_for("designs.detail", design_id=d.id, v=n,
+                                                                     _external=True))
+    body = discovery.atom_feed(feed_id=f"tag:{authority},2026:designs",
+                               title=f"{current_app.config['FABLAB_LAB_NAME']}: new designs and versions",
+                               self_url=url_for("designs.feed", _external=True),
+                               site_url=url_for("designs.index", _external=True), entries=entries, now=utcnow())
     return Response(body, mimetype="application/atom+xml")

@@ -17,7 +17,7 @@ from ...models import Machine, Member
 from ...models.scheduling import RequestWindow
 from ...models.types import utcnow
 from ...services import bookings as booking_service
-from ...services import catch_up
+from ...services import catch_up, window_draw
 from ...services import effort as effort_service
 from ...services import fairshare_data as fsd
 from ...services import machines as machine_service
@@ -153,7 +153,7 @@ def withdraw(request_id: int) -> Any:
 def results(window_id: int) -> Any:
     _now()
     w = _window(window_id)
-    res = window_service.window_results(w, g.member)
+    res = window_draw.window_results(w, g.member)
     return render_template("scheduling/results.html", w=w, res=res, trace=w.trace)
 
 
@@ -404,7 +404,7 @@ def admin_open(slug: str) -> Any:
 def admin_close(window_id: int) -> Any:
     w = _window(window_id)
     try:
-        window_service.close_window(w, utcnow(), force=True)
+        window_draw.close_window(w, utcnow(), force=True)
     except SchedulingError as exc:
         _refused(exc)
         return redirect(url_for("scheduling.admin_machine", slug=w.machine.slug))
