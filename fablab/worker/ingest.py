@@ -270,8 +270,8 @@ class Ingestor:
                 if nulled:
                     notes.append("non-finite readings stored as null: " + ", ".join(nulled))
             msg = ev.from_dict(item.topic, data)
-            if msg.src == SERVER_SRC:
-                return None  # our own auth responses and commands coming back
+            if msg.src == SERVER_SRC and sub in ("auth/response", "cmd"):
+                return None  # our own auth responses and commands coming back (elsewhere: a bridge posing as us)
             ts = ev.parse_ts(msg.ts).astimezone(UTC)
             if not now - self.max_age <= ts <= now + self.max_skew:
                 notes.append(f"ts {msg.ts} is outside the accepted window around the time received "

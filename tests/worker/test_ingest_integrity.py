@@ -257,3 +257,12 @@ def test_a_steward_recognises_an_unknown_card_by_its_last_characters(app, lab, e
     login(c, steward.email)
     page = c.get("/usage/unbooked").get_data(as_text=True)
     assert "card …9876" in page and "CAFE9876" not in page
+
+
+def test_a_bridge_posing_as_the_server_is_dead_lettered_not_dropped(app, lab) -> None:
+    spoof = ev.MachineEvent(machine="printer-1", src="fablab-server", type="session_started", session_id="x", seq=1)
+    echo = ev.AuthResponse(machine="printer-1", src="fablab-server", request_id="r1", decision="deny")
+    result = Ingestor(app).process([Incoming(spoof.topic(), ev.encode(spoof)), Incoming(echo.topic(), ev.encode(echo))],
+                                   now=t(0))
+    assert result.dead == 1 and result.stored == 0  # our own echo is skipped; the spoof is kept for review
+    assert "unknown bridge 'fablab-server'" in _reasons()[0]
