@@ -7,6 +7,7 @@ import base64
 import csv
 import hashlib
 import io
+import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from ..models import Booking, BookingKind, BookingStatus, Machine, Member
 from ..models.usage import Bridge, DeadLetter, MaintenanceRule, MqttMessage, UsageSession
 from . import bookings as booking_service
 from . import effort
+
+log = logging.getLogger("fablab.usage")
 
 # --- bridges and Mosquitto credentials ------------------------------------------------------------------
 
@@ -233,16 +236,26 @@ def maintenance_status(machine: Machine | None, now: datetime) -> list[tuple[Mai
     stmt = select(MaintenanceRule)
     if machine is not None:
         stmt = stmt.where(MaintenanceRule.machine_id == machine.id)
-    out = []
-    for rule in db.session.scalars(stmt):
-        spans = db.session.execute(select(UsageSession.start_at, UsageSession.end_at).where(
-            UsageSession.machine_id == rule.machine_id,
-            or_(UsageSession.end_at.is_(None), UsageSession.end_at > rule.last_done_at)))
-        views = [_SpanView(s, e, None) for s, e in spans]
-        status = mdue.task_status(mdue.MaintenanceRule(rule.id, rule.machine.slug, rule.task, rule.last_done_at,
-                                                        rule.every_hours, rule.every_days), views, now)
-        out.append((rule, status))
-    return out
+    return [(rule, rule_status(rule, now)) for rule in db.session.scalars(stmt)]
+
+
+def rule_status(rule: MaintenanceRule, now: datetime) -> mdue.TaskStatus:
+    spans = db.session.execute(select(UsageSession.start_at, UsageSession.end_at).where(
+        UsageSession.machine_id == rule.machine_id,
+        or_(UsageSession.end_at.is_(None), UsageSession.end_at > rule.last_done_at)))
+    views = [_SpanView(s, e, None) for s, e in spans]
+    return mdue.task_status(mdue.MaintenanceRule(rule.id, rule.machine.slug, rule.task, rule.last_done_at,
+                                                 rule.every_hours, rule.every_days), views, now)
+
+
+def _due_sentence(rule: MaintenanceRule, status: mdue.TaskStatus) -> str:
+    """What the task board says about why the task is due (the domain gives the code, this the sentence)."""
+    if status.reason == "hours" and rule.every_hours:
+        return (f"Due every {rule.every_hours:g} h of use: {status.hours_used:.1f} h since it was last done "
+                f"on {rule.last_done_at:%Y-%m-%d}.")
+    if status.reason == "days" and rule.every_days:
+        return f"Due every {rule.every_days} days: last done on {rule.last_done_at:%Y-%m-%d}."
+    return "Due now."
 
 
 def hours_since_service(machine: Machine, now: datetime) -> float:
@@ -257,11 +270,18 @@ def hours_since_service(machine: Machine, now: datetime) -> float:
 def raise_due_maintenance(now: datetime) -> list[MaintenanceRule]:
     """A due rule raises one maintenance task on the effort board (once, until it is done)."""
     raised = []
-    for rule, status in maintenance_status(None, now):
-        if not status.due or rule.raised_at is not None:
+    for rule in db.session.scalars(select(MaintenanceRule).where(MaintenanceRule.raised_at.is_(None))).all():
+        try:
+            status = rule_status(rule, now)
+        except (OverflowError, ValueError):
+            # A stored rule the counters cannot compute (an interval past the calendar's end) is skipped, so
+            # it never holds back the other rules; the machine's usage page shows it as unknown.
+            log.warning("maintenance rule %s cannot be computed; skipped", rule.id)
+            continue
+        if not status.due:
             continue
         effort.create_task(f"{rule.task} ({rule.machine.name})", kind="maintenance", base_hours=1.0,
-                           machine=rule.machine, description=status.reason or "", now=now)
+                           machine=rule.machine, description=_due_sentence(rule, status), now=now)
         rule.raised_at = now
         db.session.commit()
         raised.append(rule)

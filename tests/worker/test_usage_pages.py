@@ -50,11 +50,19 @@ def test_machine_usage_and_maintenance_rule(app, client, lab, event, make_member
     db.session.commit()
     page = client.get("/usage/machines/printer-1").get_data(as_text=True)
     assert "Clean the bed" in page and "due" in page
+    from fablab.models import Machine
+    from fablab.models.scheduling import EffortTask
     from fablab.services import usage as usage_service
 
+    printer = db.session.scalar(select(Machine).where(Machine.slug == "printer-1"))
+    # a stored rule the counters cannot compute never holds back the others
+    db.session.add(MaintenanceRule(machine_id=printer.id, task="Broken rule", every_days=10**6, last_done_at=t(-1)))
+    db.session.commit()
     raised = usage_service.raise_due_maintenance(t(0))
     assert [r.id for r in raised] == [rule.id]
     assert usage_service.raise_due_maintenance(t(1)) == []  # raised once until done
+    task = db.session.scalar(select(EffortTask).where(EffortTask.kind == "maintenance"))
+    assert task.description.startswith("Due every 0.5 h of use: 1.0 h since it was last done")
     tasks = client.get("/tasks").get_data(as_text=True)
     assert "Clean the bed" in tasks
 
