@@ -59,3 +59,21 @@ def test_a_block_over_finished_use_is_refused_with_where_it_may_start(running, m
     block, _ = booking_service.create_block(machine, steward, b.end_at, start + timedelta(hours=3), "nozzle",
                                             now=start + timedelta(minutes=45))
     assert block.start_at == b.end_at
+
+
+def test_the_block_page_shows_the_refusal_where_the_steward_acted(running, make_member, client) -> None:
+    from zoneinfo import ZoneInfo
+
+    from tests.conftest import csrf_token, login
+
+    machine, ada, bo, b, start = running
+    booking_service.end_early(b, ada, now=start + timedelta(minutes=40))
+    make_member("s@example.org", role=Role.STEWARD)
+    login(client, "s@example.org")
+    token = csrf_token(client, f"/machines/{machine.slug}/block")
+    tz = ZoneInfo("Europe/Berlin")
+    resp = client.post(f"/machines/{machine.slug}/block", data={
+        "csrf_token": token, "start": (start - timedelta(hours=1)).astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
+        "end": (start + timedelta(hours=3)).astimezone(tz).strftime("%Y-%m-%dT%H:%M"), "reason": "nozzle"})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "already been used" in page and "or later" in page

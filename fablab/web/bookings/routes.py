@@ -204,7 +204,8 @@ def block(slug: str) -> Any:
         try:
             _, cancelled = svc.create_block(machine, g.member, start, end_, form.reason.data)
         except svc.BookingRejected as exc:
-            form.end.errors.append(exc.message)
+            # shown under the field the steward has to change
+            (form.start if exc.code == "overlaps_finished_use" else form.end).errors.append(exc.message)
         else:
             flash(f"{machine.name} is blocked for maintenance; {len(cancelled)} booking(s) cancelled.", "ok")
             return redirect(url_for("machines.detail", slug=slug))
