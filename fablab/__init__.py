@@ -45,6 +45,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
 
+    from .log_redaction import install_redaction
+
+    install_redaction(app.logger.name)  # feed and activation tokens stay out of access and app logs
+
+    hops = int(app.config["FABLAB_PROXY_FIX"])
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Trust exactly `hops` proxies: their X-Forwarded-* say the client's address, HTTPS and host.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
+
     from .web import register_web
 
     register_web(app)

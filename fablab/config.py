@@ -64,8 +64,12 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "FABLAB_INGEST_MAX_AGE_DAYS": float(os.environ.get("FABLAB_INGEST_MAX_AGE_DAYS", "365")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        # Secure cookies unless explicitly running plain-HTTP (the local demo).
+        # Off for the plain-HTTP demo; on in production behind HTTPS (also sends HSTS). A request that came
+        # in over HTTPS gets Secure cookies anyway.
         "SESSION_COOKIE_SECURE": _bool("FABLAB_SECURE_COOKIES", False),
+        # How many reverse proxies in front of the app set X-Forwarded-For/-Proto/-Host/-Port (0: none, the
+        # headers are ignored; a client could forge them).
+        "FABLAB_PROXY_FIX": int(os.environ.get("FABLAB_PROXY_FIX", "0")),
         "PERMANENT_SESSION_LIFETIME": 60 * 60 * 12,
         "WTF_CSRF_TIME_LIMIT": None,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,

@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from ..auth import load_current_member
-from . import formatting
+from . import formatting, headers
 from .formatting import hours, localtime, minutes  # noqa: F401 - views import them from here
 
 
@@ -37,19 +37,7 @@ def register_web(app: Flask) -> None:
         return {"lab_name": app.config["FABLAB_LAB_NAME"], "me": g.get("member"),
                 "url_map_endpoints": app.view_functions}
 
-    @app.after_request
-    def _security_headers(resp: Any) -> Any:
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("X-Frame-Options", "DENY")
-        resp.headers.setdefault("Referrer-Policy", "same-origin")
-        # Everything is served locally: no third-party script, style or font.
-        resp.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-            "script-src 'self' 'unsafe-inline'; connect-src 'self' blob:; object-src 'none'; "
-            "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-        )
-        return resp
+    headers.install(app)  # CSP with nonces, HSTS, Secure cookies over HTTPS
 
     @app.errorhandler(CSRFError)
     def _csrf_error(err: CSRFError) -> Any:

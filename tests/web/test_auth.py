@@ -88,7 +88,7 @@ def test_member_manages_own_tokens_password_and_pin(client: FlaskClient, make_me
     login(client, "ada@example.org")
     token = csrf_token(client, "/account")
     page = client.post("/account/tokens", data={"csrf_token": token, "t-name": "script"}).get_data(as_text=True)
-    new = re.search(r'value="([^"]+)" onclick="this.select\(\)" aria-label="New API token"', page).group(1)
+    new = re.search(r'value="([^"]+)" data-select-on-click aria-label="New API token"', page).group(1)
     assert client.get("/api/v1/machines", headers={"Authorization": f"Bearer {new}"}).status_code == 200
     wrong = client.post("/account/pin", data={"csrf_token": token, "k-current": "nope-nope-nope", "k-pin": "4711"})
     assert wrong.status_code == 422 and "not your password" in wrong.get_data(as_text=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -15,15 +14,9 @@ from ...models.types import utcnow
 from ...security import hash_password, verify_password
 from ...services import members as member_service
 from ...services import throttle
+from ..redirects import safe_next
 from . import bp
 from .forms import LoginForm, PasswordForm, PinForm, TokenForm
-
-
-def _safe_next(target: str | None) -> str:
-    # Only same-site paths: an open redirect after login is a phishing tool.
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
-        return target
-    return url_for("machines.overview")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -47,7 +40,7 @@ def login() -> Any:
                 throttle.reset(key)
                 sign_in(member)
                 flash(f"Welcome, {member.name}.", "ok")
-                return redirect(_safe_next(request.args.get("next")))
+                return redirect(safe_next(request.args.get("next"), url_for("machines.overview")))
             throttle.record_failure(key, now)
             error = "Email or password is wrong."
             status = 401

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask import Response, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from htmx_flask import request as hx_request
 
 from ...auth import admin_required, login_required, public, steward_required
@@ -19,6 +19,7 @@ from ...services import bookings as svc
 from ...services import calendar_view, ical
 from ...services import machines as machine_service
 from ...services import members as member_service
+from ..redirects import back
 from . import bp
 from .forms import BlockForm, PolicyForm
 
@@ -113,7 +114,7 @@ def mine() -> Any:
     past = [b for b in reversed(rows) if b not in upcoming]
     return render_template("bookings/mine.html", upcoming=upcoming, past=past, now=now,
                            effective=lambda b: svc.effective_status(b, now),
-                           feed_url=request.args.get("feed"))
+                           feed_url=session.pop("new_feed_url", None))
 
 
 @bp.get("/bookings/<int:booking_id>")
@@ -131,7 +132,7 @@ def _after_action(booking: Booking, message: str) -> Any:
         return render_template("bookings/_row.html", b=booking, now=now, message=message,
                                status=svc.effective_status(booking, now))
     flash(message, "ok")
-    return redirect(request.referrer or url_for("bookings.detail", booking_id=booking.id))
+    return redirect(back(url_for("bookings.detail", booking_id=booking.id)))
 
 
 def _refused(booking: Booking, exc: Exception) -> Any:
@@ -268,7 +269,9 @@ def new_feed() -> Any:
     db.session.commit()
     url = url_for("bookings.member_feed", token=token, _external=True)
     flash("Your new calendar feed address is below; the old one stops working.", "ok")
-    return redirect(url_for("bookings.mine", feed=url))
+    # Shown once on the next page, through the session: in the URL it would land in access logs and history.
+    session["new_feed_url"] = url
+    return redirect(url_for("bookings.mine"))
 
 
 @bp.get("/ical/member/<token>.ics")
