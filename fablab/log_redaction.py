@@ -13,13 +13,16 @@ import re
 
 REDACTED = "[redacted]"
 
-# Slashes may arrive percent-encoded (a URL inside a query value, as gunicorn logs it raw). Tokens are
-# URL-safe base64; the character class stops at the `.ics` suffix, a query or the end of the request line.
-_SEP = r"(?:/|%2F)"
+# Separators may arrive percent-encoded, once or more (a URL inside `next=` inside a query value: `%252F`).
+# Tokens are URL-safe base64; the token class stops at the `.ics` suffix, a query or a percent escape.
+_SLASH = r"(?:/|%(?:25)*2F)"
+_QUERY = r"(?:[?&;]|%(?:25)*(?:3F|26|3B))"
+_EQUALS = r"(?:=|%(?:25)*3D)"
+_VALUE = r"(?:(?!%(?:25)*26)[^&#\s\"'])*"
 _PATTERNS = [
-    re.compile(rf"((?:{_SEP})ical{_SEP}member{_SEP})[^/?#&\s\"'.%]+", re.IGNORECASE),
-    re.compile(rf"((?:{_SEP})kiosk{_SEP}activate{_SEP})[^/?#&\s\"'.%]+", re.IGNORECASE),
-    re.compile(r"([?&;](?:token|access_token|api_key|key|secret|password|feed)=)[^&#\s\"']*", re.IGNORECASE),
+    re.compile(rf"({_SLASH}ical{_SLASH}member{_SLASH})[^/?#&\s\"'.%]+", re.IGNORECASE),
+    re.compile(rf"({_SLASH}kiosk{_SLASH}activate{_SLASH})[^/?#&\s\"'.%]+", re.IGNORECASE),
+    re.compile(rf"({_QUERY}(?:token|access_token|api_key|key|secret|password|feed){_EQUALS}){_VALUE}", re.IGNORECASE),
     re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE),
 ]
 
