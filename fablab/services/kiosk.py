@@ -5,26 +5,81 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..database import write_transaction
 from ..domain import policy as pol
 from ..domain.intervals import Interval
 from ..extensions import db
 from ..models import ACTIVE_STATUSES, Booking, BookingKind, KioskDevice, Machine, Member
+from ..models.kiosks import KioskActivation
 from ..models.types import utcnow
 from ..security import new_token, token_digest
 from . import bookings as svc
 from . import machines as machine_service
 
+# An activation link works once and for a day: it is sent around (mail, chat) and may end up in logs.
+ACTIVATION_VALID = timedelta(hours=24)
 
-def register_kiosk(name: str) -> tuple[KioskDevice, str]:
-    """A new kiosk device and its activation token (shown once; only the digest is kept)."""
-    token = new_token()
-    device = KioskDevice(name=name, token_hash=token_digest(token))
+
+class ActivationRefused(Exception):
+    """An activation link that cannot register this screen; `reason`: unknown, used, expired or revoked."""
+
+    def __init__(self, reason: str, message: str, status: int, at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.status, self.at = reason, message, status, at
+
+
+def register_kiosk(name: str, now: datetime | None = None) -> tuple[KioskDevice, str]:
+    """A new kiosk device and its one-time activation token (shown once; only the digest is kept).
+
+    The device's own secret is made when the link is opened; until then it holds the digest of a
+    random token nobody has, so no cookie matches it.
+    """
+    device = KioskDevice(name=name, token_hash=token_digest(new_token()))
     db.session.add(device)
     db.session.flush()
-    return device, token
+    return device, new_activation(device, now)
+
+
+def new_activation(device: KioskDevice, now: datetime | None = None) -> str:
+    """A fresh activation link for `device` (e.g. the first one expired); older unused links stop working."""
+    now = now or utcnow()
+    db.session.execute(update(KioskActivation).where(
+        KioskActivation.device_id == device.id, KioskActivation.used_at.is_(None),
+        KioskActivation.expires_at > now).values(expires_at=now))
+    token = new_token()
+    db.session.add(KioskActivation(device_id=device.id, token_hash=token_digest(token), created_at=now,
+                                   expires_at=now + ACTIVATION_VALID))
+    db.session.flush()
+    return token
+
+
+def activate(token: str, now: datetime) -> tuple[KioskDevice, str]:
+    """Use an activation link once: the device and its new device token (for the kiosk's cookie).
+
+    Opening it again, after a day, or for a revoked kiosk raises ActivationRefused. The claim is a
+    conditional update, so two screens opening the same link at once cannot both get the kiosk.
+    """
+    with write_transaction():
+        act = db.session.scalar(select(KioskActivation).where(KioskActivation.token_hash == token_digest(token)))
+        if act is None:
+            raise ActivationRefused("unknown", "This kiosk link is not known here.", 404)
+        device = act.device
+        if device.revoked:
+            raise ActivationRefused("revoked", f"The kiosk “{device.name}” was revoked.", 410)
+        if act.used_at is not None:
+            raise ActivationRefused("used", "This kiosk link was already used.", 410, act.used_at)
+        if act.expires_at <= now:
+            raise ActivationRefused("expired", "This kiosk link has expired.", 410, act.expires_at)
+        claimed = db.session.execute(update(KioskActivation).where(
+            KioskActivation.id == act.id, KioskActivation.used_at.is_(None)).values(used_at=now)
+            .returning(KioskActivation.id)).first()
+        if claimed is None:
+            raise ActivationRefused("used", "This kiosk link was already used.", 410, now)
+        device_token = new_token()
+        device.token_hash = token_digest(device_token)
+    return device, device_token
 
 
 def kiosk_by_token(token: str | None) -> KioskDevice | None:

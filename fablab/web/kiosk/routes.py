@@ -263,16 +263,34 @@ def claim_offer(offer_id: int) -> Any:
 # --- device registration (admin, in the normal web app) -------------------------------------------------
 
 
+def _admin_page(form: KioskForm, link: str | None = None, link_for: KioskDevice | None = None) -> Any:
+    return render_template("kiosk/admin.html", form=form, kiosks=kiosk_service.list_kiosks(), link=link,
+                           link_for=link_for, valid_hours=int(kiosk_service.ACTIVATION_VALID.total_seconds() // 3600))
+
+
 @bp.route("/admin", methods=["GET", "POST"])
 @admin_required
 def admin() -> Any:
     form = KioskForm()
-    link = None
     if form.validate_on_submit():
-        device, token = kiosk_service.register_kiosk(form.name.data)
+        device, token = kiosk_service.register_kiosk(form.name.data, utcnow())
         db.session.commit()
-        link = url_for("kiosk.activate", token=token, _external=True)
-    return render_template("kiosk/admin.html", form=form, kiosks=kiosk_service.list_kiosks(), link=link)
+        return _admin_page(KioskForm(formdata=None), url_for("kiosk.activate", token=token, _external=True), device)
+    return _admin_page(form)
+
+
+@bp.post("/admin/<int:device_id>/link")
+@admin_required
+def new_link(device_id: int) -> Any:
+    """A new one-time link for a kiosk whose link expired or was used (e.g. a replaced screen)."""
+    device = db.session.get(KioskDevice, device_id)
+    if device is None:
+        abort(404, "There is no such kiosk.")
+    if device.revoked:
+        abort(409, f"The kiosk “{device.name}” was revoked; register a new kiosk instead.")
+    token = kiosk_service.new_activation(device, utcnow())
+    db.session.commit()
+    return _admin_page(KioskForm(formdata=None), url_for("kiosk.activate", token=token, _external=True), device)
 
 
 @bp.post("/admin/<int:device_id>/revoke")
@@ -289,11 +307,18 @@ def revoke(device_id: int) -> Any:
 @bp.get("/activate/<token>")
 @public
 def activate(token: str) -> Any:
-    """Opened once on the kiosk itself: stores the device cookie (the token) for years."""
-    device = kiosk_service.kiosk_by_token(token)
-    if device is None:
-        abort(404, "This kiosk link is unknown or was revoked.")
+    """Opened once on the kiosk itself: the one-time link becomes a device cookie kept for years."""
+    try:
+        device, device_token = kiosk_service.activate(token, utcnow())
+    except kiosk_service.ActivationRefused as refused:
+        current = kiosk_service.kiosk_by_token(request.cookies.get(COOKIE))
+        if refused.reason == "used" and current is not None:
+            return redirect(url_for("kiosk.index"))  # this screen is the kiosk already (a reload, a bookmark)
+        return render_template("kiosk/activation_refused.html", refused=refused), refused.status
     resp = redirect(url_for("kiosk.index"))
-    resp.set_cookie(COOKIE, token, max_age=10 * 365 * 24 * 3600, httponly=True, samesite="Strict",
-                    secure=current_app.config["SESSION_COOKIE_SECURE"], path="/kiosk")
+    resp.set_cookie(COOKIE, device_token, max_age=10 * 365 * 24 * 3600, httponly=True, samesite="Strict",
+                    secure=current_app.config["SESSION_COOKIE_SECURE"] or request.is_secure, path="/kiosk")
+    # The link must not travel on as a Referer, nor be kept by a cache.
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["Cache-Control"] = "no-store"
     return resp
