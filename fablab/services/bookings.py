@@ -573,7 +573,8 @@ def broken_by_policy(machine: Machine, policy: pol.BookingPolicy,
     mb = load_machine_bookings(machine, lo - timedelta(days=1), hi, now)
     members = {m.id: m for m in db.session.scalars(select(Member).where(
         Member.id.in_({b.member_id for b in mb.existing if b.start > now})))}
-    contexts = {mid: member_context(m, machine, now) for mid, m in members.items()}
+    contexts: dict[int | str, rules.MemberContext] = {
+        mid: member_context(m, machine, now) for mid, m in members.items()}
     broken = policy_impact.broken_by(policy, mb.existing, contexts, now, tz, blocks=mb.blocks)
     rows = {b.id: b for b in db.session.scalars(select(Booking).where(Booking.id.in_([x.booking.id for x in broken])))}
     return [(rows[x.booking.id], list(x.violations)) for x in broken if x.booking.id in rows]

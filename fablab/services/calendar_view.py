@@ -175,11 +175,13 @@ def opening_summary(policy: pol.BookingPolicy) -> list[tuple[str, str]]:
     for d in range(7):
         text = pol.describe_hours(policy.opening_hours[d])
         if text == "00:00–24:00":
-            text = "open all day"
+            text = "all day"
         if groups and groups[-1][1] == text and groups[-1][0][-1] == d - 1:
             groups[-1][0].append(d)
         else:
             groups.append(([d], text))
+    if len(groups) == 1:
+        return [("Every day", groups[0][1])]
     out = []
     for days, text in groups:
         label = names[days[0]] if len(days) == 1 else (

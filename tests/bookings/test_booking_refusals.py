@@ -21,6 +21,7 @@ pytestmark = pytest.mark.dates
 
 HX = {"HX-Request": "true"}
 BERLIN = ZoneInfo("Europe/Berlin")
+WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def next_week(weekday: int, at: str) -> datetime:
@@ -187,7 +188,14 @@ def test_week_folds_night_hours_and_shows_opening_hours(client, make_member, ope
     qualified(ada, machine)
     login(client, "ada@example.org")
     page = client.get("/machines/laser-1").get_data(as_text=True)
-    assert "Open: <span>Mon–Sun open all day</span>" in page
+    assert "Open around the clock." in page
+    machine.policy = {**machine.policy, "opening_hours": {**machine.policy["opening_hours"], "sat": [], "sun": []}}
+    db.session.commit()
+    page = client.get("/machines/laser-1").get_data(as_text=True)
+    assert "Open: <span>Mon–Fri all day</span>; <span>Sat, Sun closed</span>." in page
+    machine.policy = {**machine.policy, "opening_hours": {d: [["00:00", "24:00"]] for d in WEEK}}
+    db.session.commit()
+    page = client.get("/machines/laser-1").get_data(as_text=True)
     assert "Night hours" in page and "Show night hours" in page
     visible = len(re.findall(r"<tr><th scope=\"row\">", page))
     assert visible <= 32, "night rows (23:00–07:00) fold away"
