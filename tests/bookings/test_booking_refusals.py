@@ -94,6 +94,16 @@ def test_overlap_after_the_form_was_open_offers_next_free_and_waitlist(
     nxt = re.search(r'name="start" value="([^"]+)"><input type="hidden" name="minutes" value="60">', body)
     assert nxt and datetime.fromisoformat(nxt.group(1)) == start + timedelta(hours=1)
     assert "Book the next free time" in body and "Join the waitlist for this time" in body
+    # the waitlist way out is a real form the scheduling page accepts
+    wait_form = body[body.index('action="/scheduling/waitlist"'):]
+    wait_form = wait_form[:wait_form.index("</form>")]
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', wait_form))
+    joined = client.post("/scheduling/waitlist", data=fields)
+    assert joined.status_code == 302
+    from fablab.models.scheduling import WaitlistEntry
+
+    entry = db.session.scalar(select(WaitlistEntry).where(WaitlistEntry.member_id == ada.id))
+    assert entry is not None and entry.start_at == start and entry.end_at == start + timedelta(hours=1)
     # the one tap books it
     token = csrf_token(client, "/machines/laser-1")
     ok = client.post("/machines/laser-1/book", data={"csrf_token": token, "start": nxt.group(1), "minutes": "60"},
