@@ -44,6 +44,7 @@ class Week:
     folds: dict[int, tuple[int, str, str]] = field(default_factory=dict)
     hidden: set[int] = field(default_factory=set)  # rows inside a fold
     night_hidden: bool = False  # a night fold may be opened (?night=1)
+    show_night: bool = False
     opening: list[tuple[str, str]] = field(default_factory=list)  # (days, hours) e.g. ("Mon–Fri", "09:00–21:00")
     # Why the viewer cannot book at all (qualification), so the page says so instead of "tap a free slot".
     cannot_book: str = ""
@@ -111,6 +112,7 @@ def build_week(machine: Machine, viewer: Member, monday: date, now: datetime, tz
                 week.free_count += 1
             row.append(cell)
         week.rows.append(row)
+    week.show_night = show_night
     _fold(week, show_night, policy.slot_minutes)
     week.opening = opening_summary(policy)
     today = now.astimezone(tz).date()

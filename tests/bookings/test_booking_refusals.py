@@ -213,6 +213,7 @@ def test_week_folds_night_hours_and_shows_opening_hours(client, make_member, ope
     assert monday
     full = client.get(f"/machines/laser-1/week?week={monday.group(1)}&night=1", headers=HX).get_data(as_text=True)
     assert len(re.findall(r"<tr><th scope=\"row\">", full)) == 48
+    assert "Fold the night hours again" in full and "night=1" in full.split('aria-label="Next week"')[0][-200:]
     # a night booking keeps its row in view
     svc.create_booking(ada, machine, next_week(0, "02:00"), next_week(0, "03:00"))
     nxt = client.get(f"/machines/laser-1/week?week={next_week(0, '12:00').astimezone(BERLIN).date()}",
