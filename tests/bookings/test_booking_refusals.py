@@ -294,3 +294,38 @@ def test_lowering_a_limit_may_keep_the_bookings(client, make_member, open_machin
     db.session.expire_all()
     assert db.session.get(Machine, machine.id).policy["max_minutes"] == 120
     assert db.session.get(Booking, long_one.id).status == "confirmed"
+
+
+def test_without_javascript_the_refusal_is_a_page_with_plain_forms(client, make_member, open_machine,
+                                                                   qualified) -> None:
+    machine = open_machine("laser-1")
+    ada, bo = make_member("ada@example.org"), make_member("bo@example.org")
+    qualified(ada, machine)
+    qualified(bo, machine)
+    start = next_week(4, "15:00")
+    svc.create_booking(bo, machine, start, start + timedelta(hours=1))
+    login(client, "ada@example.org")
+    token = csrf_token(client, "/machines/laser-1")
+    resp = client.post("/machines/laser-1/book", data={"csrf_token": token, "start": start.isoformat(),
+                                                      "minutes": "60"})
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 409 and "<html" in body
+    assert 'data-refusal="overlap"' in body and "Book the next free time" in body
+    assert "hx-post" not in body.split('data-refusal="overlap"')[1], "no htmx target on this page"
+    nxt = re.search(r'name="start" value="([^"]+)"><input type="hidden" name="minutes" value="60">', body)
+    ok = client.post("/machines/laser-1/book", data={"csrf_token": token, "start": nxt.group(1), "minutes": "60"})
+    assert ok.status_code == 302 and "/bookings/" in ok.location
+
+
+def test_staff_see_the_stewards_to_ask_linked(client, make_member, open_machine) -> None:
+    machine = open_machine("laser-1")
+    make_member("root@example.org", role="admin", name="Root Admin")
+    sam = make_member("sam@example.org", role="steward", name="Sam Steward")
+    make_member("tim@example.org", role="steward", name="Tim Untrained")  # not qualified here: not listed
+    machine_service.grant(sam, by=None, machine=machine)
+    db.session.commit()
+    login(client, "root@example.org")  # admins are not exempt from the qualification of a machine
+    body = _form(client, "laser-1", next_week(1, "10:00"))
+    assert 'data-refusal="not_qualified"' in body
+    assert f'<a href="/admin/members/{sam.id}">Sam Steward</a>' in body
+    assert "Tim Untrained" not in body
