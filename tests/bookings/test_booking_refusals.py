@@ -329,3 +329,17 @@ def test_staff_see_the_stewards_to_ask_linked(client, make_member, open_machine)
     assert 'data-refusal="not_qualified"' in body
     assert f'<a href="/admin/members/{sam.id}">Sam Steward</a>' in body
     assert "Tim Untrained" not in body
+
+
+def test_a_slot_taken_before_the_tap_says_so_with_the_next_free_time(client, make_member, open_machine,
+                                                                      qualified) -> None:
+    machine = open_machine("laser-1")
+    ada, bo = make_member("ada@example.org"), make_member("bo@example.org")
+    qualified(ada, machine)
+    qualified(bo, machine)
+    start = next_week(2, "16:00")
+    svc.create_booking(bo, machine, start, start + timedelta(hours=1))
+    login(client, "ada@example.org")
+    body = _form(client, "laser-1", start)
+    assert "<select" not in body and 'data-refusal="overlap"' in body
+    assert "Book the next free time" in body

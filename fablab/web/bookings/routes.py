@@ -11,6 +11,7 @@ from flask import Response, abort, current_app, flash, g, redirect, render_templ
 from htmx_flask import request as hx_request
 
 from ...auth import admin_required, login_required, public, steward_required
+from ...domain.booking_rules import RuleViolation
 from ...domain.policy import WEEKDAYS, BookingPolicy, PolicyError
 from ...extensions import db
 from ...models import Booking, Machine
@@ -19,6 +20,7 @@ from ...services import bookings as svc
 from ...services import calendar_view, ical
 from ...services import machines as machine_service
 from ...services import members as member_service
+from ..formatting import minutes as minutes_text
 from . import bp
 from .forms import BlockForm, PolicyForm
 from .refusals import Refusal, check_in_refusal
@@ -84,8 +86,8 @@ def _limit_note(machine: Machine, start: datetime, lengths: list[timedelta]) -> 
     policy = svc.policy_for(machine)
     if not lengths or lengths[-1] >= policy.max_length:
         return ""
-    return (f"Up to {int(lengths[-1].total_seconds() // 60)} min from here: the next booking, closing time or "
-            "your quota comes first.")
+    return (f"Up to {minutes_text(int(lengths[-1].total_seconds() // 60))} from here: the next booking, "
+            "closing time or your quota comes first.")
 
 
 def _book_panel(machine: Machine, start: datetime, now: datetime, refusal: Refusal | None = None,
@@ -95,9 +97,10 @@ def _book_panel(machine: Machine, start: datetime, now: datetime, refusal: Refus
     if not lengths and refusal is None:
         # Nothing can be booked from here: say why, with the ways out, before the member tries.
         policy = svc.policy_for(machine)
-        violations = svc.check_only(g.member, machine, start, start + policy.min_length, now)
-        if violations:
-            refusal = booking_refusal(machine, g.member, start, None, violations, now)
+        violations = svc.check_only(g.member, machine, start, start + policy.min_length, now) or [RuleViolation(
+            "overlap", f"This time can no longer be booked: it was just taken, or the free time here is shorter "
+            f"than the shortest booking ({minutes_text(policy.min_minutes)}).", {})]
+        refusal = booking_refusal(machine, g.member, start, None, violations, now)
     ctx = {"machine": machine, "start": start, "lengths": lengths, "policy": svc.policy_for(machine),
            "refusal": refusal, "chosen": chosen, "limit_note": _limit_note(machine, start, lengths)}
     if hx_request.htmx:
