@@ -52,6 +52,8 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "FABLAB_MAX_UPLOAD_MB": int(os.environ.get("FABLAB_MAX_UPLOAD_MB", "200")),
         "FABLAB_KIOSK_IDLE_SECONDS": int(os.environ.get("FABLAB_KIOSK_IDLE_SECONDS", "60")),
         "FABLAB_KIOSK_SHOW_NAMES": _bool("FABLAB_KIOSK_SHOW_NAMES", False),
+        # Members see who booked (and which stewards to ask) in calendars; staff always do.
+        "FABLAB_CALENDAR_SHOW_NAMES": _bool("FABLAB_CALENDAR_SHOW_NAMES", False),
         "FABLAB_REVIEW_PUBLIC": _bool("FABLAB_REVIEW_PUBLIC", False),
         # Designs are commons: readable (and followable by other labs) without an account by default.
         "FABLAB_DESIGNS_PUBLIC": _bool("FABLAB_DESIGNS_PUBLIC", True),

@@ -540,17 +540,17 @@ def _window_quota(
         used = sum(overlap_seconds(b.start, b.end, w_start, w_end) for b in counted)
         if used + asked > limit + 1e-6:
             remaining = max(0.0, limit - used)
-            period = f"{w_start.astimezone(tz):%a %d %b}" if label == "day" else (
-                f"the week of {w_start.astimezone(tz):%a %d %b}"
+            period = f"on {w_start.astimezone(tz):%a %d %b}" if label == "day" else (
+                f"in the week of {w_start.astimezone(tz):%a %d %b}"
             )
             return [RuleViolation(
                 code,
                 f"Max {_minutes(limit / 60)} per {label} on this machine; you have {_minutes(used / 60)} "
-                f"booked on {period} and asked for {_minutes(asked / 60)} more "
+                f"booked {period} and asked for {_minutes(asked / 60)} more "
                 f"({_minutes(remaining / 60)} left)."
                 if used else
                 f"Max {_minutes(limit / 60)} per {label} on this machine; you asked for "
-                f"{_minutes(asked / 60)} on {period}.",
+                f"{_minutes(asked / 60)} {period}.",
                 {
                     f"max_hours_per_{label}": limit_hours,
                     "used_hours": round(used / 3600, 4),

@@ -7,6 +7,7 @@ measured in real elapsed time, so a booking across a DST change is as long as th
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -26,6 +27,17 @@ WeekHours = tuple[tuple[TimeRange, ...], ...]
 
 class PolicyError(ValueError):
     """A policy value is invalid; the message names the field and what is accepted."""
+
+    @property
+    def field(self) -> str:
+        """The field the message is about: "max_minutes", "opening_hours.tue"; "" when it names none."""
+        found = re.match(r"(opening_hours)(?:[.\[](\w+))?|([a-z_]+)\b", str(self))
+        if found is None:
+            return ""
+        if found.group(1):
+            return f"opening_hours.{found.group(2)}" if found.group(2) else "opening_hours"
+        name = found.group(3)
+        return name if name in {f.name for f in fields(BookingPolicy)} else ""
 
 
 def _parse_hhmm(text: Any, where: str) -> time:

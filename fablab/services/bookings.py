@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from ..database import write_transaction
 from ..domain import booking_rules as rules
 from ..domain import policy as pol
+from ..domain import policy_impact
 from ..domain.availability import free_intervals, longest_bookable_from, next_free_slot
 from ..domain.intervals import Interval
 from ..extensions import db
@@ -503,17 +504,24 @@ def next_free(machine: Machine, now: datetime | None = None) -> Interval | None:
 def longest_now(machine: Machine, member: Member | None, now: datetime | None = None) -> tuple[datetime, timedelta]:
     """For "book now": the current slot's start and how long a booking from there may run."""
     now = now or utcnow()
+    start = pol.current_slot_start(policy_for(machine), now, lab_tz())
+    return start, longest_from(machine, member, start, now)
+
+
+def longest_from(machine: Machine, member: Member | None, start: datetime, now: datetime | None = None) -> timedelta:
+    """How long a booking of `member` starting at `start` may run: free time, max length, qualification
+    and quotas (so a form offers only lengths the rules then accept). 0 if none can start there."""
+    now = now or utcnow()
     policy = policy_for(machine)
     tz = lab_tz()
-    start = pol.current_slot_start(policy, now, tz)
     if machine.status != "available":
-        return start, timedelta(0)
+        return timedelta(0)
     lo, hi = _context_window(start, start + policy.max_length, policy, tz)
     reach = (start - policy.buffer, start + policy.max_length + policy.slot + policy.buffer)
     mb = load_machine_bookings(machine, lo, hi, now, member_id=member.id if member is not None else None,
                                near=reach)
     ctx = member_context(member, machine, now) if member is not None else None
-    return start, longest_bookable_from(policy, mb.existing, mb.blocks, start, now, tz, member=ctx)
+    return longest_bookable_from(policy, mb.existing, mb.blocks, start, now, tz, member=ctx)
 
 
 def bookings_between(machine: Machine, start: datetime, end: datetime) -> list[Booking]:
@@ -547,3 +555,26 @@ def member_bookings(member: Member, since: datetime | None = None, until: dateti
     if machine is not None:
         stmt = stmt.where(Booking.machine_id == machine.id)
     return list(db.session.scalars(stmt.order_by(Booking.start_at)))
+
+
+def checkin_window(booking: Booking) -> tuple[datetime, datetime]:
+    """When check-in opens and closes for a booking (the page shows the button only in between)."""
+    policy = policy_for(booking.machine)
+    return booking.start_at - rules.CHECKIN_EARLY, min(booking.start_at + policy.checkin_grace, booking.end_at)
+
+
+def broken_by_policy(machine: Machine, policy: pol.BookingPolicy,
+                     now: datetime | None = None) -> list[tuple[Booking, list[rules.RuleViolation]]]:
+    """The machine's upcoming bookings that `policy` would refuse (shown before an admin saves it)."""
+    now = now or utcnow()
+    tz = lab_tz()
+    lo, _ = pol.local_week_bounds(now, tz)
+    hi = now + timedelta(days=400)  # beyond any horizon: every booking not yet over
+    mb = load_machine_bookings(machine, lo - timedelta(days=1), hi, now)
+    members = {m.id: m for m in db.session.scalars(select(Member).where(
+        Member.id.in_({b.member_id for b in mb.existing if b.start > now})))}
+    contexts: dict[int | str, rules.MemberContext] = {
+        mid: member_context(m, machine, now) for mid, m in members.items()}
+    broken = policy_impact.broken_by(policy, mb.existing, contexts, now, tz, blocks=mb.blocks)
+    rows = {b.id: b for b in db.session.scalars(select(Booking).where(Booking.id.in_([x.booking.id for x in broken])))}
+    return [(rows[x.booking.id], list(x.violations)) for x in broken if x.booking.id in rows]
