@@ -112,7 +112,8 @@ def test_close_grants_the_under_served_waitlists_the_rest_and_reveals_the_seed(l
     # anyone can check: the seed matches the commitment and the trace re-runs to the same outcome
     res = window_draw.window_results(w, a)
     assert res.seed_matches is True and res.draw_matches is True
-    assert res.my_label == window_service.label_of(w, a) and res.my_label in {r["participant"] for r in w.trace["requests"]}
+    assert res.my_label == window_service.label_of(w, a)
+    assert res.my_label in {r["participant"] for r in w.trace["requests"]}
     assert all(row.message == "" for row in res.rows if not row.is_mine)
     assert window_draw.close_window(w, later).status == WindowStatus.CLOSED  # idempotent
 
