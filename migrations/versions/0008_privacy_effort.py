@@ -75,13 +75,14 @@ def upgrade():
                                     ["confirmed_by_id"], ["id"], ondelete="SET NULL")
 
     bind = op.get_bind()
-    windows = sa.table("request_windows", sa.column("id", sa.Integer), sa.column("trace", sa.JSON),
+    windows = sa.table("request_windows", sa.column("id", sa.Integer), sa.column("revealed_seed", sa.String),
                        sa.column("label_scheme", sa.String), sa.column("created_at", sa.DateTime(timezone=True)))
     requests = sa.table("slot_requests", sa.column("window_id", sa.Integer), sa.column("member_id", sa.Integer))
     participants = sa.table("window_participants", sa.column("window_id", sa.Integer),
                             sa.column("member_id", sa.Integer), sa.column("label", sa.String),
                             sa.column("created_at", sa.DateTime(timezone=True)))
-    bind.execute(windows.update().where(windows.c.trace.is_not(None)).values(label_scheme="member-hmac"))
+    # Drawn = seed revealed (a JSON trace column may hold JSON null, which IS NOT NULL would count).
+    bind.execute(windows.update().where(windows.c.revealed_seed.is_not(None)).values(label_scheme="member-hmac"))
     created = dict(bind.execute(sa.select(windows.c.id, windows.c.created_at)).all())
     by_window: dict[int, list[int]] = {}
     for wid, mid in bind.execute(sa.select(requests.c.window_id, requests.c.member_id).distinct()).all():
