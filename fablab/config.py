@@ -7,6 +7,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from .domain.effort import parse_confirm_modes
+
 
 def _secret_key(instance_path: Path) -> str:
     """The secret key comes from FABLAB_SECRET_KEY, else a random one kept in the instance folder.
@@ -39,6 +41,13 @@ def _bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _confirm_modes(raw: str) -> dict[str, str]:
+    try:
+        return parse_confirm_modes(raw)
+    except ValueError as exc:
+        raise ValueError(f"FABLAB_TASK_CONFIRM: {exc}") from None
+
+
 def load_config(instance_path: Path) -> dict[str, Any]:
     """Read the FABLAB_* environment into a Flask config mapping."""
     default_db = f"sqlite:///{instance_path / 'fablab.db'}"
@@ -58,6 +67,10 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         # Designs are commons: readable (and followable by other labs) without an account by default.
         "FABLAB_DESIGNS_PUBLIC": _bool("FABLAB_DESIGNS_PUBLIC", True),
         "FABLAB_REVIEW_SHOW_NAMES": _bool("FABLAB_REVIEW_SHOW_NAMES", False),
+        # Other members see who contributed what (task board, contributions pages) only when the lab says so.
+        "FABLAB_CONTRIBUTIONS_PUBLIC": _bool("FABLAB_CONTRIBUTIONS_PUBLIC", False),
+        # Who confirms a completed task, per kind ("cleaning=peer,maintenance=steward"); a bad value stops the start.
+        "FABLAB_TASK_CONFIRM": _confirm_modes(os.environ.get("FABLAB_TASK_CONFIRM", "")),
         # Raw telemetry is pruned after this many days (events and statuses are kept).
         "FABLAB_TELEMETRY_DAYS": int(os.environ.get("FABLAB_TELEMETRY_DAYS", "30")),
         # Machine clocks may be off, and bridges send queued events late: outside this window around the

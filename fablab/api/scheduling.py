@@ -158,13 +158,14 @@ def window_results(window_id: int) -> Any:
     w = window_service.get_window(window_id)
     if w is None:
         fail(404, "not_found", "No such request window.")
-    res = window_draw.window_results(w, api_member())
+    me = api_member()
+    res = window_draw.window_results(w, me)
     return ok({**window_json(w), "seed_matches": res.seed_matches, "draw_matches": res.draw_matches,
                "participant": res.my_label, "mine": [request_json(r) for r in res.mine],
                "results": [{"request_id": row.request_id, "start": iso(row.start), "end": iso(row.end),
                             "participant": row.participant, "rank": row.rank, "round": row.round_no,
                             "factor": row.factor, "status": row.status, "reason": row.reason} for row in res.rows],
-               "trace": w.trace if w.revealed_seed else None})
+               "trace_public": res.trace_public, "trace": window_draw.published_trace(w, me)})
 
 
 # --- waitlist and offers ---------------------------------------------------------------------------------

@@ -187,7 +187,7 @@ def _pick(pool: list[int], weights: dict[int, float], rng: random.Random) -> int
 def _window_week(w: _Writer, laser: Machine, monday: datetime, pool: list[int], weights: dict[int, float],
                  cal: _Calendar, rng: random.Random) -> tuple[int, int]:
     """One closed request window for the laser's weekday evenings, allocated by the real draw."""
-    from ..services.window_draw import participant_label  # the same pseudonyms the live windows use
+    from ..services.windows import participant_labels  # the same random labels the live windows use
 
     tz = booking_service.lab_tz()
     day0 = monday.astimezone(tz).date()
@@ -214,7 +214,7 @@ def _window_week(w: _Writer, laser: Machine, monday: datetime, pool: list[int], 
                                     created_at=monday - timedelta(days=rng.uniform(4.5, 6.5))))
     db.session.add_all(rows)
     db.session.flush()
-    labels = {m: participant_label(seed, m) for m in people}
+    labels = participant_labels(window, people, window.created_at)
     # Keyed by the domain's member ids (Mapping is invariant in its key: a dict[str, float] would not do).
     usage: dict[fs.MemberId, float] = {labels[m]: w.used.get((laser.id, m), 0.0) for m in people}
     shares: dict[fs.MemberId, float] = {labels[m]: 1.0 for m in people}
@@ -238,7 +238,7 @@ def _window_week(w: _Writer, laser: Machine, monday: datetime, pool: list[int], 
                               "sequence": o.waitlist_position or 0, "request_id": r.id, "status": "left",
                               "joined_at": window.closed_at})
     window.trace = {
-        "version": 1, "machine": laser.id, "mode": "window", "at": closed_at.isoformat(),
+        "version": 2, "machine": laser.id, "mode": "window", "at": closed_at.isoformat(),
         "half_life_days": 14.0, "band_width": alloc.DEFAULT_BAND_WIDTH, "buffer_minutes": 0,
         "quota": {"max_hours": None, "max_slots": 2}, "member_quotas": {},
         "usage": usage, "shares": shares,

@@ -1,5 +1,6 @@
 """Demo data for fair scheduling: the laser cutter shared through weekly request windows, a past window
-with its published results, an open one with requests, a waitlist and a task board."""
+with its published results, an open one with requests, a waitlist and a task board (with confirmed work
+and work waiting for confirmation)."""
 
 from __future__ import annotations
 
@@ -117,21 +118,30 @@ def seed_scheduling_demo(machines: dict[str, Machine], members: list[Member], rn
         except SchedulingError:
             pass
 
-    # The task board: neglected tasks weigh more; some done, credited to their volunteers.
+    # The task board: neglected tasks weigh more; some done, credited to their volunteers once somebody
+    # else confirmed the work: one marked done by the steward, one confirmed by a peer, one still waiting.
     tasks = [("Clean the laser lens and mirrors", "cleaning", 1.0, 1, 9, laser),
              ("Replace the laser's honeycomb bed", "maintenance", 2.0, 2, 4, laser),
              ("Give a laser induction (Saturday)", "induction", 2.0, 1, 1, laser),
              ("Restock plywood and acrylic", "restocking", 1.5, 1, 6, None),
              ("Empty the extraction filter", "maintenance", 0.5, 1, 12, laser),
-             ("Tidy the electronics bench", "cleaning", 1.0, 1, 2, machines.get("solder-1"))]
+             ("Tidy the electronics bench", "cleaning", 1.0, 1, 2, machines.get("solder-1")),
+             ("Refill the first-aid kit", "restocking", 0.5, 1, 5, None),
+             ("Sweep the workshop floor", "cleaning", 0.5, 1, 3, None)]
     for i, (title, kind, hours, people, age, machine) in enumerate(tasks):
         task = effort.create_task(title, kind=kind, base_hours=hours, people_needed=people, machine=machine,
                                   actor=members[1], now=now - timedelta(days=age))
         if i in (1, 4):
             for m in users[i:i + people + (1 if i == 4 else 0)]:
                 effort.claim_task(m, task, now - timedelta(days=age - 1))
-            if i == 4:
-                effort.complete_task(members[1], task, now - timedelta(days=1))
+        if i == 4:
+            effort.complete_task(members[1], task, now - timedelta(days=1))  # the steward's word confirms it
+        elif i in (6, 7) and len(users) >= 2:
+            doer = users[i % len(users)]
+            effort.claim_task(doer, task, now - timedelta(days=age - 1))
+            effort.complete_task(doer, task, now - timedelta(days=1))
+            if i == 6:  # a peer (no machine: any other member) confirms it; the other one is still waiting
+                effort.confirm_task(next(u for u in users if u.id != doer.id), task, now - timedelta(hours=20))
     db.session.commit()
     requests = db.session.scalar(select(SlotRequest.id).where(SlotRequest.window_id == past.id).limit(1))
     return (f", laser in window mode ({len(past.requests) if requests else 0} requests drawn last week, "

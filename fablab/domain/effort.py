@@ -10,6 +10,9 @@ so extra volunteers share the credit instead of multiplying it (the weight per p
 more volunteer; total credit never exceeds weight × k).
 Contributions are counted and shown; they do not raise booking priority unless a lab switches on the
 capped bonus (fairshare.contribution_bonus).
+Confirmation: a completed task's credits count only once somebody who is not one of its claimants
+confirmed the work: per task kind the lab says who may ("steward": a steward or admin; "peer": also any
+member qualified on the task's machine, or any member when the task has no machine).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Task:
     claimants: tuple[MemberId, ...] = ()
     claimed_at: datetime | None = None  # first claim; freezes the rise
     completed_at: datetime | None = None
+    confirmed_at: datetime | None = None  # credits count from here on
 
 
 def days_unclaimed(task: Task, now: datetime) -> float:
@@ -71,11 +75,11 @@ def contribution_totals(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[MemberId, float]:
-    """Credited hours per member for tasks completed in [since, until)."""
+    """Credited hours per member for confirmed tasks completed in [since, until)."""
     totals: dict[MemberId, float] = {}
     for t in tasks:
         done = t.completed_at
-        if done is None or (since and done < since) or (until and done >= until):
+        if done is None or t.confirmed_at is None or (since and done < since) or (until and done >= until):
             continue
         credit = claimant_credit(t, done, policy)
         for m in dict.fromkeys(t.claimants):
@@ -86,3 +90,37 @@ def contribution_totals(
 def maintenance_due(hours_since_service: float, interval_hours: float) -> bool:
     """A maintenance task is due after `interval_hours` of machine use (not calendar time)."""
     return interval_hours > 0 and hours_since_service >= interval_hours
+
+
+CONFIRM_MODES = ("steward", "peer")
+# Safety-relevant work is confirmed by a steward; the rest may be confirmed by a qualified peer.
+DEFAULT_CONFIRM: dict[str, str] = {"maintenance": "steward", "induction": "steward", "cleaning": "peer",
+                                   "restocking": "peer", "other": "peer"}
+
+
+def parse_confirm_modes(text: str, kinds: Iterable[str] = DEFAULT_CONFIRM) -> dict[str, str]:
+    """The lab's setting "kind=mode,kind=mode" (e.g. "cleaning=steward,maintenance=peer") over the
+    defaults; raises ValueError naming the bad part."""
+    known = set(kinds)
+    modes = dict(DEFAULT_CONFIRM)
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        kind, sep, mode = (x.strip().lower() for x in part.partition("="))
+        if not sep or kind not in known or mode not in CONFIRM_MODES:
+            raise ValueError(f"{part!r}: expected kind=mode with kind one of {', '.join(sorted(known))} "
+                             f"and mode one of {', '.join(CONFIRM_MODES)}")
+        modes[kind] = mode
+    return modes
+
+
+def confirm_refusal(mode: str, *, is_claimant: bool, is_staff: bool, qualified: bool) -> str | None:
+    """Why this person may not confirm a completed task (a code), or None when they may.
+    `qualified`: on the task's machine (True for a task without a machine)."""
+    if is_claimant:
+        return "own_work"  # nobody confirms their own work, not even a steward
+    if is_staff:
+        return None
+    if mode != "peer":
+        return "steward_only"
+    return None if qualified else "not_qualified"

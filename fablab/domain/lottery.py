@@ -8,9 +8,11 @@ Protocol
    function of the requests, the F values and the seed.
 
 Randomness derived from the seed (no other source is used):
-- a member's ticket in a draft round is
-  HMAC-SHA256(key=seed, msg="fablab-draw-v1|round|<r>|member|<str(member_id)>") ; inside a priority band
-  members pick in ascending order of ticket (compared as bytes / hex).
+- a participant's ticket in a draft round is
+  HMAC-SHA256(key=seed, msg="fablab-draw-v1|round|<r>|member|<participant>") ; inside a priority band
+  participants pick in ascending order of ticket (compared as bytes / hex). The participant is the
+  member's random label in that window (published in the trace), never the member id: with a revealed
+  seed anyone could recompute a pseudonym made from ids.
 - `DrawRng` is a general PRNG in HMAC-SHA256 counter mode: block i = HMAC-SHA256(seed, label || i as
   8 bytes big-endian); integers are taken 8 bytes at a time, `below(n)` uses rejection sampling, and
   `shuffle` is Fisher-Yates from the end (j = below(i + 1) for i = n-1 .. 1).

@@ -87,6 +87,10 @@ class RequestWindow(Model):
     # Everything needed to re-run the draw: inputs (requests, fair-share usage and shares, quotas,
     # band width) and the outcome, keyed by per-window participant labels, never by member.
     trace: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # How the trace's labels were made: "random" (WindowParticipant.label, nobody can recompute it) or
+    # "member-hmac" (windows drawn before 0008: HMAC(revealed seed, member id), reversible by anyone who
+    # knows the member ids, so their trace is no longer published; see migrations/versions/0008).
+    label_scheme: Mapped[str] = mapped_column(String(12), default="random", server_default="random")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -94,6 +98,28 @@ class RequestWindow(Model):
     machine: Mapped[Machine] = relationship(lazy="joined")
     requests: Mapped[list[SlotRequest]] = relationship(back_populates="window", cascade="all, delete-orphan",
                                                        order_by="SlotRequest.start_at")
+    participants: Mapped[list[WindowParticipant]] = relationship(back_populates="window",
+                                                                 cascade="all, delete-orphan")
+
+
+class WindowParticipant(Model):
+    """A member's pseudonym in one window's draw: random, drawn when they first request, unique in the
+    window. The draw's order is derived from (seed, label), so the published trace verifies, but only
+    the member themself (and staff) can tell which label is theirs."""
+
+    __tablename__ = "window_participants"
+    __table_args__ = (
+        UniqueConstraint("window_id", "member_id", name="uq_window_participants_member"),
+        UniqueConstraint("window_id", "label", name="uq_window_participants_label"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    window_id: Mapped[int] = mapped_column(ForeignKey("request_windows.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    window: Mapped[RequestWindow] = relationship(back_populates="participants")
 
 
 class RequestStatus(StrEnum):
@@ -246,10 +272,16 @@ class EffortTask(Model):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first claim: stops the rise
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    # Credits count once somebody other than the claimants confirmed the work (a steward, or for kinds the
+    # lab lets peers confirm, a member qualified on the machine): FABLAB_TASK_CONFIRM.
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
 
     machine: Mapped[Machine | None] = relationship()
+    confirmed_by: Mapped[Member | None] = relationship(foreign_keys=[confirmed_by_id])
     claims: Mapped[list[TaskClaim]] = relationship(back_populates="task", cascade="all, delete-orphan",
                                                    order_by="TaskClaim.claimed_at")
 
@@ -268,7 +300,8 @@ class TaskClaim(Model):
 
 
 class TaskCompletion(Model):
-    """Hours credited to one member for a completed task, fixed when it was completed."""
+    """Hours credited to one member for a completed task, fixed when it was completed; they count
+    (ledger, fair share, bonus) only once the task is confirmed (`EffortTask.confirmed_at`)."""
 
     __tablename__ = "task_completions"
     __table_args__ = (UniqueConstraint("task_id", "member_id", name="uq_task_completions_once"),)

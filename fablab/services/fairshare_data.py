@@ -16,7 +16,7 @@ from ..domain import fairshare as fs
 from ..domain import policy as pol
 from ..extensions import db
 from ..models import Booking, BookingKind, BookingStatus, Machine, Member, Qualification
-from ..models.scheduling import SchedulingSettings, TaskCompletion
+from ..models.scheduling import EffortTask, SchedulingSettings, TaskCompletion
 from ..models.usage import UsageSession
 from . import bookings as booking_service
 
@@ -81,8 +81,10 @@ def population(machine: Machine, now: datetime) -> dict[int, float]:
 
 def contributed_hours(since: datetime | None = None, until: datetime | None = None,
                       member_ids: Iterable[int] | None = None) -> dict[int, float]:
-    """Credited effort hours per member for tasks completed in [since, until)."""
-    stmt = select(TaskCompletion.member_id, TaskCompletion.credited_hours)
+    """Credited effort hours per member for confirmed tasks completed in [since, until) (unconfirmed
+    credits count nowhere: not in the ledger, not in the share bonus)."""
+    stmt = (select(TaskCompletion.member_id, TaskCompletion.credited_hours)
+            .join(EffortTask, EffortTask.id == TaskCompletion.task_id).where(EffortTask.confirmed_at.is_not(None)))
     if since is not None:
         stmt = stmt.where(TaskCompletion.completed_at >= since)
     if until is not None:

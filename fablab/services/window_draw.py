@@ -1,4 +1,4 @@
-"""The close of a request window and its published results: the fair draw (participant pseudonyms, the
+"""The close of a request window and its published results: the fair draw (participants' random labels, the
 quotas each member still has, the allocation with the committed lottery seed), the bookings for the
 granted, the waitlist for the rest, the trace and revealed seed, and the re-check any member can do
 (`rerun_allocation`, `draw_matches`, `window_results`). The timed work is `close_due_windows(now)`.
@@ -7,12 +7,10 @@ Windows, their settings and requests live in fablab.services.windows, which does
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select
 
@@ -39,9 +37,16 @@ from . import waitlist
 from .fairshare_data import fair_share_for, settings_for
 from .scheduling_common import SchedulingError
 from .scheduling_common import lab_tz as _tz
-from .windows import _lock_window  # the same row lock the requests take
+from .windows import (
+    _lock_window,  # the same row lock the requests take
+    participant_labels,
+)
 
-TRACE_VERSION = 1
+# 2: participants are random stored labels (WindowParticipant); members with no request in the window
+# are summed into one OTHERS entry (their use and shares only matter as part of the totals).
+TRACE_VERSION = 2
+OTHERS = "others"  # not a label: labels are LABEL_LENGTH characters long
+LEGACY_SCHEME = "member-hmac"  # windows drawn before labels were random (migrations/versions/0008)
 
 
 # --- the close: allocate, book, waitlist, reveal -------------------------------------------------------------
@@ -59,9 +64,16 @@ class WindowRequest(alloc.SlotRequest):
         return self.real_hours
 
 
-def participant_label(seed: bytes, member_id: int) -> str:
-    """A per-window pseudonym: the draw runs on these, so the published trace names nobody."""
-    return hmac.new(seed, f"fablab-participant-v1|{member_id}".encode(), hashlib.sha256).hexdigest()[:10]
+def _labelled_state(state: fs.FairShareState, labels: dict[int, str]) -> fs.FairShareState:
+    """The fair-share state keyed by label, everybody without a label summed into OTHERS: the totals,
+    hence every participant's F, are unchanged (shares are already normalised)."""
+    usage: dict[Hashable, float] = {}
+    shares: dict[Hashable, float] = {}
+    for source, target in ((state.usage, usage), (state.shares, shares)):
+        for m, v in source.items():
+            key = labels.get(m, OTHERS) if isinstance(m, int) else OTHERS
+            target[key] = target.get(key, 0.0) + v
+    return fs.FairShareState(usage, shares)
 
 
 def _member_quotas(machine: Machine, members: Iterable[Member], window: RequestWindow, base: alloc.Quota,
@@ -153,10 +165,9 @@ def _allocate(w: RequestWindow, now: datetime) -> list[FreedTime]:
             valid.append(r)
 
     state = fair_share_for(machine, now, settings)
-    # The fair-share state of a machine is keyed by member id (an int), as the requests are.
-    labels: dict[Hashable, str] = {m: participant_label(seed, cast(int, m)) for m in {*state.members(), *members}}
-    lstate = fs.FairShareState({labels[m]: u for m, u in state.usage.items()},
-                               {labels[m]: s for m, s in state.shares.items()})
+    # The fair-share state of a machine is keyed by member id (an int), as the requests are. The labels
+    # were drawn when each member first requested (a request written around the services gets one now).
+    labels = participant_labels(w, sorted(members), now)
     quota = alloc.Quota(settings.quota_hours, settings.quota_slots)
     quotas = _member_quotas(machine, members.values(), w, quota, now)
     lquotas: dict[Hashable, alloc.Quota] = {labels[m]: q for m, q in quotas.items()}
@@ -167,6 +178,10 @@ def _allocate(w: RequestWindow, now: datetime) -> list[FreedTime]:
         to_draw = [d for d in domain if d.id in contested]
     else:
         to_draw = domain
+    # Requesters new to the machine get the average share before the others are summed up (the average
+    # over the whole population, as the allocator would give them), so the trace holds their share too.
+    drawn = {r.member_id for r in valid if r.id in {d.id for d in to_draw}}
+    lstate = _labelled_state(state.with_members(drawn), labels)
     result = alloc.allocate_window(to_draw, lstate, seed, quota, lquotas, settings.band_width)
     outcomes = result.by_request()
     rows: dict[Hashable, SlotRequest] = {r.id: r for r in valid}
@@ -233,8 +248,8 @@ def _allocate(w: RequestWindow, now: datetime) -> list[FreedTime]:
         "buffer_minutes": policy.buffer_minutes,
         "quota": _quota_json(quota),
         "member_quotas": {labels[m]: _quota_json(q) for m, q in quotas.items()},
-        "usage": {labels[m]: u for m, u in state.usage.items()},
-        "shares": {labels[m]: s for m, s in state.shares.items()},
+        "usage": dict(lstate.usage),
+        "shares": dict(lstate.shares),
         "requests": [{"id": d.id, "participant": d.member_id, "start": d.start.isoformat(),
                       "end": d.end.isoformat(), "hours": d.real_hours, "rank": d.rank} for d in domain],
         "allocated": [d.id for d in to_draw],
@@ -247,6 +262,7 @@ def _allocate(w: RequestWindow, now: datetime) -> list[FreedTime]:
         "final": {str(r.id): r.status for r in pending},
     }
     w.revealed_seed = w.secret_seed
+    w.label_scheme = "random"
     w.status = WindowStatus.CLOSED.value
     w.closed_at = now
     db.session.flush()
@@ -281,14 +297,28 @@ class WindowResults:
     granted: int = 0
     waitlisted: int = 0
     rejected: int = 0
+    trace_public: bool = True  # False for windows drawn under the old, reversible labels
+
+
+def trace_is_public(window: RequestWindow) -> bool:
+    """A drawn window's trace is published unless its labels are the old reversible ones."""
+    return window.label_scheme != LEGACY_SCHEME
+
+
+def published_trace(window: RequestWindow, viewer: Member) -> dict[str, Any] | None:
+    """The trace as `viewer` may see it: after the close; a legacy window's only to staff."""
+    if window.trace is None or window.revealed_seed is None:
+        return None
+    if not trace_is_public(window) and not viewer.is_staff:
+        return None
+    return window.trace
 
 
 def window_results(window: RequestWindow, viewer: Member) -> WindowResults:
     mine = [r for r in window.requests if r.member_id == viewer.id]
+    labels = {p.member_id: p.label for p in window.participants}
     if window.status != WindowStatus.CLOSED or window.revealed_seed is None:
-        return WindowResults(window, window.commitment, None, None, None, None, mine)
-    seed = bytes.fromhex(window.revealed_seed)
-    label = participant_label(seed, viewer.id)
+        return WindowResults(window, window.commitment, None, None, None, labels.get(viewer.id), mine)
     seed_ok = lottery.verify(window.revealed_seed, window.commitment)
     draw_ok = draw_matches(window)
     rows = []
@@ -296,12 +326,12 @@ def window_results(window: RequestWindow, viewer: Member) -> WindowResults:
         if r.status == RequestStatus.WITHDRAWN:
             continue
         is_mine = r.member_id == viewer.id
-        rows.append(ResultRow(r.id, r.start_at, r.end_at, "you" if is_mine else participant_label(seed, r.member_id),
+        rows.append(ResultRow(r.id, r.start_at, r.end_at, "you" if is_mine else labels.get(r.member_id, "a member"),
                               is_mine, r.rank, r.round_no, r.factor, r.status, r.reason,
                               r.message if is_mine else ""))
     count = {s: sum(1 for x in rows if x.status == s) for s in ("granted", "waitlisted", "rejected")}
-    return WindowResults(window, window.commitment, window.revealed_seed, seed_ok, draw_ok, label, mine, rows,
-                         count["granted"], count["waitlisted"], count["rejected"])
+    return WindowResults(window, window.commitment, window.revealed_seed, seed_ok, draw_ok, labels.get(viewer.id),
+                         mine, rows, count["granted"], count["waitlisted"], count["rejected"], trace_is_public(window))
 
 
 def draw_matches(window: RequestWindow) -> bool | None:

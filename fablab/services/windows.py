@@ -1,5 +1,6 @@
 """Request windows: a machine's scheduling mode and window settings, the windows themselves (open,
-cancel, list, the slots members rank), ranked slot requests, the guard that keeps direct bookings out
+cancel, list, the slots members rank), ranked slot requests, each participant's random label in a
+window's draw, the guard that keeps direct bookings out
 of a window's period (registered in fablab/wiring.py) and the timed `auto_open_windows(now)`.
 The close of a window (the fair draw, bookings, waitlist, the published results and their re-check)
 is fablab.services.window_draw, which builds on this module. Rules live in fablab.domain (policy,
@@ -8,7 +9,8 @@ booking rules, lottery); this module loads, calls them and writes the result ato
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -26,6 +28,7 @@ from ..models.scheduling import (
     RequestWindow,
     SchedulingSettings,
     SlotRequest,
+    WindowParticipant,
     WindowStatus,
 )
 from ..models.types import utcnow
@@ -251,6 +254,44 @@ def window_slots(window: RequestWindow, viewer: Member | None = None) -> list[Sl
     return out
 
 
+# --- participant labels ------------------------------------------------------------------------------------
+
+LABEL_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: read aloud or typed from a screen
+LABEL_LENGTH = 8  # 31^8 ≈ 8.5e11: a collision in one window is rare, and retried
+
+
+def new_label(taken: set[str]) -> str:
+    """A fresh random label not in `taken` (and added to it)."""
+    while True:
+        label = "".join(secrets.choice(LABEL_ALPHABET) for _ in range(LABEL_LENGTH))
+        if label not in taken:
+            taken.add(label)
+            return label
+
+
+def participant_labels(window: RequestWindow, member_ids: Iterable[int], now: datetime | None = None) -> dict[int, str]:
+    """The labels of `member_ids` in the window's draw, drawing (and storing) one for whoever has none.
+    Call inside the write transaction that holds the window's lock, so two entries cannot race."""
+    rows = {p.member_id: p for p in db.session.scalars(select(WindowParticipant).where(
+        WindowParticipant.window_id == window.id))}
+    taken = {p.label for p in rows.values()}
+    out = {}
+    for mid in dict.fromkeys(member_ids):
+        if mid not in rows:
+            rows[mid] = WindowParticipant(window_id=window.id, member_id=mid, label=new_label(taken),
+                                          created_at=now or utcnow())
+            db.session.add(rows[mid])
+        out[mid] = rows[mid].label
+    db.session.flush()
+    return out
+
+
+def label_of(window: RequestWindow, member: Member) -> str | None:
+    """The member's own label in the window (None until they requested something)."""
+    return db.session.scalar(select(WindowParticipant.label).where(WindowParticipant.window_id == window.id,
+                                                                   WindowParticipant.member_id == member.id))
+
+
 # --- requests --------------------------------------------------------------------------------------------
 
 
@@ -307,7 +348,7 @@ def add_request(member: Member, window: RequestWindow, start: datetime, end: dat
         req = SlotRequest(window_id=w.id, member_id=member.id, machine_id=w.machine_id, start_at=start, end_at=end,
                           rank=rank, status=RequestStatus.PENDING.value, created_at=now)
         db.session.add(req)
-        db.session.flush()
+        participant_labels(w, [member.id], now)
     return req
 
 
@@ -338,6 +379,8 @@ def set_requests(member: Member, window: RequestWindow, wishes: Sequence[tuple[d
                               end_at=end, rank=rank, status=RequestStatus.PENDING.value, created_at=now)
             w.requests.append(req)
             out.append(req)
+        if wishes:
+            participant_labels(w, [member.id], now)
         db.session.flush()
     return out
 

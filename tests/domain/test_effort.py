@@ -3,12 +3,15 @@ from datetime import datetime, timedelta
 import pytest
 
 from fablab.domain.effort import (
+    DEFAULT_CONFIRM,
     Task,
     WeightPolicy,
     board,
     claimant_credit,
+    confirm_refusal,
     contribution_totals,
     maintenance_due,
+    parse_confirm_modes,
     task_weight,
 )
 
@@ -44,10 +47,14 @@ def test_credit_falls_when_more_volunteer_than_needed():
 
 def test_contribution_totals_for_completed_tasks_in_period():
     tasks = [
-        Task(1, "cleaning", 1.0, T0, claimants=("a",), claimed_at=T0 + 10 * DAY, completed_at=T0 + 11 * DAY),
-        Task(2, "maintenance", 2.0, T0, claimants=("a", "b"), claimed_at=T0, completed_at=T0 + DAY),
+        Task(1, "cleaning", 1.0, T0, claimants=("a",), claimed_at=T0 + 10 * DAY, completed_at=T0 + 11 * DAY,
+             confirmed_at=T0 + 12 * DAY),
+        Task(2, "maintenance", 2.0, T0, claimants=("a", "b"), claimed_at=T0, completed_at=T0 + DAY,
+             confirmed_at=T0 + DAY),
         Task(3, "cleaning", 5.0, T0, claimants=("b",), claimed_at=T0),  # not completed
-        Task(4, "cleaning", 1.0, T0, claimants=("c",), claimed_at=T0, completed_at=T0 + 40 * DAY),
+        Task(4, "cleaning", 1.0, T0, claimants=("c",), claimed_at=T0, completed_at=T0 + 40 * DAY,
+             confirmed_at=T0 + 40 * DAY),
+        Task(5, "cleaning", 4.0, T0, claimants=("c",), claimed_at=T0, completed_at=T0 + DAY),  # not confirmed
     ]
     totals = contribution_totals(tasks, POLICY, since=T0, until=T0 + 30 * DAY)
     assert totals == pytest.approx({"a": 2.0 + 1.0, "b": 1.0})
@@ -64,3 +71,20 @@ def test_maintenance_due_after_hours_of_use():
     assert not maintenance_due(49.5, 50)
     assert maintenance_due(50, 50)
     assert not maintenance_due(100, 0)
+
+
+def test_nobody_confirms_their_own_work_and_peers_only_where_the_lab_lets_them():
+    assert confirm_refusal("peer", is_claimant=True, is_staff=True, qualified=True) == "own_work"
+    assert confirm_refusal("steward", is_claimant=False, is_staff=True, qualified=False) is None
+    assert confirm_refusal("steward", is_claimant=False, is_staff=False, qualified=True) == "steward_only"
+    assert confirm_refusal("peer", is_claimant=False, is_staff=False, qualified=True) is None
+    assert confirm_refusal("peer", is_claimant=False, is_staff=False, qualified=False) == "not_qualified"
+
+
+def test_confirm_modes_per_kind_from_the_lab_setting():
+    assert parse_confirm_modes("") == DEFAULT_CONFIRM
+    modes = parse_confirm_modes(" cleaning = steward, maintenance=peer ")
+    assert modes["cleaning"] == "steward" and modes["maintenance"] == "peer" and modes["induction"] == "steward"
+    for bad in ("cleaning", "cleaning=anyone", "gardening=peer"):
+        with pytest.raises(ValueError, match="kind=mode"):
+            parse_confirm_modes(bad)

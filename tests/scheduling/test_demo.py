@@ -36,5 +36,10 @@ def test_demo_puts_the_laser_in_window_mode_with_results(app_ctx) -> None:
     assert current.requests and current.revealed_seed is None
     assert db.session.scalar(select(WaitlistEntry.id).limit(1)) is not None
     assert len(effort_service.task_board(None, datetime.now(UTC))) >= 4
-    assert db.session.scalar(select(EffortTask).where(EffortTask.completed_at.is_not(None))) is not None
+    done = list(db.session.scalars(select(EffortTask).where(EffortTask.completed_at.is_not(None))))
+    assert {t.confirmed_at is None for t in done} == {True, False}  # confirmed work, and work still waiting
+    assert effort_service.awaiting_confirmation(None, datetime.now(UTC))
+    # the draws' labels are random and stored: nobody can recompute them from the revealed seed
+    assert past.label_scheme == "random" and {r["participant"] for r in past.trace["requests"]} \
+        <= {p.label for p in past.participants}
     assert seed_scheduling_demo(machines, members, random.Random(7)) == ""  # once only

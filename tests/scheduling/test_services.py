@@ -112,7 +112,8 @@ def test_close_grants_the_under_served_waitlists_the_rest_and_reveals_the_seed(l
     # anyone can check: the seed matches the commitment and the trace re-runs to the same outcome
     res = window_draw.window_results(w, a)
     assert res.seed_matches is True and res.draw_matches is True
-    assert res.my_label == window_draw.participant_label(bytes.fromhex(w.revealed_seed), a.id)
+    assert res.my_label == window_service.label_of(w, a)
+    assert res.my_label in {r["participant"] for r in w.trace["requests"]}
     assert all(row.message == "" for row in res.rows if not row.is_mine)
     assert window_draw.close_window(w, later).status == WindowStatus.CLOSED  # idempotent
 
@@ -288,10 +289,14 @@ def test_task_weight_rises_until_claimed_and_credit_is_shared(make_member) -> No
     assert {c.member_id for c in done} == {a.id, b.id}
     assert all(c.credited_hours == pytest.approx(0.75, abs=0.01) for c in done)  # 1 person needed, 2 came
     assert [c.task_id for c in effort_service.member_contributions(b)] == [task.id]
+    assert effort_service.lab_contributions() == []  # nobody confirmed the work yet: it counts nowhere
+    with pytest.raises(SchedulingError, match="own work"):
+        effort_service.confirm_task(b, task, later)
+    effort_service.confirm_task(make_member(), task, later)  # cleaning without a machine: any other member
     assert dict((m.id, h) for m, h in effort_service.lab_contributions())[a.id] == pytest.approx(0.75, abs=0.01)
 
 
-def test_bonus_off_by_default_and_capped_when_on(window_machine, qualified_members) -> None:
+def test_bonus_off_by_default_and_capped_when_on(window_machine, qualified_members, make_member) -> None:
     machine = window_machine()
     a, b = qualified_members(machine, 2)
     past_use(a, machine, 1, 2)
@@ -300,6 +305,10 @@ def test_bonus_off_by_default_and_capped_when_on(window_machine, qualified_membe
     effort_service.claim_task(a, task)
     effort_service.complete_task(a, task)
     now = datetime.now(UTC)
+    window_service.update_policy(machine, "window", bonus_enabled=True)
+    assert fsd.factor_view(a, machine, now).bonus == 0.0  # unconfirmed work raises nothing
+    window_service.update_policy(machine, "window", bonus_enabled=False)
+    effort_service.confirm_task(make_member(role="steward"), task)
     assert fsd.factor_view(a, machine, now).factor == pytest.approx(fsd.factor_view(b, machine, now).factor)
     window_service.update_policy(machine, "window", bonus_enabled=True)
     fa, fb = fsd.factor_view(a, machine, now), fsd.factor_view(b, machine, now)

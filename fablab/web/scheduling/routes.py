@@ -98,9 +98,10 @@ def machine(slug: str) -> Any:
     windows = window_service.open_windows(m)
     slots = {w.id: window_service.window_slots(w, g.member) for w in windows}
     mine = {w.id: [r for r in w.requests if r.member_id == g.member.id] for w in windows}
+    labels = {w.id: window_service.label_of(w, g.member) for w in windows}
     past = [w for w in window_service.windows_of(m) if w.status != "open"]
     return render_template("scheduling/machine.html", machine=m, mode=window_service.mode_of(m), windows=windows,
-                           slots=slots, mine=mine, past=past, view=fsd.factor_view(g.member, m, now),
+                           slots=slots, mine=mine, labels=labels, past=past, view=fsd.factor_view(g.member, m, now),
                            settings=fsd.settings_for(m), now=now, accepting=lambda w: window_service.accepting(w, now))
 
 
@@ -154,16 +155,20 @@ def results(window_id: int) -> Any:
     _now()
     w = _window(window_id)
     res = window_draw.window_results(w, g.member)
-    return render_template("scheduling/results.html", w=w, res=res, trace=w.trace)
+    return render_template("scheduling/results.html", w=w, res=res, trace=window_draw.published_trace(w, g.member))
 
 
 @bp.get("/scheduling/windows/<int:window_id>/trace.json")
 @login_required
 def trace(window_id: int) -> Any:
     w = _window(window_id)
-    if w.trace is None:
+    if w.trace is None or w.revealed_seed is None:
         abort(404, "The draw has not run yet.")
-    return jsonify({"window": w.id, "commitment": w.commitment, "seed": w.revealed_seed, "trace": w.trace})
+    published = window_draw.published_trace(w, g.member)
+    if published is None:
+        abort(404, "This window was drawn before labels were random: its trace could be traced back to members, "
+                   "so it is no longer published. Its results page still shows the outcome.")
+    return jsonify({"window": w.id, "commitment": w.commitment, "seed": w.revealed_seed, "trace": published})
 
 
 # --- waitlist --------------------------------------------------------------------------------------------
@@ -251,13 +256,20 @@ def decline(offer_id: int) -> Any:
 @login_required
 def tasks() -> Any:
     now = _now()
-    board = effort_service.task_board(g.member, now)
-    top = effort_service.lab_contributions(since=now - timedelta(days=90))[:10]
-    mine = effort_service.member_contributions(g.member)
     if hx_request.htmx:
-        return render_template("scheduling/_board.html", board=board)
-    return render_template("scheduling/tasks.html", board=board, top=top, mine=mine,
-                           my_total=sum(c.credited_hours for c in mine), now=now)
+        return _board_partial(now)
+    return _tasks_page(now)
+
+
+def _tasks_page(now: datetime, status: int = 200) -> Any:
+    top = [(m, effort_service.display_name(g.member, m), h)
+           for m, h in effort_service.lab_contributions(since=now - timedelta(days=90))[:10]]
+    mine = effort_service.member_contributions(g.member)
+    confirmed = effort_service.confirmed_total(mine)
+    return render_template("scheduling/tasks.html", board=effort_service.task_board(g.member, now),
+                           awaiting=effort_service.awaiting_confirmation(g.member, now), top=top, mine=mine,
+                           my_total=confirmed, my_pending=sum(c.credited_hours for c in mine) - confirmed,
+                           now=now), status
 
 
 def _task_or_404(task_id: int) -> Any:
@@ -272,6 +284,7 @@ def _task_action(task_id: int, action: Callable[[Member, Any], object]) -> Any:
         action(g.member, _task_or_404(task_id))
     except SchedulingError as exc:
         _refused(exc)
+        return _board_response(exc.status)
     return _board_response()
 
 
@@ -293,17 +306,41 @@ def task_complete(task_id: int) -> Any:
     try:
         done = effort_service.complete_task(g.member, _task_or_404(task_id))
     except SchedulingError as exc:
-        if exc.status == 403:
-            abort(403, exc.message)
         _refused(exc)
+        return _board_response(exc.status)
+    task = done[0].task
+    if task.confirmed_at is not None:
+        flash(f"Done and confirmed: {done[0].credited_hours:.1f} h credited to each of {len(done)}.", "ok")
     else:
-        flash(f"Thank you! {done[0].credited_hours:.1f} h credited to each of {len(done)}.", "ok")
+        flash(f"Thank you! {done[0].credited_hours:.1f} h each for {len(done)}; they count once "
+              f"{effort_service.who_confirms(task)}.", "ok")
     return _board_response()
 
 
-def _board_response() -> Any:
+@bp.post("/tasks/<int:task_id>/confirm")
+@login_required
+def task_confirm(task_id: int) -> Any:
+    try:
+        effort_service.confirm_task(g.member, _task_or_404(task_id))
+    except SchedulingError as exc:
+        _refused(exc)
+        return _board_response(exc.status)
+    flash("Confirmed: the hours now count.", "ok")
+    return _board_response()
+
+
+def _board_partial(now: datetime, status: int = 200) -> Any:
+    return render_template("scheduling/_board.html", board=effort_service.task_board(g.member, now),
+                           awaiting=effort_service.awaiting_confirmation(g.member, now), partial=True), status
+
+
+def _board_response(status: int = 200) -> Any:
+    """htmx: the board in place, with what happened; otherwise the board page (after a success by a
+    redirect, a refusal in place with its 4xx status). Either way the flash says why."""
     if hx_request.htmx:
-        return render_template("scheduling/_board.html", board=effort_service.task_board(g.member, utcnow()))
+        return _board_partial(utcnow(), status)
+    if status >= 400:
+        return _tasks_page(utcnow(), status)
     return redirect(url_for("scheduling.tasks"))
 
 
@@ -331,13 +368,17 @@ def task_new() -> Any:
 @bp.get("/scheduling/members/<int:member_id>/contributions")
 @login_required
 def contributions(member_id: int) -> Any:
-    """A member's contributions (shown on their profile): the effort is visible to the lab."""
+    """A member's contributions: the effort is visible to the lab; the name only to the member, staff,
+    or everyone where the lab made contributions public."""
     member = db.session.get(Member, member_id)
     if member is None:
         abort(404, "There is no such member.")
     rows = effort_service.member_contributions(member)
-    return render_template("scheduling/contributions.html", member=member, rows=rows,
-                           total=sum(c.credited_hours for c in rows))
+    confirmed = effort_service.confirmed_total(rows)
+    return render_template("scheduling/contributions.html", member=member, rows=rows, total=confirmed,
+                           pending=sum(c.credited_hours for c in rows) - confirmed,
+                           show_name=effort_service.names_visible(g.member, member.id),
+                           is_confirmed=effort_service.is_confirmed)
 
 
 # --- admin -----------------------------------------------------------------------------------------------
