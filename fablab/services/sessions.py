@@ -7,8 +7,9 @@ member's other sessions. Rows that went unused for longer than their lifetime ar
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import CursorResult, and_, delete, or_, select
 
 from ..extensions import db
 from ..models import Member, MemberSession
@@ -64,7 +65,7 @@ def end_others(member: Member, keep: MemberSession | None) -> int:
     stmt = delete(MemberSession).where(MemberSession.member_id == member.id)
     if keep is not None:
         stmt = stmt.where(MemberSession.id != keep.id)
-    return db.session.execute(stmt).rowcount or 0
+    return cast(CursorResult[Any], db.session.execute(stmt)).rowcount or 0
 
 
 def end_all(member: Member) -> int:

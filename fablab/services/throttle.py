@@ -19,9 +19,10 @@ import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import delete, or_
+from sqlalchemy import CursorResult, delete, or_
 
 from ..extensions import db
 from ..models import LoginThrottle
@@ -61,13 +62,13 @@ def login_budgets(remote_addr: str | None, email: str) -> tuple[Budget, Budget]:
     return (Budget(f"login:{src}:{_h(email.strip().lower())}", 5, 30), Budget(f"login-src:{src}", 20, 30))
 
 
-def kiosk_pin_budgets(kiosk_id: int, member_no: int) -> tuple[Budget, Budget]:
+def kiosk_pin_budgets(kiosk_id: int, member_no: int) -> tuple[Budget, ...]:
     """Kiosk PIN: the member number tried (5 free, at every kiosk: a second kiosk is no second chance),
     and PIN sign-in at this kiosk across numbers (20 free). Neither stops badges."""
     return (Budget(f"kiosk-no:{_h(str(member_no))}", 5, 30), Budget(f"kiosk-pin:{kiosk_id}", 20, 30))
 
 
-def kiosk_badge_budgets(kiosk_id: int) -> tuple[Budget]:
+def kiosk_badge_budgets(kiosk_id: int) -> tuple[Budget, ...]:
     """Unknown badges at this kiosk (someone typing UIDs into the reader's field): slows badges there."""
     return (Budget(f"kiosk-badge:{kiosk_id}", 5, 30),)
 
@@ -119,10 +120,10 @@ def reset(budgets: tuple[Budget, ...]) -> None:
 def prune(now: datetime, keep: tuple[str, ...] = ()) -> int:
     """Delete the rows whose window has passed and whose lock (if any) has run out (but `keep`, about to
     be written)."""
-    result = db.session.execute(delete(LoginThrottle).where(
+    result = cast(CursorResult[Any], db.session.execute(delete(LoginThrottle).where(
         LoginThrottle.last_failure_at < now - WINDOW,
         or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until <= now),
-        LoginThrottle.key.not_in(keep)))
+        LoginThrottle.key.not_in(keep))))
     return result.rowcount or 0
 
 
