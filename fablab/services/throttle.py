@@ -56,10 +56,21 @@ def source_of(remote_addr: str | None) -> str:
     return str(ip)
 
 
-def login_budgets(remote_addr: str | None, email: str) -> tuple[Budget, Budget]:
+def login_budgets(remote_addr: str | None, email: str) -> tuple[Budget, ...]:
     """Web sign-in: one account from one source (5 free), and all accounts from one source (20 free)."""
     src = _h(source_of(remote_addr))
     return (Budget(f"login:{src}:{_h(email.strip().lower())}", 5, 30), Budget(f"login-src:{src}", 20, 30))
+
+
+def device_budgets(device: str, email: str) -> tuple[Budget, ...]:
+    """Web sign-in from a browser the member signed in with before: its own budget (5 free), apart from
+    the source's, so a guesser sharing the member's address cannot lock them out either."""
+    return (Budget(f"login-dev:{_h(device)}:{_h(email.strip().lower())}", 5, 30),)
+
+
+def mark(value: str) -> str:
+    """A keyed hash to name something (a member) in a cookie without revealing it."""
+    return _h(value)[:16]
 
 
 def kiosk_pin_budgets(kiosk_id: int, member_no: int) -> tuple[Budget, ...]:

@@ -184,3 +184,18 @@ def test_kiosk_sign_out_ends_the_kiosk_session_on_the_server(app: Flask, make_me
     thief.set_cookie("fablab_kiosk", kiosk.get_cookie("fablab_kiosk", path="/kiosk").value, path="/kiosk")
     thief.set_cookie("session", copied)
     assert "Hello, Ada" not in thief.get("/kiosk/panel").get_data(as_text=True)
+
+
+def test_a_guesser_behind_quinns_address_cannot_lock_her_known_browser(app: Flask, make_member) -> None:
+    make_member("quinn@example.org", name="Quinn")
+    quinn = app.test_client()
+    assert _login(quinn, "quinn@example.org", ip=HOME).status_code == 302  # this browser is now known
+    quinn.post("/logout", data={"csrf_token": csrf_token(quinn, "/account")})
+    guesser = app.test_client()  # same network (one NAT address), no cookie of Quinn's
+    for _ in range(6):
+        _login(guesser, "quinn@example.org", "guess-guess-guess", ip=HOME)
+    assert _login(guesser, "quinn@example.org", ip=HOME).status_code == 429
+    assert _login(quinn, "quinn@example.org", ip=HOME).status_code == 302
+    # a forged or foreign device cookie is no way around the source's budget
+    guesser.set_cookie("fablab_device", "forged.cookie", path="/login")
+    assert _login(guesser, "quinn@example.org", ip=HOME).status_code == 429

@@ -6,7 +6,19 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import abort, flash, g, make_response, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    after_this_request,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 
 from ...auth import current_session, login_required, public, sign_in, sign_out
@@ -14,6 +26,7 @@ from ...extensions import db
 from ...models import ApiToken, Member, MemberSession
 from ...models.types import utcnow
 from ...security import hash_password, verify_password
+from ...security import new_token as random_token
 from ...services import members as member_service
 from ...services import sessions as session_service
 from ...services import throttle
@@ -28,6 +41,46 @@ def _safe_next(target: str | None) -> str:
     return url_for("machines.overview")
 
 
+DEVICE_COOKIE = "fablab_device"
+
+
+def _device_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="fablab-known-device")
+
+
+def _device_cookie() -> dict[str, Any]:
+    try:
+        data = _device_serializer().loads(request.cookies.get(DEVICE_COOKIE, ""))
+    except BadSignature:
+        return {}
+    return data if isinstance(data, dict) and isinstance(data.get("d"), str) else {}
+
+
+def _member_mark(member: Member) -> str:
+    return throttle.mark(f"member:{member.id}")
+
+
+def _known_device(member: Member | None) -> str | None:
+    """This browser's id, if the member signed in with it before (a signed cookie names them)."""
+    data = _device_cookie()
+    if member is None or _member_mark(member) not in (data.get("m") or []):
+        return None
+    return str(data["d"])
+
+
+def _remember_device(member: Member, device: str | None) -> None:
+    data = _device_cookie()
+    marks = [m for m in (data.get("m") or []) if isinstance(m, str) and m != _member_mark(member)]
+    value = _device_serializer().dumps({"d": device or data.get("d") or random_token(),
+                                        "m": [_member_mark(member), *marks][:5]})
+
+    @after_this_request
+    def _set(resp: Any) -> Any:
+        resp.set_cookie(DEVICE_COOKIE, value, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"], path=url_for("auth.login"))
+        return resp
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login() -> Any:
@@ -36,9 +89,13 @@ def login() -> Any:
     status = 200
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
+        member = db.session.scalar(select(Member).where(Member.email == email))
         # Budgets of this source: for this account, and for all accounts (a spray); never the account's
-        # own, so nobody elsewhere can lock its owner out.
-        budgets = throttle.login_budgets(request.remote_addr, email)
+        # own, so nobody elsewhere can lock its owner out. A browser the member signed in with before
+        # has its own budget, so not even a guesser behind the same address can.
+        device = _known_device(member)
+        budgets = (throttle.device_budgets(device, email) if device
+                   else throttle.login_budgets(request.remote_addr, email))
         now = utcnow()
         wait = throttle.seconds_locked(budgets, now)
         if wait:
@@ -46,10 +103,10 @@ def login() -> Any:
                      f"{throttle.describe_wait(wait)}.")
             status = 429
         else:
-            member = db.session.scalar(select(Member).where(Member.email == email))
             ok = verify_password(member.password_hash if member else None, form.password.data)
             if ok and member is not None and member.active:
                 throttle.reset(budgets[:1])
+                _remember_device(member, device)
                 sign_in(member)
                 db.session.commit()
                 flash(f"Welcome, {member.name}.", "ok")
