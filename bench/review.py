@@ -29,7 +29,6 @@ from benchdb import bench_app  # noqa: E402
 from flask import g, render_template  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
-from fablab.auth import auth_version  # noqa: E402
 from fablab.domain import allocation as alloc  # noqa: E402
 from fablab.domain import fairshare as fs  # noqa: E402
 from fablab.extensions import db  # noqa: E402
@@ -37,6 +36,7 @@ from fablab.models import Booking, Machine, MachineType, Member, Qualification  
 from fablab.models.scheduling import RequestWindow, SlotRequest  # noqa: E402
 from fablab.models.usage import UsageSession  # noqa: E402
 from fablab.services import fairness as svc  # noqa: E402
+from fablab.services import sessions  # noqa: E402
 from fablab.web import charts  # noqa: E402
 from fablab.web.fairness import routes  # noqa: E402
 
@@ -196,11 +196,11 @@ def time_http(app) -> float:
     with app.app_context():
         admin = db.session.get(Member, db.session.execute(text("SELECT id FROM members WHERE role = 'admin'"))
                                .scalar_one())
-        version = auth_version(admin)
-        admin_id = admin.id
+        _, sid = sessions.open_session(admin, sessions.WEB, datetime.now(UTC), timedelta(hours=12))
+        db.session.commit()
     client = app.test_client()
     with client.session_transaction() as s:
-        s["member_id"], s["auth_v"] = admin_id, version
+        s["sid"] = sid
     times = []
     for _ in range(REPEAT):
         t0 = time.perf_counter()

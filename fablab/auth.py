@@ -3,45 +3,81 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import abort, g, redirect, request, session, url_for
+from flask import abort, current_app, g, redirect, request, session, url_for
 
-from .extensions import db
-from .models import Member, Role
+from .database import begin_write, write_transaction
+from .models import Member, MemberSession, Role
+from .models.types import utcnow
+from .services import sessions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _lifetime() -> timedelta:
+    return current_app.permanent_session_lifetime
+
+
 def load_current_member() -> None:
-    """before_request: put the signed-in member (or None) on g.member."""
+    """before_request: put the signed-in member (or None) on g.member, from the server-side session.
+
+    The cookie carries only a random session id; the row decides (signed out, password changed,
+    deactivated: the row is gone or the member inactive, and the cookie no longer works).
+    """
     g.member = None
-    member_id = session.get("member_id")
-    if member_id is None:
+    g.member_session = None
+    if "sid" not in session:
+        if "member_id" in session:  # a cookie from before server-side sessions: it no longer signs in
+            session.clear()
         return
-    member = db.session.get(Member, member_id)
-    # A session outlives a deactivation or a password change only until the next request.
-    if member is None or not member.active or session.get("auth_v") != auth_version(member):
-        session.clear()
+    now = utcnow()
+    row = sessions.find(session.get("sid"), sessions.WEB, now, _lifetime())
+    if row is None:
+        session.pop("sid", None)
         return
-    g.member = member
+    touch_session(row, now)
+    g.member = row.member
+    g.member_session = row
 
 
-def auth_version(member: Member) -> str:
-    """Changes when the password changes, so old sessions die with the old password."""
-    return (member.password_hash or "")[-16:]
+def touch_session(row: MemberSession, now: datetime) -> None:
+    """Record use at most once a minute, in its own short write (GET requests write too)."""
+    if not sessions.needs_touch(row, now):
+        return
+    with write_transaction():
+        row.last_seen_at = now
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        begin_write()  # the request's own writes still take the write lock up front
 
 
 def sign_in(member: Member) -> None:
+    """Opens a server-side session for this browser (the caller commits)."""
+    now = utcnow()
+    _, token = sessions.open_session(member, sessions.WEB, now, _lifetime(),
+                                     user_agent=request.user_agent.string or "")
+    kiosk = session.get("kiosk")
+    if isinstance(kiosk, dict):  # a fresh cookie (no fixation): whatever it held before ends on the server
+        sessions.end_by_token(kiosk.get("sid"))
+    sessions.end_by_token(session.get("sid"))
     session.clear()
-    session["member_id"] = member.id
-    session["auth_v"] = auth_version(member)
+    session["sid"] = token
     session.permanent = True
 
 
+def current_session() -> MemberSession | None:
+    row: MemberSession | None = g.get("member_session")
+    return row
+
+
 def sign_out() -> None:
-    session.clear()
+    """Ends this browser's web session on the server too (the caller commits): a copy of the cookie
+    stops working."""
+    sessions.end_by_token(session.get("sid"))
+    session.pop("sid", None)
+    session.pop("member_id", None)
 
 
 def current_member() -> Member:

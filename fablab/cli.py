@@ -52,17 +52,26 @@ def create_user(email: str, name: str | None, role: str, password: str | None) -
 @click.command("create-token")
 @click.argument("email")
 @click.option("--name", default="cli", help="A label to recognise the token by.")
+@click.option("--scope", type=click.Choice(["read", "write"]), default="write", show_default=True,
+              help="'read' allows only reading; 'write' reading and changing.")
+@click.option("--expires-days", type=click.IntRange(min=1, max=3650), default=None,
+              help="The token stops working after this many days (default: never).")
 @with_appcontext
-def create_token(email: str, name: str) -> None:
+def create_token(email: str, name: str, scope: str, expires_days: int | None) -> None:
     """Create an API bearer token for EMAIL; the token is printed alone on the last line."""
+    from datetime import timedelta
+
+    from .models.types import utcnow
     from .services import members
 
     member = members.member_by_email(email)
     if member is None:
         raise click.ClickException(f"No member with the email {email}.")
-    token = members.create_api_token(member, name)
+    expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
+    token = members.create_api_token(member, name, scope=scope, expires_at=expires_at)
     db.session.commit()
-    click.echo(f"API token for {member.email} (shown once, store it now):")
+    until = f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
+    click.echo(f"API token for {member.email} ({scope}{until}; shown once, store it now):")
     click.echo(token)
 
 

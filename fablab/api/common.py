@@ -55,6 +55,9 @@ def token_required(role: Role = Role.MEMBER) -> Callable[[F], F]:
                 fail(401, "unauthorized", "The API token is unknown or revoked.")
             member, row = found
             now = utcnow()
+            refusal = member_service.token_refusal(row, request.method, now)
+            if refusal is not None:
+                fail(*refusal)
             # Record use at most once a minute: a write per read request would serialise SQLite.
             if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
                 with write_transaction():  # its own short write, also inside GET requests

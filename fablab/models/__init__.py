@@ -4,7 +4,7 @@ from . import designs, scheduling, usage  # feature models: imported for their t
 from .bookings import ACTIVE_STATUSES, Booking, BookingKind, BookingStatus
 from .kiosks import KioskDevice
 from .machines import Machine, MachineStatus, MachineType, Qualification
-from .members import ApiToken, LoginThrottle, Member, Role
+from .members import ApiToken, LoginThrottle, Member, MemberSession, Role
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -18,6 +18,7 @@ __all__ = [
     "MachineStatus",
     "MachineType",
     "Member",
+    "MemberSession",
     "Qualification",
     "Role",
     "designs",

@@ -1,11 +1,11 @@
-"""Members, their API tokens and login throttling."""
+"""Members, their API tokens, their signed-in sessions and login throttling."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import Model
@@ -73,16 +73,47 @@ class ApiToken(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 'read' (GET only) or 'write' (read and write); tokens from before scopes existed are 'write'.
+    scope: Mapped[str] = mapped_column(String(8), default="write", server_default=text("'write'"))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     member: Mapped[Member] = relationship(back_populates="tokens")
 
+    @property
+    def can_write(self) -> bool:
+        return self.scope == "write"
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+class MemberSession(Model):
+    """A signed-in browser (web) or kiosk member: the cookie holds a random id, only its hash is here.
+
+    Deleting the row signs that browser out, whatever copy of the cookie exists.
+    """
+
+    __tablename__ = "member_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(8), default="web")  # web, kiosk
+    kiosk_id: Mapped[int | None] = mapped_column(ForeignKey("kiosk_devices.id", ondelete="CASCADE"))
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    member: Mapped[Member] = relationship()
+
 
 class LoginThrottle(Model):
-    """Failed identification attempts per key (an email+address, or a kiosk), shared by all workers."""
+    """Failed identification attempts per key (a source, a source and account, a kiosk member number),
+    shared by all workers. Keys carry keyed hashes, never a typed email or an address."""
 
     __tablename__ = "login_throttle"
 
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
-    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import current_app
 from sqlalchemy import func, select
 
@@ -61,12 +63,32 @@ def check_pin(member: Member, pin: str) -> bool:
     return verify_password(member.pin_hash, pin)
 
 
-def create_api_token(member: Member, name: str = "api") -> str:
-    """Returns the token once; only its digest is stored."""
+TOKEN_SCOPES = ("read", "write")
+_READ_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def create_api_token(member: Member, name: str = "api", scope: str = "write",
+                     expires_at: datetime | None = None) -> str:
+    """Returns the token once; only its digest is stored. `scope` 'read' allows reading only."""
+    if scope not in TOKEN_SCOPES:
+        raise MemberError(f"A token's scope is 'read' or 'write', not {scope!r}.")
     token = new_token()
-    db.session.add(ApiToken(member=member, name=name, token_hash=token_digest(token)))
+    db.session.add(ApiToken(member=member, name=name, token_hash=token_digest(token), scope=scope,
+                            expires_at=expires_at))
     db.session.flush()
     return token
+
+
+def token_refusal(row: ApiToken, method: str, now: datetime) -> tuple[int, str, str] | None:
+    """Why this token may not make this request — (status, code, message) — or None when it may."""
+    if row.expired(now):
+        assert row.expires_at is not None
+        return (401, "token_expired", f"This API token expired at {row.expires_at.isoformat(timespec='minutes')}. "
+                "Create a new one on your account page.")
+    if method.upper() not in _READ_METHODS and not row.can_write:
+        return (403, "insufficient_scope", "This API token may only read. Create a read-and-write token on "
+                "your account page to make changes.")
+    return None
 
 
 def member_by_api_token(token: str) -> tuple[Member, ApiToken] | None:

@@ -1,6 +1,8 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Regexp
+
+from ..choices import options
 
 
 class LoginForm(FlaskForm):
@@ -12,6 +14,10 @@ class LoginForm(FlaskForm):
 class TokenForm(FlaskForm):
     name = StringField("Token name", validators=[DataRequired(), Length(max=80)],
                        description="What it is for, e.g. “my calendar script”.")
+    scope = SelectField("Access", choices=options([("read", "Read only"), ("write", "Read and write")]), default="read",
+                        description="Read only is enough for calendars and dashboards.")
+    expires_days = SelectField("Expires", choices=options([("30", "in 30 days"), ("90", "in 90 days"),
+                                                           ("365", "in a year"), ("", "never")]), default="90")
 
 
 class PasswordForm(FlaskForm):

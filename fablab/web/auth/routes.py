@@ -2,21 +2,76 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    after_this_request,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 
-from ...auth import login_required, public, sign_in, sign_out
+from ...auth import current_session, login_required, public, sign_in, sign_out
 from ...extensions import db
-from ...models import ApiToken, Member
+from ...models import ApiToken, Member, MemberSession
 from ...models.types import utcnow
 from ...security import hash_password, verify_password
+from ...security import new_token as random_token
 from ...services import members as member_service
+from ...services import sessions as session_service
 from ...services import throttle
 from ..redirects import safe_next
 from . import bp
 from .forms import LoginForm, PasswordForm, PinForm, TokenForm
+
+
+DEVICE_COOKIE = "fablab_device"
+
+
+def _device_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="fablab-known-device")
+
+
+def _device_cookie() -> dict[str, Any]:
+    try:
+        data = _device_serializer().loads(request.cookies.get(DEVICE_COOKIE, ""))
+    except BadSignature:
+        return {}
+    return data if isinstance(data, dict) and isinstance(data.get("d"), str) else {}
+
+
+def _member_mark(member: Member) -> str:
+    return throttle.mark(f"member:{member.id}")
+
+
+def _known_device(member: Member | None) -> str | None:
+    """This browser's id, if the member signed in with it before (a signed cookie names them)."""
+    data = _device_cookie()
+    if member is None or _member_mark(member) not in (data.get("m") or []):
+        return None
+    return str(data["d"])
+
+
+def _remember_device(member: Member, device: str | None) -> None:
+    data = _device_cookie()
+    marks = [m for m in (data.get("m") or []) if isinstance(m, str) and m != _member_mark(member)]
+    value = _device_serializer().dumps({"d": device or data.get("d") or random_token(),
+                                        "m": [_member_mark(member), *marks][:5]})
+
+    @after_this_request
+    def _set(resp: Any) -> Any:
+        resp.set_cookie(DEVICE_COOKIE, value, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"], path=url_for("auth.login"))
+        return resp
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -27,42 +82,59 @@ def login() -> Any:
     status = 200
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
-        key = f"login:{email}"
+        member = db.session.scalar(select(Member).where(Member.email == email))
+        # Budgets of this source: for this account, and for all accounts (a spray); never the account's
+        # own, so nobody elsewhere can lock its owner out. A browser the member signed in with before
+        # has its own budget, so not even a guesser behind the same address can.
+        device = _known_device(member)
+        budgets = (throttle.device_budgets(device, email) if device
+                   else throttle.login_budgets(request.remote_addr, email))
         now = utcnow()
-        wait = throttle.seconds_locked(key, now)
+        wait = throttle.seconds_locked(budgets, now)
         if wait:
-            error = f"Too many failed sign-in attempts. Try again in {wait} seconds."
+            error = (f"Too many failed sign-in attempts from this network. Try again in "
+                     f"{throttle.describe_wait(wait)}.")
             status = 429
         else:
-            member = db.session.scalar(select(Member).where(Member.email == email))
             ok = verify_password(member.password_hash if member else None, form.password.data)
             if ok and member is not None and member.active:
-                throttle.reset(key)
+                throttle.reset(budgets[:1])
+                _remember_device(member, device)
                 sign_in(member)
+                db.session.commit()
                 flash(f"Welcome, {member.name}.", "ok")
                 return redirect(safe_next(request.args.get("next"), url_for("machines.overview")))
-            throttle.record_failure(key, now)
+            lock = throttle.record_failure(budgets, now)
             error = "Email or password is wrong."
+            if lock:
+                error += f" Too many failed attempts: wait {throttle.describe_wait(lock)} before the next one."
             status = 401
     elif request.method == "POST":
         status = 422
-    return render_template("auth/login.html", form=form, error=error), status
+    resp = make_response(render_template("auth/login.html", form=form, error=error), status)
+    if status == 429:
+        resp.headers["Retry-After"] = str(wait)
+    return resp
 
 
 @bp.post("/logout")
 @public
 def logout() -> Any:
     sign_out()
+    db.session.commit()
     flash("Signed out.", "ok")
     return redirect(url_for("auth.login"))
 
 
 def _account_page(token: str | None = None, status: int = 200, **forms: Any) -> Any:
     tokens = list(db.session.scalars(select(ApiToken).where(ApiToken.member_id == g.member.id,
-                                                             ApiToken.revoked.is_(False))))
+                                                             ApiToken.revoked.is_(False))
+                                     .order_by(ApiToken.created_at.desc())))
     ctx = {"token_form": TokenForm(prefix="t"), "password_form": PasswordForm(prefix="p"),
            "pin_form": PinForm(prefix="k"), **forms}
-    return render_template("auth/account.html", tokens=tokens, new_token=token, **ctx), status
+    return render_template("auth/account.html", tokens=tokens, new_token=token, now=utcnow(),
+                           sessions=session_service.member_sessions(g.member), this_session=current_session(),
+                           **ctx), status
 
 
 @bp.get("/account")
@@ -77,7 +149,9 @@ def new_token() -> Any:
     form = TokenForm(prefix="t")
     if not form.validate_on_submit():
         return _account_page(status=422, token_form=form)
-    token = member_service.create_api_token(g.member, form.name.data)
+    days = form.expires_days.data
+    expires_at = utcnow() + timedelta(days=int(days)) if days else None
+    token = member_service.create_api_token(g.member, form.name.data, scope=form.scope.data, expires_at=expires_at)
     db.session.commit()
     return _account_page(token=token)
 
@@ -103,9 +177,11 @@ def change_password() -> Any:
             form.current.errors.append("This is not your current password.")
         else:
             g.member.password_hash = hash_password(form.new.data)
+            # Whoever knew the old password may be signed in somewhere: every other session ends.
+            ended = session_service.end_others(g.member, keep=current_session())
             db.session.commit()
-            sign_in(g.member)  # other sessions with the old password end
-            flash("Password changed.", "ok")
+            flash("Password changed." + (f" Signed out {ended} other session{'s' if ended != 1 else ''}."
+                                         if ended else ""), "ok")
             return redirect(url_for("auth.account"))
     return _account_page(status=422, password_form=form)
 
@@ -123,3 +199,29 @@ def change_pin() -> Any:
             flash("Kiosk PIN set.", "ok")
             return redirect(url_for("auth.account"))
     return _account_page(status=422, pin_form=form)
+
+
+@bp.post("/account/sessions/others/end")
+@login_required
+def end_other_sessions() -> Any:
+    ended = session_service.end_others(g.member, keep=current_session())
+    db.session.commit()
+    flash(f"Signed out {ended} other session{'s' if ended != 1 else ''}.", "ok")
+    return redirect(url_for("auth.account"))
+
+
+@bp.post("/account/sessions/<int:session_id>/end")
+@login_required
+def end_session(session_id: int) -> Any:
+    row = db.session.get(MemberSession, session_id)
+    if row is None or row.member_id != g.member.id:
+        abort(404)
+    this = current_session()
+    session_service.end(row)
+    db.session.commit()
+    if this is not None and this.id == session_id:
+        sign_out()
+        flash("Signed out.", "ok")
+        return redirect(url_for("auth.login"))
+    flash("That session is signed out.", "ok")
+    return redirect(url_for("auth.account"))

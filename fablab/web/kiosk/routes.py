@@ -14,7 +14,8 @@ from typing import Any
 
 from flask import abort, current_app, g, make_response, redirect, render_template, request, session, url_for
 
-from ...auth import admin_required, public
+from ...auth import admin_required, public, touch_session
+from ...database import write_transaction
 from ...extensions import db
 from ...models import KioskDevice, Machine, Member
 from ...models.types import utcnow
@@ -22,6 +23,7 @@ from ...services import bookings as svc
 from ...services import kiosk as kiosk_service
 from ...services import machines as machine_service
 from ...services import members as member_service
+from ...services import sessions as session_service
 from ...services import throttle
 from ...services import waitlist as waitlist_service
 from ...services.scheduling_common import SchedulingError
@@ -51,32 +53,54 @@ def _idle() -> timedelta:
 
 
 def _kiosk_member() -> Member | None:
+    """The member signed in at this kiosk: the cookie names a server-side session (kind kiosk, this
+    device), and the time of the last action enforces the idle timeout."""
     data = session.get("kiosk")
-    if not data or data.get("device") != g.kiosk.id:
+    if not isinstance(data, dict) or data.get("device") != g.kiosk.id:
         return None
-    last = datetime.fromtimestamp(data["at"], UTC)
-    if utcnow() - last > _idle():
-        session.pop("kiosk", None)
+    now = utcnow()
+    last = datetime.fromtimestamp(float(data.get("at") or 0), UTC)
+    row = session_service.find(data.get("sid"), session_service.KIOSK, now, _idle() + session_service.TOUCH_EVERY)
+    if now - last > _idle() or row is None or row.kiosk_id != g.kiosk.id:
+        _sign_out()
         return None
-    member = db.session.get(Member, data["member"])
-    if member is None or not member.active:
-        session.pop("kiosk", None)
-        return None
-    data["at"] = utcnow().timestamp()
+    touch_session(row, now)
+    data["at"] = now.timestamp()
     session["kiosk"] = data
-    return member
+    return row.member
 
 
 def _sign_in(member: Member) -> None:
-    session["kiosk"] = {"member": member.id, "device": g.kiosk.id, "at": utcnow().timestamp()}
+    _sign_out()
+    now = utcnow()
+    with write_transaction():
+        _, sid = session_service.open_session(member, session_service.KIOSK, now,
+                                              current_app.permanent_session_lifetime,
+                                              user_agent=request.user_agent.string or "", kiosk_id=g.kiosk.id)
+    session["kiosk"] = {"sid": sid, "device": g.kiosk.id, "at": now.timestamp()}
 
 
 def _sign_out() -> None:
-    session.pop("kiosk", None)
+    """Ends the kiosk member's session on the server: a copy of the cookie is worthless afterwards."""
+    data = session.pop("kiosk", None)
+    if isinstance(data, dict) and data.get("sid"):
+        with write_transaction():  # its own short write: sign-out also happens inside GET requests
+            session_service.end_by_token(data["sid"])
 
 
-def _lock_key() -> str:
-    return f"kiosk:{g.kiosk.id}"
+def _lock_message(budgets: tuple[throttle.Budget, ...], now: datetime, member_no: int | None) -> str | None:
+    """What is locked and what to do instead, or None. PIN budgets: (the number, this kiosk's PINs)."""
+    if member_no is None:
+        wait = throttle.seconds_locked(budgets, now)
+        return (f"Badges are locked for {throttle.describe_wait(wait)} on this kiosk after unknown badges. "
+                "Use your member number + PIN instead.") if wait else None
+    wait = throttle.seconds_locked(budgets[:1], now)
+    if wait:
+        return (f"Member number {member_no} is locked for {throttle.describe_wait(wait)} after wrong PINs. "
+                "Use your badge instead, or wait.")
+    wait = throttle.seconds_locked(budgets[1:], now)
+    return (f"PIN sign-in is locked for {throttle.describe_wait(wait)} on this kiosk after many wrong PINs. "
+            "Use your badge instead.") if wait else None
 
 
 def _panel(member: Member | None, **extra: Any) -> Any:
@@ -132,30 +156,37 @@ def panel() -> Any:
 @bp.post("/identify")
 @kiosk_required
 def identify() -> Any:
+    """Badge or member number + PIN. Wrong PINs lock that member number (at every kiosk), not the kiosk:
+    other members and every badge keep working. Unknown badges slow only badges at this kiosk."""
     now = utcnow()
-    wait = throttle.seconds_locked(_lock_key(), now)
-    if wait:
-        return _panel(None, error=f"Too many failed attempts. This kiosk is locked for {wait} seconds."), 429
     badge = (request.form.get("badge") or "").strip()
     member: Member | None = None
+    member_no: int | None = None
     if badge:
-        member = member_service.member_by_badge(badge)
+        budgets = throttle.kiosk_badge_budgets(g.kiosk.id)
         failure = "This badge is not known here. Ask a steward to register it."
     else:
         raw_no = (request.form.get("member_no") or "").strip()
         pin = (request.form.get("pin") or "").strip()
-        if not raw_no.isdigit() or not pin:
+        if not raw_no.isdigit() or len(raw_no) > 9 or not pin:
             return _panel(None, error="Type your member number, then your PIN.", keypad=True), 422
-        candidate = member_service.member_by_no(int(raw_no))
+        member_no = int(raw_no)
+        budgets = throttle.kiosk_pin_budgets(g.kiosk.id, member_no)
+        failure = "Member number or PIN is wrong."
+    locked = _lock_message(budgets, now, member_no)
+    if locked:
+        return _panel(None, error=locked, keypad=not badge), 429
+    if badge:
+        member = member_service.member_by_badge(badge)
+    else:
+        candidate = member_service.member_by_no(member_no or 0)
         ok = candidate is not None and candidate.active and member_service.check_pin(candidate, pin)
         member = candidate if ok else None
-        failure = "Member number or PIN is wrong."
     if member is None:
-        lock = throttle.record_failure(_lock_key(), now, free_attempts=5, base_seconds=30)
-        if lock:
-            failure += f" This kiosk is locked for {lock} seconds."
-        return _panel(None, error=failure, keypad=not badge), 401
-    throttle.reset(_lock_key())
+        if throttle.record_failure(budgets, now):
+            failure += " " + (_lock_message(budgets, now, member_no) or "")
+        return _panel(None, error=failure.strip(), keypad=not badge), 401
+    throttle.reset(budgets[:1])
     _sign_in(member)
     return _panel(member)
 
