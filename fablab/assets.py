@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import stat
 from typing import Any
 
-from flask import Flask, Response, redirect, request, url_for
+from flask import Flask, Response, abort, redirect, request, url_for
 from flask_compress import Compress
 
 from .auth import public
@@ -20,6 +21,8 @@ YEAR = 31_536_000
 COMPRESSED_TYPES = ["text/html", "text/css", "text/plain", "text/csv", "text/calendar", "text/javascript",
                     "application/javascript", "application/json", "application/manifest+json",
                     "application/xml", "image/svg+xml", "image/x-icon"]
+
+TEST_ONLY = "vendor/axe-core/"
 
 compress = Compress()
 
@@ -68,6 +71,13 @@ def init_assets(app: Flask) -> None:
             if digest:
                 values["v"] = digest
 
+    @app.before_request
+    def _test_only_files() -> None:
+        # axe-core is vendored for the accessibility tests, which inject it from the file: never served.
+        name = posixpath.normpath((request.view_args or {}).get("filename", "") or ".")
+        if request.endpoint == "static" and (name + "/").startswith(TEST_ONLY):
+            abort(404)
+
     @app.after_request
     def _static_caching(resp: Response) -> Response:
         if request.endpoint != "static" or resp.status_code not in (200, 304):
@@ -75,8 +85,12 @@ def init_assets(app: Flask) -> None:
         if resp.status_code == 200 and resp.is_streamed:
             # Read the file into the response, so it is compressed whole (gzip too: flask-compress
             # streams brotli and deflate only) and keeps its Content-Length. Static files are small.
+            source = resp.response
             resp.direct_passthrough = False
             resp.get_data()
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()  # the file: its content is in the response now
         filename = (request.view_args or {}).get("filename", "")
         v = request.args.get("v")
         if v and v == prints.of(filename):
