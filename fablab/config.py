@@ -56,6 +56,8 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         # Designs are commons: readable (and followable by other labs) without an account by default.
         "FABLAB_DESIGNS_PUBLIC": _bool("FABLAB_DESIGNS_PUBLIC", True),
         "FABLAB_REVIEW_SHOW_NAMES": _bool("FABLAB_REVIEW_SHOW_NAMES", False),
+        # Usage pages name other members to members only when the lab chose so (staff always see names).
+        "FABLAB_SHOW_MEMBER_NAMES": _bool("FABLAB_SHOW_MEMBER_NAMES", False),
         # Raw telemetry is pruned after this many days (events and statuses are kept).
         "FABLAB_TELEMETRY_DAYS": int(os.environ.get("FABLAB_TELEMETRY_DAYS", "30")),
         # Machine clocks may be off, and bridges send queued events late: outside this window around the
