@@ -38,6 +38,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     htmx.init_app(app)
+    from .assets import init_assets
+
+    init_assets(app)  # compression and fingerprinted static files, first so it compresses the final body
 
     from . import models  # noqa: F401  (register every table)
     from .database import configure_engine

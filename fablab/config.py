@@ -71,6 +71,8 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "FABLAB_CONTRIBUTIONS_PUBLIC": _bool("FABLAB_CONTRIBUTIONS_PUBLIC", False),
         # Who confirms a completed task, per kind ("cleaning=peer,maintenance=steward"); a bad value stops the start.
         "FABLAB_TASK_CONFIRM": _confirm_modes(os.environ.get("FABLAB_TASK_CONFIRM", "")),
+        # Usage pages name other members to members only when the lab chose so (staff always see names).
+        "FABLAB_SHOW_MEMBER_NAMES": _bool("FABLAB_SHOW_MEMBER_NAMES", False),
         # Raw telemetry is pruned after this many days (events and statuses are kept).
         "FABLAB_TELEMETRY_DAYS": int(os.environ.get("FABLAB_TELEMETRY_DAYS", "30")),
         # Machine clocks may be off, and bridges send queued events late: outside this window around the

@@ -218,7 +218,8 @@ def trend_svg(weeks: Sequence[tuple[str, dict[str, float]]], width: int = 640, h
     else:
         desc = "No weeks in the period."
     if partial:
-        desc += f" Weeks only partly in the period (marked *): {', '.join(partial)}."
+        desc += (f" Weeks only partly in the period (shaded, hollow points: fewer days, so fewer hours): "
+                 f"{', '.join(partial)}.")
     head, _ = _open(width, height, title, desc, "weeks")
     parts = [head]
     v = 0.0
@@ -233,12 +234,18 @@ def trend_svg(weeks: Sequence[tuple[str, dict[str, float]]], width: int = 640, h
     def x_of(i: int) -> float:
         return left + (plot_w / 2 if n == 1 else i * plot_w / (n - 1))
 
+    half = plot_w / (2 * max(1, n - 1))
+    for i, (label, vals) in enumerate(weeks):
+        if label in partial:  # a short week is shaded, so its lower figures read as "fewer days", not a drop
+            x0, x1 = max(left, x_of(i) - half), min(width - right, x_of(i) + half)
+            parts.append(f'<rect x="{x0:.1f}" y="{top}" width="{x1 - x0:.1f}" height="{plot_h}" fill="{GRID}" '
+                         f'opacity=".6"><title>{_e(label)}: only {_n(vals.get("days", 7))} of 7 days in the period'
+                         f'</title></rect>')
     every = max(1, n // 8)
     for i, (label, _) in enumerate(weeks):
         if i % every == 0 or i == n - 1:
-            mark = "*" if label in partial else ""
             parts.append(f'<text x="{x_of(i):.1f}" y="{height - bottom + 16}" font-size="10" text-anchor="middle" '
-                         f'fill="{MUTED}">{_e(label)}{mark}</text>')
+                         f'fill="{MUTED}">{_e(label)}</text>')
     for key, name, colour, dash in SERIES:
         pts = [(x_of(i), top + plot_h - vals.get(key, 0.0) / top_v * plot_h) for i, (_, vals) in enumerate(weeks)]
         if not pts:
@@ -247,13 +254,19 @@ def trend_svg(weeks: Sequence[tuple[str, dict[str, float]]], width: int = 640, h
         parts.append(f'<polyline points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in pts)}" fill="none" '
                      f'stroke="{colour}" stroke-width="2"{dash_attr}><title>{_e(name)}</title></polyline>')
         for (x, y), (label, vals) in zip(pts, weeks, strict=True):
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"><title>{_e(label)}: '
-                         f'{_n(vals.get(key, 0.0))} {_e(name)}</title></circle>')
+            fill = "#fff" if label in partial else colour
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{fill}" stroke="{colour}">'
+                         f'<title>{_e(label)}: {_n(vals.get(key, 0.0))} {_e(name)}</title></circle>')
     for i, (_, name, colour, dash) in enumerate(SERIES):
         x = left + i * 150
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(f'<line x1="{x}" y1="10" x2="{x + 20}" y2="10" stroke="{colour}" stroke-width="2"{dash_attr}/>'
                      f'<text x="{x + 25}" y="14" font-size="10" fill="{INK}">{_e(name)}</text>')
+    if partial:
+        x = left + len(SERIES) * 150 - 20
+        parts.append(f'<rect x="{x}" y="4" width="12" height="12" fill="{GRID}"/>'
+                     f'<circle cx="{x + 6}" cy="10" r="2.5" fill="#fff" stroke="{INK}"/>'
+                     f'<text x="{x + 16}" y="14" font-size="10" fill="{INK}">part week</text>')
     parts.append("</svg>")
     return "".join(parts)
 

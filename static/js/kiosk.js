@@ -84,6 +84,10 @@
     if (s >= 400 && s < 500) { ev.detail.shouldSwap = true; ev.detail.isError = false; }
   });
   document.addEventListener("htmx:afterSwap", focusBadge);
+  // A new panel (signed in, keypad, confirmation) opens at its top: "Hello" and "Sign out" first.
+  document.addEventListener("htmx:afterSwap", function (ev) {
+    if (ev.detail.target && ev.detail.target.id === "panel") ev.detail.target.scrollTop = 0;
+  });
   document.addEventListener("click", function () { setTimeout(focusBadge, 0); });
 
   const clock = document.getElementById("clock");

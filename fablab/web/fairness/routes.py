@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from flask import Response, abort, current_app, g, render_template, request
@@ -16,7 +16,7 @@ from ...auth import login_required
 from ...domain import policy as pol
 from ...models.types import utcnow
 from ...services import fairness as svc
-from .. import charts
+from .. import charts, formatting
 from . import bp
 from .forms import ReviewFilter
 
@@ -65,8 +65,33 @@ def _context(form: ReviewFilter, review: svc.Review) -> dict[str, Any]:
     except (ValueError, OverflowError, ZeroDivisionError):
         # A stored figure that is no finite number (a machine's report) cannot be drawn; the tables show it.
         svgs = dict.fromkeys(CHARTS, Markup('<p class="meta">This chart cannot be drawn from the stored figures.</p>'))
-    return {"form": form, "review": review, "charts": svgs, "tables": svc.tables(review),
+    return {"form": form, "review": review, "charts": svgs, "tables": _on_screen(svc.tables(review)),
             "weekday_names": svc.WEEKDAY_NAMES, "args": request.args.to_dict(), "export_names": svc.TABLES}
+
+
+# Columns that hold a fraction: a person reads "47 %", the CSV keeps 0.47.
+PERCENT_COLUMNS = {"satisfaction", "utilisation", "share", "evening share", "share of members", "share of usage",
+                   "demand/capacity", "no-show rate", "late cancellation rate"}
+
+
+def _on_screen(tables: dict[str, tuple[list[str], list[list[Any]]]]) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """The export's tables as a person reads them: fractions as percentages, days as "Mon 05 Oct 2026"."""
+    out = {}
+    for name, (header, rows) in tables.items():
+        kinds = ["pct" if h in PERCENT_COLUMNS else "day" if h == "week from" else "" for h in header]
+        out[name] = (header, [[_shown(v, k) for v, k in zip(row, kinds, strict=True)] for row in rows])
+    return out
+
+
+def _shown(value: Any, kind: str) -> Any:
+    if kind == "pct" and isinstance(value, int | float) and not isinstance(value, bool):
+        return formatting.pct(value)
+    if kind == "day" and isinstance(value, str):
+        try:
+            return date.fromisoformat(value).strftime("%a %d %b %Y")
+        except ValueError:
+            return value
+    return value
 
 
 @bp.get("/fairness")

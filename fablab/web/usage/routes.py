@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from ...auth import admin_required, login_required, steward_required
 from ...extensions import db
+from ...models import Member
 from ...models.types import utcnow
 from ...models.usage import Bridge, DeadLetter, MaintenanceRule
 from ...services import machines as machine_service
@@ -20,6 +21,17 @@ from . import bp
 PERIOD = timedelta(days=30)
 MAX_RULE_HOURS = 100_000.0
 MAX_RULE_DAYS = 3660
+
+
+def _people(rows: list[Any]) -> dict[int, Member]:
+    """Who used the machines, for the rows' "Who" column: staff see every name and member number; a member
+    sees only their own use as "you", others' names only where the lab chose to show them (one query)."""
+    if not (g.member.is_staff or current_app.config["FABLAB_SHOW_MEMBER_NAMES"]):
+        return {}
+    ids = {s.member_id for s in rows if s.member_id is not None}
+    if not ids:
+        return {}
+    return {m.id: m for m in db.session.scalars(select(Member).where(Member.id.in_(ids)))}
 
 
 def _machine(slug: str) -> Any:
@@ -37,7 +49,7 @@ def machine(slug: str) -> Any:
     rows = usage_service.sessions(machine=m, since=now - PERIOD, limit=300)
     counted = [s for s in rows if s.counts_as_usage]
     rules, since_service = _maintenance(m, now)
-    return render_template("usage/machine.html", machine=m, rows=rows, now=now,
+    return render_template("usage/machine.html", machine=m, rows=rows, now=now, people=_people(rows),
                            total_hours=sum(s.hours for s in counted), since_service=since_service, rules=rules)
 
 
@@ -65,7 +77,7 @@ def machine_csv(slug: str) -> Any:
 def mine() -> Any:
     now = utcnow()
     rows = usage_service.sessions(member=g.member, since=now - PERIOD, limit=300)
-    return render_template("usage/mine.html", rows=rows, now=now,
+    return render_template("usage/mine.html", rows=rows, now=now, people={},
                            total_hours=sum(s.hours for s in rows if s.counts_as_usage))
 
 
@@ -80,7 +92,7 @@ def mine_csv() -> Any:
 @steward_required
 def unbooked() -> Any:
     rows = usage_service.sessions(since=utcnow() - PERIOD, unbooked_only=True, limit=300)
-    return render_template("usage/unbooked.html", rows=rows)
+    return render_template("usage/unbooked.html", rows=rows, people=_people(rows))
 
 
 @bp.post("/usage/machines/<slug>/rules")
