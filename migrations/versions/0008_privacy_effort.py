@@ -20,7 +20,7 @@ Existing completed tasks are marked confirmed (by nobody, at their completion ti
 under the old rules, and taking hours back from members after the fact would be the worse surprise.
 
 Revision ID: 0008_privacy_effort
-Revises: 0006_ingest_integrity
+Revises: 0007_accounts
 """
 
 import secrets
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_privacy_effort"
-down_revision = "0006_ingest_integrity"
+down_revision = "0007_accounts"
 branch_labels = None
 depends_on = None
 

@@ -1,14 +1,14 @@
 """One-time kiosk activation links: a hashed token per link, valid 24 hours, used once.
 
 Revision ID: 0010_kiosk_activation
-Revises: 0006_ingest_integrity
+Revises: 0008_privacy_effort
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_kiosk_activation"
-down_revision = "0006_ingest_integrity"
+down_revision = "0008_privacy_effort"
 branch_labels = None
 depends_on = None
 

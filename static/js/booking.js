@@ -3,17 +3,6 @@
 (function () {
   "use strict";
 
-  // htmx leaves 4xx responses unswapped; a refusal (409 conflict, 422 rule, or any 4xx the server marks
-  // as a refusal partial) is the answer the member must see, where they acted.
-  document.addEventListener("htmx:beforeSwap", function (ev) {
-    const xhr = ev.detail.xhr;
-    if (!xhr || xhr.status < 400 || xhr.status >= 500) return;
-    if (xhr.status === 409 || xhr.status === 422 || xhr.getResponseHeader("X-Fablab-Refusal")) {
-      ev.detail.shouldSwap = true;
-      ev.detail.isError = false;
-    }
-  });
-
   function openDialog(dialog) {
     if (!dialog.open) {
       if (typeof dialog.showModal === "function") dialog.showModal();

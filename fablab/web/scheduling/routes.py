@@ -338,7 +338,9 @@ def _board_response(status: int = 200) -> Any:
     """htmx: the board in place, with what happened; otherwise the board page (after a success by a
     redirect, a refusal in place with its 4xx status). Either way the flash says why."""
     if hx_request.htmx:
-        return _board_partial(utcnow(), status)
+        body, code = _board_partial(utcnow(), status)
+        # A refusal is swapped in place like any answer (static/js/app.js lets marked 4xx through).
+        return body, code, ({"X-Fablab-Refusal": "1"} if code >= 400 else {})
     if status >= 400:
         return _tasks_page(utcnow(), status)
     return redirect(url_for("scheduling.tasks"))
