@@ -33,7 +33,6 @@ from ..redirects import safe_next
 from . import bp
 from .forms import LoginForm, PasswordForm, PinForm, TokenForm
 
-
 DEVICE_COOKIE = "fablab_device"
 
 
