@@ -45,8 +45,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine)
 
+    from . import http_input
     from .web import register_web
 
+    http_input.register(app)  # the <id:> converter and input guards, before any route exists
     register_web(app)
 
     from .api import bp as api_bp

@@ -89,7 +89,7 @@ def new_token() -> Any:
     return _account_page(token=token)
 
 
-@bp.post("/account/tokens/<int:token_id>/revoke")
+@bp.post("/account/tokens/<id:token_id>/revoke")
 @login_required
 def revoke_token(token_id: int) -> Any:
     row = db.session.get(ApiToken, token_id)

@@ -116,7 +116,7 @@ def mine() -> Any:
                            feed_url=request.args.get("feed"))
 
 
-@bp.get("/bookings/<int:booking_id>")
+@bp.get("/bookings/<id:booking_id>")
 @login_required
 def detail(booking_id: int) -> Any:
     booking = _booking(booking_id)
@@ -154,27 +154,27 @@ def _lifecycle(booking_id: int, action: Callable[[Booking], object], message: st
     return _after_action(booking, message)
 
 
-@bp.post("/bookings/<int:booking_id>/cancel")
+@bp.post("/bookings/<id:booking_id>/cancel")
 @login_required
 def cancel(booking_id: int) -> Any:
     return _lifecycle(booking_id, lambda b: svc.cancel_booking(b, g.member, request.form.get("reason", "")),
                       "Booking cancelled; the time is free for others.")
 
 
-@bp.post("/bookings/<int:booking_id>/checkin")
+@bp.post("/bookings/<id:booking_id>/checkin")
 @login_required
 def checkin(booking_id: int) -> Any:
     return _lifecycle(booking_id, lambda b: svc.check_in(b, g.member), "Checked in. Have a good session!")
 
 
-@bp.post("/bookings/<int:booking_id>/end")
+@bp.post("/bookings/<id:booking_id>/end")
 @login_required
 def end(booking_id: int) -> Any:
     return _lifecycle(booking_id, lambda b: svc.end_early(b, g.member),
                       "Booking ended; the rest of the time is free for others.")
 
 
-@bp.post("/bookings/<int:booking_id>/change")
+@bp.post("/bookings/<id:booking_id>/change")
 @login_required
 def change(booking_id: int) -> Any:
     """Shorten or extend: the new end decides which."""

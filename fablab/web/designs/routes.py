@@ -108,7 +108,7 @@ def index() -> Any:
 # --- detail ---------------------------------------------------------------------------------------------
 
 
-@bp.get("/designs/<int:design_id>")
+@bp.get("/designs/<id:design_id>")
 @commons
 def detail(design_id: int) -> Any:
     design = _design(design_id)
@@ -162,7 +162,7 @@ def new() -> Any:
     return render_template("designs/new.html", form=form), status
 
 
-@bp.route("/designs/<int:design_id>/versions/new", methods=["GET", "POST"])
+@bp.route("/designs/<id:design_id>/versions/new", methods=["GET", "POST"])
 @login_required
 def new_version(design_id: int) -> Any:
     design = _design(design_id)
@@ -186,7 +186,7 @@ def new_version(design_id: int) -> Any:
     return render_template("designs/version_new.html", form=form, design=design), status
 
 
-@bp.route("/designs/<int:design_id>/fork", methods=["GET", "POST"])
+@bp.route("/designs/<id:design_id>/fork", methods=["GET", "POST"])
 @login_required
 def fork(design_id: int) -> Any:
     parent = _design(design_id)
@@ -216,7 +216,7 @@ def fork(design_id: int) -> Any:
     return render_template("designs/fork.html", form=form, parent=parent, number=number, allowed=allowed), status
 
 
-@bp.post("/designs/<int:design_id>/made")
+@bp.post("/designs/<id:design_id>/made")
 @login_required
 def made(design_id: int) -> Any:
     design = _design(design_id)
@@ -250,7 +250,7 @@ def _send_stored(key: str, mimetype: str, name: str, *, attachment: bool, etag: 
     return resp
 
 
-@bp.get("/designs/<int:design_id>/files/<int:file_id>")
+@bp.get("/designs/<id:design_id>/files/<id:file_id>")
 @commons
 def download(design_id: int, file_id: int) -> Any:
     f = _file(_design(design_id), file_id)
@@ -270,14 +270,14 @@ def _picture(f: DesignFile | None, key: str | None, name: str) -> Response:
     return _send_stored(key, "image/png", f"{name}.png", attachment=False)
 
 
-@bp.get("/designs/<int:design_id>/files/<int:file_id>/thumb")
+@bp.get("/designs/<id:design_id>/files/<id:file_id>/thumb")
 @commons
 def file_thumb(design_id: int, file_id: int) -> Any:
     f = _file(_design(design_id), file_id)
     return _picture(f, f.thumb_key, str(f.id))
 
 
-@bp.get("/designs/<int:design_id>/thumb")
+@bp.get("/designs/<id:design_id>/thumb")
 @commons
 def thumb(design_id: int) -> Any:
     design = _design(design_id)
@@ -288,7 +288,7 @@ def thumb(design_id: int) -> Any:
     return _picture(cover, design.thumb_key, design.slug)
 
 
-@bp.get("/designs/<int:design_id>/download.zip")
+@bp.get("/designs/<id:design_id>/download.zip")
 @commons
 def download_zip(design_id: int) -> Any:
     design = _design(design_id)

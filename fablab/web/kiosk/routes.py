@@ -207,7 +207,7 @@ def _own_booking(member: Member, booking_id: int) -> Any:
     return b
 
 
-@bp.post("/bookings/<int:booking_id>/checkin")
+@bp.post("/bookings/<id:booking_id>/checkin")
 @kiosk_required
 def checkin(booking_id: int) -> Any:
     member = _member_or_identify()
@@ -219,7 +219,7 @@ def checkin(booking_id: int) -> Any:
     return _done(f"Checked in on {b.machine.name}. Have a good session!")
 
 
-@bp.post("/bookings/<int:booking_id>/extend")
+@bp.post("/bookings/<id:booking_id>/extend")
 @kiosk_required
 def extend(booking_id: int) -> Any:
     member = _member_or_identify()
@@ -234,7 +234,7 @@ def extend(booking_id: int) -> Any:
     return _done(f"Extended {b.machine.name} until {b.end_at.astimezone(svc.lab_tz()):%H:%M}.")
 
 
-@bp.post("/bookings/<int:booking_id>/end")
+@bp.post("/bookings/<id:booking_id>/end")
 @kiosk_required
 def end(booking_id: int) -> Any:
     member = _member_or_identify()
@@ -246,7 +246,7 @@ def end(booking_id: int) -> Any:
     return _done(f"Ended your session on {b.machine.name}; the rest of the time is free for others. Thank you!")
 
 
-@bp.post("/offers/<int:offer_id>/claim")
+@bp.post("/offers/<id:offer_id>/claim")
 @kiosk_required
 def claim_offer(offer_id: int) -> Any:
     member = _member_or_identify()
@@ -275,7 +275,7 @@ def admin() -> Any:
     return render_template("kiosk/admin.html", form=form, kiosks=kiosk_service.list_kiosks(), link=link)
 
 
-@bp.post("/admin/<int:device_id>/revoke")
+@bp.post("/admin/<id:device_id>/revoke")
 @admin_required
 def revoke(device_id: int) -> Any:
     device = db.session.get(KioskDevice, device_id)

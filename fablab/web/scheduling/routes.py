@@ -104,7 +104,7 @@ def machine(slug: str) -> Any:
                            settings=fsd.settings_for(m), now=now, accepting=lambda w: window_service.accepting(w, now))
 
 
-@bp.post("/scheduling/windows/<int:window_id>/requests")
+@bp.post("/scheduling/windows/<id:window_id>/requests")
 @login_required
 def set_requests(window_id: int) -> Any:
     now = utcnow()
@@ -130,7 +130,7 @@ def set_requests(window_id: int) -> Any:
     return redirect(url_for("scheduling.machine", slug=w.machine.slug))
 
 
-@bp.post("/scheduling/requests/<int:request_id>/withdraw")
+@bp.post("/scheduling/requests/<id:request_id>/withdraw")
 @login_required
 def withdraw(request_id: int) -> Any:
     from ...models.scheduling import SlotRequest
@@ -148,7 +148,7 @@ def withdraw(request_id: int) -> Any:
     return redirect(url_for("scheduling.machine", slug=slug))
 
 
-@bp.get("/scheduling/windows/<int:window_id>")
+@bp.get("/scheduling/windows/<id:window_id>")
 @login_required
 def results(window_id: int) -> Any:
     _now()
@@ -157,7 +157,7 @@ def results(window_id: int) -> Any:
     return render_template("scheduling/results.html", w=w, res=res, trace=w.trace)
 
 
-@bp.get("/scheduling/windows/<int:window_id>/trace.json")
+@bp.get("/scheduling/windows/<id:window_id>/trace.json")
 @login_required
 def trace(window_id: int) -> Any:
     w = _window(window_id)
@@ -205,7 +205,7 @@ def offers() -> Any:
     return render_template("scheduling/_offers.html", offers=waitlist_service.member_offers(g.member, now), now=now)
 
 
-@bp.post("/scheduling/waitlist/<int:entry_id>/leave")
+@bp.post("/scheduling/waitlist/<id:entry_id>/leave")
 @login_required
 def leave(entry_id: int) -> Any:
     try:
@@ -216,7 +216,7 @@ def leave(entry_id: int) -> Any:
     return redirect(url_for("scheduling.waitlist"))
 
 
-@bp.post("/scheduling/offers/<int:offer_id>/claim")
+@bp.post("/scheduling/offers/<id:offer_id>/claim")
 @login_required
 def claim(offer_id: int) -> Any:
     try:
@@ -233,7 +233,7 @@ def claim(offer_id: int) -> Any:
     return redirect(url_for("scheduling.waitlist"))
 
 
-@bp.post("/scheduling/offers/<int:offer_id>/decline")
+@bp.post("/scheduling/offers/<id:offer_id>/decline")
 @login_required
 def decline(offer_id: int) -> Any:
     try:
@@ -275,19 +275,19 @@ def _task_action(task_id: int, action: Callable[[Member, Any], object]) -> Any:
     return _board_response()
 
 
-@bp.post("/tasks/<int:task_id>/claim")
+@bp.post("/tasks/<id:task_id>/claim")
 @login_required
 def task_claim(task_id: int) -> Any:
     return _task_action(task_id, effort_service.claim_task)
 
 
-@bp.post("/tasks/<int:task_id>/unclaim")
+@bp.post("/tasks/<id:task_id>/unclaim")
 @login_required
 def task_unclaim(task_id: int) -> Any:
     return _task_action(task_id, effort_service.unclaim_task)
 
 
-@bp.post("/tasks/<int:task_id>/complete")
+@bp.post("/tasks/<id:task_id>/complete")
 @login_required
 def task_complete(task_id: int) -> Any:
     try:
@@ -328,7 +328,7 @@ def task_new() -> Any:
     return render_template("scheduling/task_form.html", form=form), status
 
 
-@bp.get("/scheduling/members/<int:member_id>/contributions")
+@bp.get("/scheduling/members/<id:member_id>/contributions")
 @login_required
 def contributions(member_id: int) -> Any:
     """A member's contributions (shown on their profile): the effort is visible to the lab."""
@@ -399,7 +399,7 @@ def admin_open(slug: str) -> Any:
     return redirect(url_for("scheduling.admin_machine", slug=slug))
 
 
-@bp.post("/admin/scheduling/windows/<int:window_id>/close")
+@bp.post("/admin/scheduling/windows/<id:window_id>/close")
 @admin_required
 def admin_close(window_id: int) -> Any:
     w = _window(window_id)
@@ -412,7 +412,7 @@ def admin_close(window_id: int) -> Any:
     return redirect(url_for("scheduling.results", window_id=w.id))
 
 
-@bp.post("/admin/scheduling/windows/<int:window_id>/cancel")
+@bp.post("/admin/scheduling/windows/<id:window_id>/cancel")
 @admin_required
 def admin_cancel(window_id: int) -> Any:
     w = _window(window_id)

@@ -107,7 +107,7 @@ def add_rule(slug: str) -> Any:
     return redirect(url_for("usage.machine", slug=slug))
 
 
-@bp.post("/usage/rules/<int:rule_id>/done")
+@bp.post("/usage/rules/<id:rule_id>/done")
 @steward_required
 def rule_done(rule_id: int) -> Any:
     rule = db.session.get(MaintenanceRule, rule_id)

@@ -1,0 +1,68 @@
+"""Property tests of the whole API against its own OpenAPI document (schemathesis): no answer is a 5xx,
+every answer fits the documented statuses, content types, headers and schemas, and a method an operation
+does not have is a 405 with Allow. Data that fits the document and data that breaks it are both sent, as a
+member and as an admin. Bounded and derandomized: a run is reproducible and short."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis import checks as st_checks
+from schemathesis.specs.openapi import checks as oa_checks
+
+from fablab.api import register_routes
+from fablab.api.openapi import PATHS
+from fablab.extensions import db
+from fablab.models import Role
+from fablab.services.members import create_api_token
+from tests.support.clock import cheap_password_hashing
+
+register_routes()  # fills PATHS (create_app does the same; importing twice is harmless)
+OPERATIONS = sorted((path, method) for path, ops in PATHS.items() for method in ops)
+MAX_EXAMPLES = 25
+
+CHECKS = [st_checks.not_a_server_error, oa_checks.status_code_conformance, oa_checks.content_type_conformance,
+          oa_checks.response_headers_conformance, oa_checks.response_schema_conformance,
+          oa_checks.unsupported_method]
+
+
+@pytest.fixture(scope="module")
+def api_schema(app: Flask) -> Any:
+    return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+
+
+@pytest.fixture
+def tokens(make_member: Any, make_machine: Any) -> Iterator[list[dict[str, str]]]:
+    """A member's and an admin's token (every generated request is sent as each), and a machine to find."""
+    make_machine("laser-1")
+    out = []
+    with cheap_password_hashing():
+        for role in (Role.MEMBER, Role.ADMIN):
+            out.append({"Authorization": f"Bearer {create_api_token(make_member(role=role))}"})
+    db.session.commit()
+    yield out
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
+@pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])
+def test_operation_conforms_to_the_document(api_schema: Any, tokens: list[dict[str, str]], path: str, method: str,
+                                            mode: GenerationMode) -> None:
+    operation = api_schema[path][method.upper()]
+    op = PATHS[path][method]
+    if mode is GenerationMode.NEGATIVE and not (op.get("parameters") or op.get("requestBody")):
+        pytest.skip("nothing to send that breaks the document")
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def run(case: Any) -> None:
+        for auth in tokens:
+            case.call_and_validate(headers=auth, checks=CHECKS)
+
+    run()
