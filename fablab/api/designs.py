@@ -51,7 +51,7 @@ def _fields(schema: Body) -> tuple[dict[str, Any], list[svc.Upload]]:
                 fail(400, "bad_json", "The body must be a JSON object.")
             return schema.validate(body, current_app.config["TZ"]), []
         files = [svc.Upload(fs.filename or "", fs.stream) for fs in request.files.getlist("files") if fs.filename]
-        return schema.validate(request.form.to_dict(), current_app.config["TZ"]), files
+        return schema.validate(request.form.to_dict(), current_app.config["TZ"], typed=False), files
     except RequestEntityTooLarge:
         fail(413, "too_large", svc.too_large_message())
 

@@ -24,7 +24,7 @@ MACHINE_REQUIRED = Field("machine", required=True, max_length=60, description="t
 WINDOW = Field("window", "id", description="only this window (id)")
 NEW_REQUEST = Body((MACHINE_REQUIRED, Field("start", "datetime", required=True),
                     Field("end", "datetime", required=True),
-                    Field("rank", "integer", lo=1, hi=1000, description="1 = most wanted"),
+                    Field("rank", "integer", lo=1, hi=99, description="1 = most wanted"),
                     Field("window", "id", description="window id (default: the open one)")))
 JOIN_WAITLIST = Body((MACHINE_REQUIRED, Field("kind", choices=("slot", "any")), Field("start", "datetime"),
                       Field("end", "datetime"), Field("min_hours", "number", lo=0, hi=24 * 7)))

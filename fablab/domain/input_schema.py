@@ -51,9 +51,12 @@ class Field:
             out["description"] = self.description
         return out
 
-    def convert(self, raw: object, local: tzinfo) -> Any:
-        """The value as Python, or an InputError naming this field."""
+    def convert(self, raw: object, local: tzinfo, typed: bool = False) -> Any:
+        """The value as Python, or an InputError naming this field. `typed`: the value comes from JSON, so a
+        number must be a JSON number (a query string or a form has only text)."""
         name = self.name
+        if typed and self.kind in ("integer", "id", "number") and isinstance(raw, str):
+            raise InputError("bad_type", f"'{name}' must be a number, not a string.", name)
         if self.kind in ("integer", "id"):
             lo, hi = self._bounds()
             return bounded.parse_int(raw, name, int(lo), int(hi))
@@ -83,14 +86,16 @@ class Body:
             out["required"] = required
         return out
 
-    def validate(self, data: object, local: tzinfo) -> dict[str, Any]:
-        """The present fields, converted; the first refusal as an InputError."""
+    def validate(self, data: object, local: tzinfo, typed: bool = True) -> dict[str, Any]:
+        """The present fields, converted; the first refusal as an InputError. `typed`: a JSON body (not a
+        form's text)."""
         if not isinstance(data, Mapping):
             raise InputError("bad_json", "Send a JSON object.")
-        return convert_all(self.fields, data, local)
+        return convert_all(self.fields, data, local, typed)
 
 
-def convert_all(fields: tuple[Field, ...], data: Mapping[str, Any], local: tzinfo) -> dict[str, Any]:
+def convert_all(fields: tuple[Field, ...], data: Mapping[str, Any], local: tzinfo,
+                typed: bool = False) -> dict[str, Any]:
     """Query strings go through here too: an empty value there is as absent as a missing one."""
     out: dict[str, Any] = {}
     for f in fields:
@@ -99,5 +104,5 @@ def convert_all(fields: tuple[Field, ...], data: Mapping[str, Any], local: tzinf
             if f.required:
                 raise InputError("missing_field", f"'{f.name}' is required.", f.name)
             continue
-        out[f.name] = f.convert(raw, local)
+        out[f.name] = f.convert(raw, local, typed)
     return out

@@ -4,13 +4,14 @@ lifecycle actions, maintenance blocks, the policy editor and the iCal feeds."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from htmx_flask import request as hx_request
 
 from ...auth import admin_required, login_required, public, steward_required
+from ...domain import bounded
 from ...domain.policy import WEEKDAYS, BookingPolicy, PolicyError
 from ...extensions import db
 from ...models import Booking, Machine
@@ -39,25 +40,15 @@ def _booking(booking_id: int) -> Booking:
 
 
 def _parse_local(raw: str | None, field: str) -> datetime:
-    if not raw:
-        abort(400, f"{field} is missing.")
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        abort(400, f"{field} is not a date and time: {raw!r}.")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=current_app.config["TZ"])
-    return value.astimezone(UTC)
+    """A time from the page (lab time unless it has an offset); a bad one is a 400 (http_input.py)."""
+    return bounded.parse_datetime(raw, field, current_app.config["TZ"])
 
 
 def _week_context(machine: Machine, week: str | None) -> dict[str, Any]:
     tz = current_app.config["TZ"]
     now = utcnow()
     today = now.astimezone(tz).date()
-    try:
-        first = max(date.fromisoformat(week), today) if week else today
-    except ValueError:
-        abort(400, f"Not a date: {week!r}.")
+    first = max(bounded.parse_date(week, "week"), today) if week else today
     monday = first
     return {"machine": machine, "week": calendar_view.build_week(machine, g.member, monday, now, tz),
             "policy": svc.policy_for(machine), "now": now}
@@ -84,10 +75,7 @@ def book(slug: str) -> Any:
         lengths = calendar_view.lengths_from(machine, g.member, start, now, tz)
         return render_template("bookings/_book_form.html", machine=machine, start=start, lengths=lengths,
                                policy=svc.policy_for(machine), error=None)
-    try:
-        minutes = int(request.form.get("minutes", ""))
-    except ValueError:
-        abort(400, "Choose how long to book.")
+    minutes = bounded.parse_minutes(request.form.get("minutes"))
     try:
         booking = svc.create_booking(g.member, machine, start, start + timedelta(minutes=minutes), source="web")
     except svc.BookingRejected as exc:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ...auth import login_required, public
+from ...domain import bounded
 from ...domain.licences import LICENCES, allowed_fork_licences, open_licences
 from ...domain.markdown_safe import render_markdown
 from ...extensions import db
@@ -90,9 +91,9 @@ def _refused(err: svc.DesignError) -> None:
 def index() -> Any:
     args = request.args
     try:
-        page = max(1, int(args.get("page", "1")))
-    except ValueError:
-        page = 1
+        page = bounded.parse_int(args.get("page") or "1", "page", 1, 100_000)
+    except bounded.InputError:
+        page = 1  # a page link mangled by hand shows the first page
     sort = args.get("sort", "newest")
     result = discovery.search_designs(args.get("q", ""), tag=args.get("tag", ""), licence=args.get("licence", ""),
                                       machine_type=args.get("machine_type", ""), sort=sort, page=page)

@@ -15,6 +15,7 @@ from typing import Any
 from flask import abort, current_app, g, make_response, redirect, render_template, request, session, url_for
 
 from ...auth import admin_required, public
+from ...domain import bounded
 from ...extensions import db
 from ...models import KioskDevice, Machine, Member
 from ...models.types import utcnow
@@ -144,9 +145,13 @@ def identify() -> Any:
     else:
         raw_no = (request.form.get("member_no") or "").strip()
         pin = (request.form.get("pin") or "").strip()
-        if not raw_no.isdigit() or not pin:
+        try:
+            member_no = bounded.parse_id(raw_no, "member_no")
+        except bounded.InputError:
+            member_no = None
+        if member_no is None or not pin:
             return _panel(None, error="Type your member number, then your PIN.", keypad=True), 422
-        candidate = member_service.member_by_no(int(raw_no))
+        candidate = member_service.member_by_no(member_no)
         ok = candidate is not None and candidate.active and member_service.check_pin(candidate, pin)
         member = candidate if ok else None
         failure = "Member number or PIN is wrong."
@@ -187,9 +192,9 @@ def book() -> Any:
     member = _member_or_identify()
     machine = _machine(request.form.get("machine", ""))
     try:
-        minutes = int(request.form.get("minutes", "0"))
-        start = datetime.fromisoformat(request.form["start"]).astimezone(UTC)
-    except (KeyError, ValueError):
+        minutes = bounded.parse_minutes(request.form.get("minutes"))
+        start = bounded.parse_datetime(request.form.get("start"), "start", svc.lab_tz())
+    except bounded.InputError:
         return _panel(member, error="Choose a machine and a length."), 422
     try:
         b = svc.create_booking(member, machine, start, start + timedelta(minutes=minutes), source="kiosk")
@@ -225,9 +230,9 @@ def extend(booking_id: int) -> Any:
     member = _member_or_identify()
     b = _own_booking(member, booking_id)
     try:
-        new_end = datetime.fromisoformat(request.form["end"]).astimezone(UTC)
+        new_end = bounded.parse_datetime(request.form.get("end"), "end", svc.lab_tz())
         svc.extend_booking(b, member, new_end)
-    except (KeyError, ValueError):
+    except ValueError:  # an InputError too
         return _panel(member, error="Choose how long to extend."), 422
     except (svc.BookingRejected, svc.NotAllowed) as exc:
         return _refused(member, exc)

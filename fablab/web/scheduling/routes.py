@@ -11,6 +11,7 @@ from flask import abort, current_app, flash, g, jsonify, redirect, render_templa
 from htmx_flask import request as hx_request
 
 from ...auth import admin_required, login_required, steward_required
+from ...domain import bounded
 from ...domain import policy as pol
 from ...extensions import db
 from ...models import Machine, Member
@@ -113,13 +114,9 @@ def set_requests(window_id: int) -> Any:
     for name, value in request.form.items():
         if not name.startswith("rank:") or not value.strip():
             continue
-        try:
-            start_s, end_s = name[5:].split("/")
-            start, end = datetime.fromisoformat(start_s), datetime.fromisoformat(end_s)
-            rank = int(value)
-        except ValueError:
-            abort(400, "A rank must be a whole number.")
-        wishes.append((start.astimezone(UTC), end.astimezone(UTC), rank))
+        start_s, _, end_s = name[5:].partition("/")
+        start, end = bounded.parse_datetime(start_s, "start", _tz()), bounded.parse_datetime(end_s, "end", _tz())
+        wishes.append((start, end, bounded.parse_int(value, "rank", -10**6, 10**6)))
     try:
         window_service.set_requests(g.member, w, wishes, now)
     except SchedulingError as exc:

@@ -10,6 +10,7 @@ from flask import Response, abort, flash, g, redirect, render_template, request,
 from sqlalchemy import select
 
 from ...auth import admin_required, login_required, steward_required
+from ...domain import bounded
 from ...extensions import db
 from ...models.types import utcnow
 from ...models.usage import Bridge, DeadLetter, MaintenanceRule
@@ -123,7 +124,7 @@ def rule_done(rule_id: int) -> Any:
 @admin_required
 def dead_letters() -> Any:
     if request.method == "POST":
-        ids = [int(i) for i in request.form.getlist("id") if i.isdigit()]
+        ids = [bounded.parse_id(i, "id") for i in request.form.getlist("id")]
         for row in db.session.scalars(select(DeadLetter).where(DeadLetter.id.in_(ids))):
             row.reviewed = True
         db.session.commit()
