@@ -27,8 +27,8 @@ def decimal_range_regex(high: int) -> str:
 
 
 class IdConverter(IntegerConverter):
-    """`<id:name>`: a database id, 1 .. 2^63-1. Anything else (0, 007, 2^63, 2^64, -1) is no such page: a
-    404, never an overflow in the database driver. The range is in the regex, not only in the conversion:
+    """`<id:name>`: a database id, 1 .. MAX_ID (2^31-1). Anything else (0, 007, 2^31, 2^63, 2^64, -1) is no
+    such page: a 404, never an overflow in the database driver. The range is in the regex, not only in the conversion:
     Werkzeug answers a path another method's rule matches by pattern with 405, even when that rule's
     conversion would have refused it."""
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, tzinfo
 
-MAX_ID = 2**63 - 1  # a signed 64-bit integer: what SQLite and PostgreSQL store as an id
+# The largest id both databases store: the id columns are INTEGER, 64 bits on SQLite but 32 on PostgreSQL.
+MAX_ID = 2**31 - 1
 MIN_YEAR = 1970  # the lab clock counts from 1970
 MAX_YEAR = 2100  # far beyond any booking horizon, yet a year later still fits a date
 MAX_MINUTES = 366 * 24 * 60  # a booking, a block or an extension is never longer than a year
@@ -50,7 +51,7 @@ def parse_int(raw: object, field: str, lo: int, hi: int) -> int:
 
 
 def parse_id(raw: object, field: str) -> int:
-    """A database id: 1 .. 2^63-1."""
+    """A database id: 1 .. MAX_ID."""
     return parse_int(raw, field, 1, MAX_ID)
 
 

@@ -22,7 +22,7 @@ def ada(client, make_member):
     return client
 
 
-@pytest.mark.parametrize("n", [2**63, 2**64])
+@pytest.mark.parametrize("n", [2**31, 2**63, 2**64])
 @pytest.mark.parametrize("path", ["/bookings/{n}", "/designs/{n}", "/designs/{n}/files/1/thumb", "/designs/1/files/{n}",
                                   "/designs/{n}/download.zip", "/scheduling/windows/{n}", "/admin/members/{n}",
                                   "/scheduling/members/{n}/contributions"])
@@ -32,7 +32,7 @@ def test_ids_past_the_database_range_are_404_pages(ada, path, n) -> None:
     assert "<html" in resp.get_data(as_text=True).lower()
 
 
-@pytest.mark.parametrize("n", [2**63, 2**64, 0])
+@pytest.mark.parametrize("n", [2**31, 2**63, 2**64, 0])
 @pytest.mark.parametrize("path", ["/bookings/{n}/cancel", "/tasks/{n}/claim", "/usage/rules/{n}/done",
                                   "/admin/qualifications/{n}/revoke", "/account/tokens/{n}/revoke"])
 def test_posts_to_ids_out_of_range_are_404(ada, path, n) -> None:
