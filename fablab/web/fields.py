@@ -16,6 +16,8 @@ _YEARS = f"Choose a date between the years {bounded.MIN_YEAR} and {bounded.MAX_Y
 
 
 class FiniteFloatField(FloatField):
+    data: Any  # a float, or None when empty or refused (as FloatField's)
+
     def process_formdata(self, valuelist: list[Any]) -> None:
         super().process_formdata(valuelist)
         if self.data is not None and not math.isfinite(self.data):
