@@ -151,22 +151,33 @@ def delete(booking_id: int) -> Any:
     return ok(booking_json(b))
 
 
+_TIME = {"type": "string", "format": "date-time"}
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+BOOKING_SCHEMA = {"type": "object", "required": ["id", "machine", "member_id", "start", "end", "status", "kind"],
+                  "properties": {"id": {"type": "integer"}, "machine": {"type": "string"},
+                                 "member_id": {"type": "integer"}, "start": _TIME, "end": _TIME,
+                                 "status": {"type": "string"}, "kind": {"type": "string"}, "source": _TEXT_OR_NULL,
+                                 "checked_in_at": {"type": ["string", "null"], "format": "date-time"},
+                                 "cancel_reason": _TEXT_OR_NULL}}
+_ONE = {"application/json": {"schema": BOOKING_SCHEMA}}
+_LIST = {"application/json": {"schema": {"type": "object", "required": ["bookings"], "properties": {
+    "bookings": {"type": "array", "items": BOOKING_SCHEMA}}}}}
 _T = [q("from", "start of the period (ISO 8601; default now)", fmt="date-time"),
       q("to", "end of the period (ISO 8601)", fmt="date-time")]
 document("/machines/{slug}/availability", "GET", "Free intervals of a machine under its rules",
          params=[p("slug", "machine"), *_T], responses={"200": "free intervals", "404": "unknown machine",
                                                         "400": "malformed time", "422": "bad range"})
 document("/bookings", "GET", "Your bookings (staff: ?machine= for all of a machine, ?member_id=)",
-         params=[*_T, qf(MACHINE), qf(MEMBER_ID)],
+         params=[*_T, qf(MACHINE), qf(MEMBER_ID)], content=_LIST,
          responses={"200": "bookings", "403": "member_id given by a member", "404": "unknown machine or member",
                     "422": "bad range"})
 document("/bookings", "POST", "Book machine time",
-         body=NEW_BOOKING,
+         body=NEW_BOOKING, content=_ONE,
          responses={"201": "booked", "400": "malformed", "404": "unknown machine",
                     "409": "overlaps another booking (error.next_free suggests a slot)",
                     "422": "a rule refused it; error.code names the rule, error.violations lists all"})
 document("/bookings/{booking_id}", "GET", "One of your bookings", params=[p("booking_id", "id", "integer")],
-         responses={"200": "OK", "404": "not found"})
+         responses={"200": "OK", "404": "not found"}, content=_ONE)
 document("/bookings/{booking_id}", "DELETE", "Cancel a booking (staff: with ?reason=)",
-         params=[p("booking_id", "id", "integer"), qf(REASON)],
+         params=[p("booking_id", "id", "integer"), qf(REASON)], content=_ONE,
          responses={"200": "cancelled", "404": "not found", "422": "not active / reason missing"})

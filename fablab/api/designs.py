@@ -140,7 +140,10 @@ _multipart_body("/designs/{design_id}/versions", "post", NEW_VERSION, files_requ
 document("/designs/{design_id}/files/{file_id}", "GET", "A file's metadata",
          params=[_ID, p("file_id", "the file's id", "integer")], responses={"200": "OK", "404": "Unknown file"})
 document("/designs/{design_id}/files/{file_id}/raw", "GET", "Download a file (as an attachment)",
-         params=[_ID, p("file_id", "the file's id", "integer")], responses={"200": "The file", "404": "Unknown file"})
+         params=[_ID, p("file_id", "the file's id", "integer")],
+         responses={"200": "The file, as its own media type (file.mime)", "304": "Not modified (If-None-Match)",
+                    "404": "Unknown file"},
+         content={"*/*": {"schema": {"type": "string", "format": "binary"}}})
 document("/designs/{design_id}/forks", "GET", "Direct forks of a design", params=[_ID],
          responses={"200": "OK", "404": "Unknown design"})
 document("/designs/{design_id}/forks", "POST", "Fork a design (JSON, or multipart with changed files)",

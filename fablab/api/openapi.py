@@ -45,7 +45,7 @@ def document(path: str, method: str, summary: str, *, params: list[dict[str, Any
             resp["content"] = {JSON: {"schema": ERROR}}
             if code == "401":
                 resp["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
-        else:
+        elif code != "304":
             resp["content"] = content or {JSON: {"schema": {"type": "object"}}}
         op["responses"][code] = resp
     if not auth:

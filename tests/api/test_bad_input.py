@@ -3,6 +3,7 @@ lengths of a trillion minutes, years 1 and 9999, JSON of the wrong type, a membe
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -146,3 +147,15 @@ def test_openapi_documents_ids_and_the_body_schema(client) -> None:
     post = doc["paths"]["/bookings"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"] == NEW_BOOKING.schema()
     assert {"400", "401", "403", "404", "409", "413", "422"} <= set(post["responses"])
+
+
+def test_id_regex_matches_exactly_the_range() -> None:
+    from fablab.http_input import IdConverter, decimal_range_regex
+
+    for high in (1, 9, 10, 57, 100, 999, 1000, MAX_ID):
+        pattern = re.compile(f"(?:{decimal_range_regex(high)})")
+        for n in [*range(0, 1200), high - 1, high, high + 1, 2**63, 2**64]:
+            assert bool(pattern.fullmatch(str(n))) == (1 <= n <= high), (high, n)
+        assert not pattern.fullmatch("01")
+    assert re.fullmatch(IdConverter.regex, str(MAX_ID))
+    assert not re.fullmatch(IdConverter.regex, str(MAX_ID + 1))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,8 +20,11 @@ from schemathesis.specs.openapi import checks as oa_checks
 
 from fablab.api import register_routes
 from fablab.api.openapi import PATHS
+from fablab.domain.policy import WEEKDAYS
 from fablab.extensions import db
 from fablab.models import Role
+from fablab.models.types import utcnow
+from fablab.services import bookings as booking_service
 from fablab.services.members import create_api_token
 from tests.support.clock import cheap_password_hashing
 
@@ -39,12 +43,19 @@ def api_schema(app: Flask) -> Any:
 
 @pytest.fixture
 def tokens(make_member: Any, make_machine: Any) -> Iterator[list[dict[str, str]]]:
-    """A member's and an admin's token (every generated request is sent as each), and a machine to find."""
-    make_machine("laser-1")
+    """A member's and an admin's token (generated requests are sent as each in turn), a machine to find and a
+    booking of each, so the listings answer with rows the document's schema has to describe."""
+    machine = make_machine("laser-1", policy={"qualification_required": False, "max_future_bookings": None,
+                                              "opening_hours": {d: [["00:00", "24:00"]] for d in WEEKDAYS}})
     out = []
+    start = (utcnow() + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     with cheap_password_hashing():
         for role in (Role.MEMBER, Role.ADMIN):
-            out.append({"Authorization": f"Bearer {create_api_token(make_member(role=role))}"})
+            member = make_member(role=role)
+            out.append({"Authorization": f"Bearer {create_api_token(member)}"})
+            db.session.commit()
+            booking_service.create_booking(member, machine, start, start + timedelta(hours=1), source="api")
+            start += timedelta(hours=2)
     db.session.commit()
     yield out
 
