@@ -59,8 +59,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # Trust exactly `hops` proxies: their X-Forwarded-* say the client's address, HTTPS and host.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
 
+    from . import http_input
     from .web import register_web
 
+    http_input.register(app)  # the <id:> converter and input guards, before any route exists
     register_web(app)
 
     from .api import bp as api_bp

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import wraps
 from typing import Any, NoReturn, TypeVar
 
@@ -11,9 +11,13 @@ from flask import current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..database import write_transaction
+from ..domain import bounded
+from ..domain.bounded import InputError
+from ..domain.input_schema import Body, Field, convert_all
 from ..models import Machine, Member, Role
 from ..models.types import utcnow
 from ..services import members as member_service
+from . import bp
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,29 +81,45 @@ def api_member() -> Member:
     return member
 
 
+def _local() -> Any:
+    return current_app.config["TZ"]
+
+
+@bp.errorhandler(InputError)
+def _input_error(err: InputError) -> Any:
+    """A refused value anywhere in an API route: 400 in the API's format, naming the field."""
+    extra = {"field": err.field} if err.field else {}
+    return ApiError(400, err.code, err.message, **extra).get_response()
+
+
+def json_body(schema: Body) -> dict[str, Any]:
+    """The request's JSON object, checked against `schema` (the same object documents it)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        fail(400, "bad_json", f"Send a JSON object with {', '.join(f.name for f in schema.fields)}.")
+    return schema.validate(body, _local())
+
+
+def query(*fields: Field) -> dict[str, Any]:
+    """The named query arguments, converted and bounded; absent (or empty) ones are left out."""
+    return convert_all(fields, request.args, _local())
+
+
 def parse_time(name: str, default: datetime | None = None) -> datetime:
+    """A time from the query string (GET) or the JSON body; `default` when it is absent."""
     raw = request.args.get(name) if request.method == "GET" else None
-    if raw is None:
-        body = request.get_json(silent=True) if request.method != "GET" else None
+    if raw is None and request.method != "GET":
+        body = request.get_json(silent=True)
         raw = body.get(name) if isinstance(body, dict) else None
-    if raw is None:
+    if raw is None or raw == "":
         if default is not None:
             return default
-        fail(400, "missing_field", f"'{name}' is required (ISO 8601 time with offset).")
+        fail(400, "missing_field", f"'{name}' is required (ISO 8601 time with offset).", field=name)
     return to_datetime(name, raw)
 
 
 def to_datetime(name: str, raw: Any) -> datetime:
-    if not isinstance(raw, str):
-        fail(400, "bad_time", f"'{name}' must be an ISO 8601 string, e.g. 2026-12-01T18:00:00+01:00.")
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        fail(400, "bad_time", f"'{name}' is not an ISO 8601 time: {raw!r}.")
-    if value.tzinfo is None:
-        # A time without offset means the lab's local time, as a person at the lab would mean it.
-        value = value.replace(tzinfo=current_app.config["TZ"])
-    return value.astimezone(UTC)
+    return bounded.parse_datetime(raw, name, _local())
 
 
 def iso(value: datetime | None) -> str | None:

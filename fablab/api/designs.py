@@ -4,17 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request, send_file, url_for
+from flask import current_app, request, send_file, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..domain import bounded
+from ..domain.input_schema import Body, Field
 from ..extensions import db
 from ..models.designs import Design, DesignFile, DesignVersion
 from ..services import design_discovery as discovery
 from ..services import design_lineage as lineage_svc
 from ..services import designs as svc
 from . import bp
-from .common import api_member, fail, iso, ok, token_required
-from .openapi import PATHS, document, p, q
+from .common import api_member, fail, iso, ok, query, token_required
+from .openapi import PATHS, document, p, q, qf
+
+_TEXT = 20_000  # a description or changelog
+
+NEW_DESIGN = Body((Field("title", required=True), Field("licence", required=True, max_length=80),
+                   Field("description", max_length=_TEXT), Field("changelog", max_length=_TEXT),
+                   Field("tags", max_length=1000, description="comma separated"),
+                   Field("machine_types", max_length=1000, description="comma separated slugs")))
+NEW_VERSION = Body((Field("changelog", required=True, max_length=_TEXT),
+                    Field("keep", max_length=10_000,
+                          description="comma separated file ids of the latest version to keep, or 'all'")))
+FORK = Body((Field("licence", required=True, max_length=80), Field("title"), Field("description", max_length=_TEXT),
+             Field("changelog", max_length=_TEXT), Field("version", "id", description="the version to fork"),
+             Field("tags", max_length=1000, description="comma separated")))
+PAGE = Field("page", "integer", lo=1, hi=100_000, description="page number, from 1")
+PER_PAGE = Field("per_page", "integer", lo=1, hi=100, description="up to 100")
 
 
 def _design(design_id: int) -> Design:
@@ -24,16 +41,17 @@ def _design(design_id: int) -> Design:
     return design
 
 
-def _fields() -> tuple[dict[str, Any], list[svc.Upload]]:
-    """Fields and files of a multipart request (or fields of a JSON body); a too large body is a clear 413."""
+def _fields(schema: Body) -> tuple[dict[str, Any], list[svc.Upload]]:
+    """Fields (checked against `schema`) and files of a multipart request, or fields of a JSON body; a too large
+    body is a clear 413."""
     try:
         if request.mimetype == "application/json":
             body = request.get_json(silent=True)
             if not isinstance(body, dict):
                 fail(400, "bad_json", "The body must be a JSON object.")
-            return body, []
+            return schema.validate(body, current_app.config["TZ"]), []
         files = [svc.Upload(fs.filename or "", fs.stream) for fs in request.files.getlist("files") if fs.filename]
-        return request.form.to_dict(), files
+        return schema.validate(request.form.to_dict(), current_app.config["TZ"], typed=False), files
     except RequestEntityTooLarge:
         fail(413, "too_large", svc.too_large_message())
 
@@ -92,14 +110,15 @@ def design_json(design: Design, full: bool = False) -> dict[str, Any]:
 _MULTIPART = "multipart/form-data"
 
 
-def _multipart_body(path: str, method: str, props: dict[str, Any], required: list[str]) -> None:
-    props = dict(props, files={"type": "array", "items": {"type": "string", "format": "binary"},
-                               "description": "one or more design files (field name 'files')"})
-    PATHS[path][method]["requestBody"] = {"required": True, "content": {_MULTIPART: {"schema": {
-        "type": "object", "properties": props, "required": required}}}}
+def _multipart_body(path: str, method: str, body: Body, files_required: bool) -> None:
+    schema = body.schema()
+    schema["properties"]["files"] = {"type": "array", "items": {"type": "string", "format": "binary"},
+                                     "description": "one or more design files (field name 'files')"}
+    if files_required:
+        schema["required"] = [*schema.get("required", []), "files"]
+    PATHS[path][method]["requestBody"] = {"required": True, "content": {_MULTIPART: {"schema": schema}}}
 
 
-_S = {"type": "string"}
 _ID = p("design_id", "the design's id", "integer")
 _REFUSED = {"413": "A file is larger than the upload limit",
             "422": "Refused: licence not open, file type or content not accepted, corrupt file"}
@@ -107,33 +126,28 @@ _REFUSED = {"413": "A file is larger than the upload limit",
 document("/designs", "GET", "Search designs", params=[
     q("q", "words to find in title, tags, author, description"), q("tag", "a tag"),
     q("licence", "an SPDX id"), q("machine_type", "a machine type slug"),
-    q("sort", "newest (default), forks or made"), q("page", "page number, from 1"), q("per_page", "up to 100")])
+    q("sort", "newest (default), forks or made"), qf(PAGE), qf(PER_PAGE)])
 document("/designs", "POST", "Share a new design (multipart: fields and files)",
          responses={"201": "Created", "400": "Bad request", **_REFUSED})
-_multipart_body("/designs", "post", {"title": _S, "licence": _S, "description": _S, "changelog": _S,
-                                     "tags": {"type": "string", "description": "comma separated"},
-                                     "machine_types": {"type": "string", "description": "comma separated slugs"}},
-                ["title", "licence", "files"])
+_multipart_body("/designs", "post", NEW_DESIGN, files_required=True)
 document("/designs/{design_id}", "GET", "One design with its latest version, attribution and made-here counts",
          params=[_ID], responses={"200": "OK", "404": "Unknown design"})
 document("/designs/{design_id}/versions", "GET", "All versions of a design with their files",
          params=[_ID], responses={"200": "OK", "404": "Unknown design"})
 document("/designs/{design_id}/versions", "POST", "Add a version (author or admin; multipart)", params=[_ID],
          responses={"201": "Created", "403": "Not the author", "404": "Unknown design", **_REFUSED})
-_multipart_body("/designs/{design_id}/versions", "post",
-                {"changelog": _S, "keep": {"type": "string",
-                                           "description": "comma separated file ids of the latest version to keep, "
-                                                          "or 'all'"}}, ["changelog"])
+_multipart_body("/designs/{design_id}/versions", "post", NEW_VERSION, files_required=False)
 document("/designs/{design_id}/files/{file_id}", "GET", "A file's metadata",
          params=[_ID, p("file_id", "the file's id", "integer")], responses={"200": "OK", "404": "Unknown file"})
 document("/designs/{design_id}/files/{file_id}/raw", "GET", "Download a file (as an attachment)",
-         params=[_ID, p("file_id", "the file's id", "integer")], responses={"200": "The file", "404": "Unknown file"})
+         params=[_ID, p("file_id", "the file's id", "integer")],
+         responses={"200": "The file, as its own media type (file.mime)", "304": "Not modified (If-None-Match)",
+                    "404": "Unknown file"},
+         content={"*/*": {"schema": {"type": "string", "format": "binary"}}})
 document("/designs/{design_id}/forks", "GET", "Direct forks of a design", params=[_ID],
          responses={"200": "OK", "404": "Unknown design"})
 document("/designs/{design_id}/forks", "POST", "Fork a design (JSON, or multipart with changed files)",
-         params=[_ID], body={"type": "object", "required": ["licence"], "properties": {
-             "licence": _S, "title": _S, "description": _S, "changelog": _S, "version": {"type": "integer"},
-             "tags": {"type": "string"}}},
+         params=[_ID], body=FORK,
          responses={"201": "Created", "404": "Unknown design or version", **_REFUSED})
 
 
@@ -141,10 +155,10 @@ document("/designs/{design_id}/forks", "POST", "Fork a design (JSON, or multipar
 @token_required()
 def designs_list() -> Any:
     a = request.args
+    n = query(PAGE, PER_PAGE)
     result = discovery.search_designs(a.get("q", ""), tag=a.get("tag", ""), licence=a.get("licence", ""),
                                       machine_type=a.get("machine_type", ""), sort=a.get("sort", "newest"),
-                                      page=a.get("page", 1, type=int) or 1,
-                                      per_page=a.get("per_page", 24, type=int) or 24)
+                                      page=n.get("page", 1), per_page=n.get("per_page", 24))
     return ok({"designs": [design_json(d) for d in result.designs], "total": result.total, "page": result.page,
                "per_page": result.per_page})
 
@@ -152,7 +166,7 @@ def designs_list() -> Any:
 @bp.post("/designs")
 @token_required()
 def designs_create() -> Any:
-    fields, files = _fields()
+    fields, files = _fields(NEW_DESIGN)
     types = _call(svc.machine_types_by_slugs, _list(fields.get("machine_types")))
     design = _call(svc.create_design, api_member(), title=str(fields.get("title", "")),
                    licence=str(fields.get("licence", "")), files=files, description=str(fields.get("description", "")),
@@ -160,33 +174,30 @@ def designs_create() -> Any:
     return ok(design_json(design, full=True), 201)
 
 
-@bp.get("/designs/<int:design_id>")
+@bp.get("/designs/<id:design_id>")
 @token_required()
 def design_get(design_id: int) -> Any:
     return ok(design_json(_design(design_id), full=True))
 
 
-@bp.get("/designs/<int:design_id>/versions")
+@bp.get("/designs/<id:design_id>/versions")
 @token_required()
 def design_versions(design_id: int) -> Any:
     design = _design(design_id)
     return ok({"versions": [version_json(design, v) for v in design.versions]})
 
 
-@bp.post("/designs/<int:design_id>/versions")
+@bp.post("/designs/<id:design_id>/versions")
 @token_required()
 def design_version_create(design_id: int) -> Any:
     design = _design(design_id)
-    fields, files = _fields()
+    fields, files = _fields(NEW_VERSION)
     latest = design.version()
     keep_raw = _list(fields.get("keep"))
     if keep_raw == ["all"]:
         keep = [f.id for f in (latest.files if latest else [])]
     else:
-        try:
-            keep = [int(k) for k in keep_raw]
-        except ValueError:
-            fail(400, "bad_keep", "'keep' is a comma separated list of file ids, or 'all'.")
+        keep = [bounded.parse_id(k, "keep") for k in keep_raw]
     version = _call(svc.add_version, design, api_member(), files=files, changelog=str(fields.get("changelog", "")),
                     keep_file_ids=keep)
     return ok(version_json(design, version), 201)
@@ -200,14 +211,14 @@ def _file(design_id: int, file_id: int) -> tuple[Design, DesignFile]:
     return design, f
 
 
-@bp.get("/designs/<int:design_id>/files/<int:file_id>")
+@bp.get("/designs/<id:design_id>/files/<id:file_id>")
 @token_required()
 def design_file(design_id: int, file_id: int) -> Any:
     design, f = _file(design_id, file_id)
     return ok(file_json(design, f))
 
 
-@bp.get("/designs/<int:design_id>/files/<int:file_id>/raw")
+@bp.get("/designs/<id:design_id>/files/<id:file_id>/raw")
 @token_required()
 def design_file_raw(design_id: int, file_id: int) -> Any:
     _design_, f = _file(design_id, file_id)
@@ -220,22 +231,18 @@ def design_file_raw(design_id: int, file_id: int) -> Any:
     return resp
 
 
-@bp.get("/designs/<int:design_id>/forks")
+@bp.get("/designs/<id:design_id>/forks")
 @token_required()
 def design_forks(design_id: int) -> Any:
     return ok({"forks": [design_json(d) for d in lineage_svc.forks_of(_design(design_id))]})
 
 
-@bp.post("/designs/<int:design_id>/forks")
+@bp.post("/designs/<id:design_id>/forks")
 @token_required()
 def design_fork(design_id: int) -> Any:
     parent = _design(design_id)
-    fields, files = _fields()
-    version = fields.get("version")
-    try:
-        version_number = int(version) if version not in (None, "") else None
-    except (TypeError, ValueError):
-        fail(400, "bad_version", "'version' is a version number.")
+    fields, files = _fields(FORK)
+    version_number = fields.get("version")
     tags = _list(fields["tags"]) if "tags" in fields else None
     child = _call(svc.fork_design, parent, api_member(), licence=str(fields.get("licence", "")),
                   title=fields.get("title") or None, description=fields.get("description"), tags=tags,

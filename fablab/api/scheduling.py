@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
-
+from ..domain.input_schema import Body, Field
 from ..models import Machine
 from ..models.scheduling import RequestWindow, SlotRequest, WaitlistEntry, WaitlistOffer
 from ..models.types import utcnow
@@ -17,8 +16,18 @@ from ..services import waitlist as waitlist_service
 from ..services import windows as window_service
 from ..services.scheduling_common import SchedulingError
 from . import bp
-from .common import api_member, fail, iso, ok, to_datetime, token_required
-from .openapi import document, p, q
+from .common import api_member, fail, iso, json_body, ok, query, token_required
+from .openapi import document, p, qf
+
+MACHINE = Field("machine", max_length=60, description="only this machine (slug)")
+MACHINE_REQUIRED = Field("machine", required=True, max_length=60, description="the machine's slug")
+WINDOW = Field("window", "id", description="only this window (id)")
+NEW_REQUEST = Body((MACHINE_REQUIRED, Field("start", "datetime", required=True),
+                    Field("end", "datetime", required=True),
+                    Field("rank", "integer", lo=1, hi=99, description="1 = most wanted"),
+                    Field("window", "id", description="window id (default: the open one)")))
+JOIN_WAITLIST = Body((MACHINE_REQUIRED, Field("kind", choices=("slot", "any")), Field("start", "datetime"),
+                      Field("end", "datetime"), Field("min_hours", "number", lo=0, hi=24 * 7)))
 
 
 def _machine(slug: Any) -> Machine:
@@ -32,13 +41,6 @@ def _machine(slug: Any) -> Machine:
 
 def _refused(exc: SchedulingError) -> Any:
     fail(exc.status, exc.code, exc.message)
-
-
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        fail(400, "bad_json", "Send a JSON object.")
-    return body
 
 
 def request_json(r: SlotRequest) -> dict[str, Any]:
@@ -73,13 +75,9 @@ def _now() -> Any:
 # --- requests --------------------------------------------------------------------------------------------
 
 document("/requests", "GET", "My requests in request windows (newest window first)",
-         params=[q("machine", "only this machine (slug)"), q("window", "only this window (id)")])
+         params=[qf(MACHINE), qf(WINDOW)], responses={"200": "OK", "404": "Unknown machine"})
 document("/requests", "POST", "Add a ranked request to the machine's open request window",
-         body={"type": "object", "required": ["machine", "start", "end"],
-               "properties": {"machine": {"type": "string"}, "start": {"type": "string", "format": "date-time"},
-                              "end": {"type": "string", "format": "date-time"},
-                              "rank": {"type": "integer", "minimum": 1, "description": "1 = most wanted"},
-                              "window": {"type": "integer", "description": "window id (default: the open one)"}}},
+         body=NEW_REQUEST,
          responses={"201": "Created", "400": "Bad input", "404": "Unknown machine or no open window",
                     "409": "Window closed or duplicate", "422": "A booking rule refuses the time"})
 document("/requests/{request_id}", "DELETE", "Withdraw one of my requests while its window is open",
@@ -91,12 +89,13 @@ document("/requests/{request_id}", "DELETE", "Withdraw one of my requests while 
 @token_required()
 def list_requests() -> Any:
     _now()
+    args = query(MACHINE, WINDOW)
     rows = window_service.member_requests(api_member())
-    if request.args.get("machine"):
-        m = _machine(request.args["machine"])
+    if args.get("machine"):
+        m = _machine(args["machine"])
         rows = [r for r in rows if r.machine_id == m.id]
-    if request.args.get("window"):
-        rows = [r for r in rows if str(r.window_id) == request.args["window"]]
+    if "window" in args:
+        rows = [r for r in rows if r.window_id == args["window"]]
     return ok({"requests": [request_json(r) for r in rows]})
 
 
@@ -104,15 +103,12 @@ def list_requests() -> Any:
 @token_required()
 def add_request() -> Any:
     now = _now()
-    body = _body()
-    machine = _machine(body.get("machine"))
-    start, end = to_datetime("start", body.get("start")), to_datetime("end", body.get("end"))
-    rank = body.get("rank", 1)
-    if isinstance(rank, bool) or not isinstance(rank, int):
-        fail(400, "bad_rank", "'rank' must be a whole number (1 = most wanted).")
+    body = json_body(NEW_REQUEST)
+    machine = _machine(body["machine"])
+    start, end, rank = body["start"], body["end"], body.get("rank", 1)
     windows = window_service.open_windows(machine)
-    if body.get("window") is not None:
-        windows = [w for w in windows if w.id == body.get("window")]
+    if "window" in body:
+        windows = [w for w in windows if w.id == body["window"]]
     else:
         windows = [w for w in windows if w.period_start <= start < w.period_end]
     if not windows:
@@ -124,7 +120,7 @@ def add_request() -> Any:
     return ok(request_json(r), 201)
 
 
-@bp.delete("/requests/<int:request_id>")
+@bp.delete("/requests/<id:request_id>")
 @token_required()
 def delete_request(request_id: int) -> Any:
     try:
@@ -137,7 +133,7 @@ def delete_request(request_id: int) -> Any:
 # --- windows ---------------------------------------------------------------------------------------------
 
 document("/windows", "GET", "Request windows of a machine (newest first), with commitment and revealed seed",
-         params=[q("machine", "the machine's slug", required=True)], responses={"200": "OK", "404": "Unknown machine"})
+         params=[qf(MACHINE_REQUIRED)], responses={"200": "OK", "404": "Unknown machine"})
 document("/windows/{window_id}", "GET",
          "A window's results: commitment, revealed seed, checks, my outcomes, the anonymised table and the trace",
          params=[p("window_id", "window id", "integer")], responses={"200": "OK", "404": "Unknown window"})
@@ -147,11 +143,11 @@ document("/windows/{window_id}", "GET",
 @token_required()
 def list_windows() -> Any:
     _now()
-    machine = _machine(request.args.get("machine"))
+    machine = _machine(query(MACHINE_REQUIRED)["machine"])
     return ok({"windows": [window_json(w) for w in window_service.windows_of(machine, limit=50)]})
 
 
-@bp.get("/windows/<int:window_id>")
+@bp.get("/windows/<id:window_id>")
 @token_required()
 def window_results(window_id: int) -> Any:
     _now()
@@ -172,11 +168,7 @@ def window_results(window_id: int) -> Any:
 
 document("/waitlist", "GET", "My waitlist entries and open offers")
 document("/waitlist", "POST", "Join a waitlist: one slot (kind=slot, start/end) or any free time this week (kind=any)",
-         body={"type": "object", "required": ["machine"],
-               "properties": {"machine": {"type": "string"}, "kind": {"type": "string", "enum": ["slot", "any"]},
-                              "start": {"type": "string", "format": "date-time"},
-                              "end": {"type": "string", "format": "date-time"},
-                              "min_hours": {"type": "number"}}},
+         body=JOIN_WAITLIST,
          responses={"201": "Created", "400": "Bad input", "403": "Not qualified", "404": "Unknown machine",
                     "409": "Already waiting", "422": "Bad time"})
 document("/waitlist/{entry_id}", "DELETE", "Leave a waitlist", params=[p("entry_id", "entry id", "integer")],
@@ -203,13 +195,9 @@ def list_waitlist() -> Any:
 @token_required()
 def join_waitlist() -> Any:
     now = _now()
-    body = _body()
-    machine = _machine(body.get("machine"))
-    start = to_datetime("start", body["start"]) if body.get("start") is not None else None
-    end = to_datetime("end", body["end"]) if body.get("end") is not None else None
-    min_hours = body.get("min_hours", 0.0)
-    if isinstance(min_hours, bool) or not isinstance(min_hours, int | float):
-        fail(400, "bad_min_hours", "'min_hours' must be a number.")
+    body = json_body(JOIN_WAITLIST)
+    machine = _machine(body["machine"])
+    start, end, min_hours = body.get("start"), body.get("end"), body.get("min_hours", 0.0)
     try:
         e = waitlist_service.join_waitlist(api_member(), machine, kind=body.get("kind", "slot"), start=start, end=end,
                                            min_hours=float(min_hours), now=now)
@@ -218,7 +206,7 @@ def join_waitlist() -> Any:
     return ok(entry_json(e), 201)
 
 
-@bp.delete("/waitlist/<int:entry_id>")
+@bp.delete("/waitlist/<id:entry_id>")
 @token_required()
 def leave_waitlist(entry_id: int) -> Any:
     try:
@@ -235,7 +223,7 @@ def list_offers() -> Any:
     return ok({"offers": [offer_json(o) for o in waitlist_service.member_offers(api_member(), now)]})
 
 
-@bp.post("/offers/<int:offer_id>/claim")
+@bp.post("/offers/<id:offer_id>/claim")
 @token_required()
 def claim_offer(offer_id: int) -> Any:
     now = _now()
@@ -247,7 +235,7 @@ def claim_offer(offer_id: int) -> Any:
                            "status": b.status}}, 201)
 
 
-@bp.post("/offers/<int:offer_id>/decline")
+@bp.post("/offers/<id:offer_id>/decline")
 @token_required()
 def decline_offer(offer_id: int) -> Any:
     try:
@@ -260,14 +248,14 @@ def decline_offer(offer_id: int) -> Any:
 # --- fair share ------------------------------------------------------------------------------------------
 
 document("/fair-share", "GET", "My fair-share factor F on a machine, its parts and what it means",
-         params=[q("machine", "the machine's slug", required=True)], responses={"200": "OK", "404": "Unknown machine"})
+         params=[qf(MACHINE_REQUIRED)], responses={"200": "OK", "404": "Unknown machine"})
 
 
 @bp.get("/fair-share")
 @token_required()
 def fair_share() -> Any:
     now = _now()
-    machine = _machine(request.args.get("machine"))
+    machine = _machine(query(MACHINE_REQUIRED)["machine"])
     v = fsd.factor_view(api_member(), machine, now)
     return ok({"machine": machine.slug, "mode": window_service.mode_of(machine), "factor": v.factor,
                "usage_fraction": v.usage_fraction, "share": v.share, "recent_hours": v.recent_hours,

@@ -47,7 +47,9 @@ def register_web(app: Flask) -> None:
     def _http_error(err: HTTPException) -> Any:
         if hasattr(err, "error_code"):  # an ApiError renders itself in the API's format
             return err.get_response()
-        return _error_page(err.code or 500, err.description or err.name)
+        # Keep what the error says in its headers: Allow on a 405, WWW-Authenticate, Retry-After.
+        headers = {k: v for k, v in err.get_headers() if k.lower() != "content-type"}
+        return _error_page(err.code or 500, err.description or err.name, headers)
 
 
 _MESSAGES = {
@@ -57,12 +59,12 @@ _MESSAGES = {
 }
 
 
-def _error_page(code: int, message: str) -> Any:
+def _error_page(code: int, message: str, headers: dict[str, str] | None = None) -> Any:
     if request.path.startswith("/api/"):
         codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid"}
         body = {"error": {"code": codes.get(code, "error"), "message": message}}
-        return jsonify(body), code
+        return jsonify(body), code, headers or {}
     if not message or message.startswith("The requested URL"):  # werkzeug's generic wording
         message = _MESSAGES.get(code, message or "Something went wrong.")
-    return render_template("errors/error.html", code=code, message=message), code
+    return render_template("errors/error.html", code=code, message=message), code, headers or {}

@@ -52,6 +52,6 @@ def test_openapi_describes_every_api_route(app, client) -> None:
             continue
         path = rule.rule.removeprefix("/api/v1")
         for arg in rule.arguments:
-            path = path.replace(f"<int:{arg}>", f"{{{arg}}}").replace(f"<{arg}>", f"{{{arg}}}")
+            path = path.replace(f"<id:{arg}>", f"{{{arg}}}").replace(f"<{arg}>", f"{{{arg}}}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method.lower()) in described, f"{method} {path} missing from openapi.json"

@@ -1,6 +1,5 @@
 from flask_wtf import FlaskForm
 from wtforms import (
-    DateField,
     EmailField,
     PasswordField,
     SelectField,
@@ -10,6 +9,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp, ValidationError
 
 from ..choices import options
+from ..fields import BoundedDateField
 
 
 class MachineForm(FlaskForm):
@@ -55,5 +55,5 @@ class MemberForm(FlaskForm):
 
 class GrantForm(FlaskForm):
     scope = SelectField("Qualified for", validators=[DataRequired()])
-    expires = DateField("Expires on", validators=[Optional()])
+    expires = BoundedDateField("Expires on", validators=[Optional()])
     note = StringField("Note", validators=[Optional(), Length(max=255)])

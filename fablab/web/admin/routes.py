@@ -127,7 +127,7 @@ def _member_or_404(member_id: int) -> Member:
     return member
 
 
-@bp.route("/members/<int:member_id>", methods=["GET", "POST"])
+@bp.route("/members/<id:member_id>", methods=["GET", "POST"])
 @steward_required
 def member_detail(member_id: int) -> Any:
     member = _member_or_404(member_id)
@@ -162,7 +162,7 @@ def member_detail(member_id: int) -> Any:
                            grant_form=_grant_form(member), now=datetime.now(UTC)), status
 
 
-@bp.post("/members/<int:member_id>/qualifications")
+@bp.post("/members/<id:member_id>/qualifications")
 @steward_required
 def grant(member_id: int) -> Any:
     member = _member_or_404(member_id)
@@ -189,7 +189,7 @@ def grant(member_id: int) -> Any:
     return redirect(url_for("admin.member_detail", member_id=member.id))
 
 
-@bp.post("/qualifications/<int:qual_id>/revoke")
+@bp.post("/qualifications/<id:qual_id>/revoke")
 @steward_required
 def revoke(qual_id: int) -> Any:
     qual = db.session.get(Qualification, qual_id)

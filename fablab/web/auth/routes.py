@@ -155,7 +155,7 @@ def new_token() -> Any:
     return _account_page(token=token)
 
 
-@bp.post("/account/tokens/<int:token_id>/revoke")
+@bp.post("/account/tokens/<id:token_id>/revoke")
 @login_required
 def revoke_token(token_id: int) -> Any:
     row = db.session.get(ApiToken, token_id)
@@ -209,7 +209,7 @@ def end_other_sessions() -> Any:
     return redirect(url_for("auth.account"))
 
 
-@bp.post("/account/sessions/<int:session_id>/end")
+@bp.post("/account/sessions/<id:session_id>/end")
 @login_required
 def end_session(session_id: int) -> Any:
     row = db.session.get(MemberSession, session_id)

@@ -1,8 +1,9 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateTimeLocalField, IntegerField, SelectField, StringField
+from wtforms import BooleanField, IntegerField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from ..choices import options
+from ..fields import BoundedDateTimeLocalField
 
 MODES = options([("open", "Open: first come, first served (quotas apply)"),
                  ("window", "Request window: requests are collected, then shared fairly"),
@@ -34,6 +35,6 @@ class PolicyForm(FlaskForm):
 
 
 class BlockForm(FlaskForm):
-    start = DateTimeLocalField("From", format="%Y-%m-%dT%H:%M", validators=[DataRequired()])
-    end = DateTimeLocalField("Until", format="%Y-%m-%dT%H:%M", validators=[DataRequired()])
+    start = BoundedDateTimeLocalField("From", format="%Y-%m-%dT%H:%M", validators=[DataRequired()])
+    end = BoundedDateTimeLocalField("Until", format="%Y-%m-%dT%H:%M", validators=[DataRequired()])
     reason = StringField("Reason", validators=[DataRequired(), Length(max=200)])

@@ -4,7 +4,7 @@ lifecycle actions, maintenance blocks, the policy editor and the iCal feeds."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for
@@ -12,6 +12,7 @@ from htmx_flask import request as hx_request
 
 from ...auth import admin_required, login_required, public, steward_required
 from ...domain.booking_rules import RuleViolation
+from ...domain import bounded
 from ...domain.policy import WEEKDAYS, BookingPolicy, PolicyError
 from ...extensions import db
 from ...models import Booking, Machine
@@ -47,25 +48,15 @@ def _booking(booking_id: int) -> Booking:
 
 
 def _parse_local(raw: str | None, field: str) -> datetime:
-    if not raw:
-        abort(400, f"{field} is missing.")
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        abort(400, f"{field} is not a date and time: {raw!r}.")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=current_app.config["TZ"])
-    return value.astimezone(UTC)
+    """A time from the page (lab time unless it has an offset); a bad one is a 400 (http_input.py)."""
+    return bounded.parse_datetime(raw, field, current_app.config["TZ"])
 
 
 def _week_context(machine: Machine, week: str | None) -> dict[str, Any]:
     tz = current_app.config["TZ"]
     now = utcnow()
     today = now.astimezone(tz).date()
-    try:
-        first = max(date.fromisoformat(week), today) if week else today
-    except ValueError:
-        abort(400, f"Not a date: {week!r}.")
+    first = max(bounded.parse_date(week, "week"), today) if week else today
     monday = first
     night = request.args.get("night") == "1"
     return {"machine": machine, "week": calendar_view.build_week(machine, g.member, monday, now, tz, show_night=night),
@@ -122,10 +113,7 @@ def book(slug: str) -> Any:
     start = _parse_local(request.values.get("start"), "start")
     if request.method == "GET":
         return _book_panel(machine, start, now)
-    try:
-        minutes = int(request.form.get("minutes", ""))
-    except ValueError:
-        abort(400, "Choose how long to book.")
+    minutes = bounded.parse_minutes(request.form.get("minutes"))
     try:
         booking = svc.create_booking(g.member, machine, start, start + timedelta(minutes=minutes), source="web")
     except svc.BookingRejected as exc:
@@ -157,7 +145,7 @@ def mine() -> Any:
                            feed_url=session.pop("new_feed_url", None))
 
 
-@bp.get("/bookings/<int:booking_id>")
+@bp.get("/bookings/<id:booking_id>")
 @login_required
 def detail(booking_id: int) -> Any:
     booking = _booking(booking_id)
@@ -200,27 +188,27 @@ def _lifecycle(booking_id: int, action: Callable[[Booking], object], message: st
     return _after_action(booking, message)
 
 
-@bp.post("/bookings/<int:booking_id>/cancel")
+@bp.post("/bookings/<id:booking_id>/cancel")
 @login_required
 def cancel(booking_id: int) -> Any:
     return _lifecycle(booking_id, lambda b: svc.cancel_booking(b, g.member, request.form.get("reason", "")),
                       "Booking cancelled; the time is free for others.")
 
 
-@bp.post("/bookings/<int:booking_id>/checkin")
+@bp.post("/bookings/<id:booking_id>/checkin")
 @login_required
 def checkin(booking_id: int) -> Any:
     return _lifecycle(booking_id, lambda b: svc.check_in(b, g.member), "Checked in. Have a good session!")
 
 
-@bp.post("/bookings/<int:booking_id>/end")
+@bp.post("/bookings/<id:booking_id>/end")
 @login_required
 def end(booking_id: int) -> Any:
     return _lifecycle(booking_id, lambda b: svc.end_early(b, g.member),
                       "Booking ended; the rest of the time is free for others.")
 
 
-@bp.post("/bookings/<int:booking_id>/change")
+@bp.post("/bookings/<id:booking_id>/change")
 @login_required
 def change(booking_id: int) -> Any:
     """Shorten or extend: the new end decides which."""

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ...auth import login_required, public
+from ...domain import bounded
 from ...domain.licences import LICENCES, allowed_fork_licences, open_licences
 from ...domain.markdown_safe import render_markdown
 from ...extensions import db
@@ -90,9 +91,9 @@ def _refused(err: svc.DesignError) -> None:
 def index() -> Any:
     args = request.args
     try:
-        page = max(1, int(args.get("page", "1")))
-    except ValueError:
-        page = 1
+        page = bounded.parse_int(args.get("page") or "1", "page", 1, 100_000)
+    except bounded.InputError:
+        page = 1  # a page link mangled by hand shows the first page
     sort = args.get("sort", "newest")
     result = discovery.search_designs(args.get("q", ""), tag=args.get("tag", ""), licence=args.get("licence", ""),
                                       machine_type=args.get("machine_type", ""), sort=sort, page=page)
@@ -108,7 +109,7 @@ def index() -> Any:
 # --- detail ---------------------------------------------------------------------------------------------
 
 
-@bp.get("/designs/<int:design_id>")
+@bp.get("/designs/<id:design_id>")
 @commons
 def detail(design_id: int) -> Any:
     design = _design(design_id)
@@ -162,7 +163,7 @@ def new() -> Any:
     return render_template("designs/new.html", form=form), status
 
 
-@bp.route("/designs/<int:design_id>/versions/new", methods=["GET", "POST"])
+@bp.route("/designs/<id:design_id>/versions/new", methods=["GET", "POST"])
 @login_required
 def new_version(design_id: int) -> Any:
     design = _design(design_id)
@@ -186,7 +187,7 @@ def new_version(design_id: int) -> Any:
     return render_template("designs/version_new.html", form=form, design=design), status
 
 
-@bp.route("/designs/<int:design_id>/fork", methods=["GET", "POST"])
+@bp.route("/designs/<id:design_id>/fork", methods=["GET", "POST"])
 @login_required
 def fork(design_id: int) -> Any:
     parent = _design(design_id)
@@ -216,7 +217,7 @@ def fork(design_id: int) -> Any:
     return render_template("designs/fork.html", form=form, parent=parent, number=number, allowed=allowed), status
 
 
-@bp.post("/designs/<int:design_id>/made")
+@bp.post("/designs/<id:design_id>/made")
 @login_required
 def made(design_id: int) -> Any:
     design = _design(design_id)
@@ -250,7 +251,7 @@ def _send_stored(key: str, mimetype: str, name: str, *, attachment: bool, etag: 
     return resp
 
 
-@bp.get("/designs/<int:design_id>/files/<int:file_id>")
+@bp.get("/designs/<id:design_id>/files/<id:file_id>")
 @commons
 def download(design_id: int, file_id: int) -> Any:
     f = _file(_design(design_id), file_id)
@@ -270,14 +271,14 @@ def _picture(f: DesignFile | None, key: str | None, name: str) -> Response:
     return _send_stored(key, "image/png", f"{name}.png", attachment=False)
 
 
-@bp.get("/designs/<int:design_id>/files/<int:file_id>/thumb")
+@bp.get("/designs/<id:design_id>/files/<id:file_id>/thumb")
 @commons
 def file_thumb(design_id: int, file_id: int) -> Any:
     f = _file(_design(design_id), file_id)
     return _picture(f, f.thumb_key, str(f.id))
 
 
-@bp.get("/designs/<int:design_id>/thumb")
+@bp.get("/designs/<id:design_id>/thumb")
 @commons
 def thumb(design_id: int) -> Any:
     design = _design(design_id)
@@ -288,7 +289,7 @@ def thumb(design_id: int) -> Any:
     return _picture(cover, design.thumb_key, design.slug)
 
 
-@bp.get("/designs/<int:design_id>/download.zip")
+@bp.get("/designs/<id:design_id>/download.zip")
 @commons
 def download_zip(design_id: int) -> Any:
     design = _design(design_id)

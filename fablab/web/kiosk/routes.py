@@ -16,6 +16,7 @@ from flask import abort, current_app, g, make_response, redirect, render_templat
 
 from ...auth import admin_required, public, touch_session
 from ...database import write_transaction
+from ...domain import bounded
 from ...extensions import db
 from ...models import KioskDevice, Machine, Member
 from ...models.types import utcnow
@@ -168,9 +169,12 @@ def identify() -> Any:
     else:
         raw_no = (request.form.get("member_no") or "").strip()
         pin = (request.form.get("pin") or "").strip()
-        if not raw_no.isdigit() or len(raw_no) > 9 or not pin:
+        try:
+            member_no = bounded.parse_id(raw_no, "member_no")
+        except bounded.InputError:
+            member_no = None
+        if member_no is None or not pin:
             return _panel(None, error="Type your member number, then your PIN.", keypad=True), 422
-        member_no = int(raw_no)
         budgets = throttle.kiosk_pin_budgets(g.kiosk.id, member_no)
         failure = "Member number or PIN is wrong."
     locked = _lock_message(budgets, now, member_no)
@@ -218,9 +222,9 @@ def book() -> Any:
     member = _member_or_identify()
     machine = _machine(request.form.get("machine", ""))
     try:
-        minutes = int(request.form.get("minutes", "0"))
-        start = datetime.fromisoformat(request.form["start"]).astimezone(UTC)
-    except (KeyError, ValueError):
+        minutes = bounded.parse_minutes(request.form.get("minutes"))
+        start = bounded.parse_datetime(request.form.get("start"), "start", svc.lab_tz())
+    except bounded.InputError:
         return _panel(member, error="Choose a machine and a length."), 422
     try:
         b = svc.create_booking(member, machine, start, start + timedelta(minutes=minutes), source="kiosk")
@@ -238,7 +242,7 @@ def _own_booking(member: Member, booking_id: int) -> Any:
     return b
 
 
-@bp.post("/bookings/<int:booking_id>/checkin")
+@bp.post("/bookings/<id:booking_id>/checkin")
 @kiosk_required
 def checkin(booking_id: int) -> Any:
     member = _member_or_identify()
@@ -250,22 +254,22 @@ def checkin(booking_id: int) -> Any:
     return _done(f"Checked in on {b.machine.name}. Have a good session!")
 
 
-@bp.post("/bookings/<int:booking_id>/extend")
+@bp.post("/bookings/<id:booking_id>/extend")
 @kiosk_required
 def extend(booking_id: int) -> Any:
     member = _member_or_identify()
     b = _own_booking(member, booking_id)
     try:
-        new_end = datetime.fromisoformat(request.form["end"]).astimezone(UTC)
+        new_end = bounded.parse_datetime(request.form.get("end"), "end", svc.lab_tz())
         svc.extend_booking(b, member, new_end)
-    except (KeyError, ValueError):
+    except ValueError:  # an InputError too
         return _panel(member, error="Choose how long to extend."), 422
     except (svc.BookingRejected, svc.NotAllowed) as exc:
         return _refused(member, exc)
     return _done(f"Extended {b.machine.name} until {b.end_at.astimezone(svc.lab_tz()):%H:%M}.")
 
 
-@bp.post("/bookings/<int:booking_id>/end")
+@bp.post("/bookings/<id:booking_id>/end")
 @kiosk_required
 def end(booking_id: int) -> Any:
     member = _member_or_identify()
@@ -277,7 +281,7 @@ def end(booking_id: int) -> Any:
     return _done(f"Ended your session on {b.machine.name}; the rest of the time is free for others. Thank you!")
 
 
-@bp.post("/offers/<int:offer_id>/claim")
+@bp.post("/offers/<id:offer_id>/claim")
 @kiosk_required
 def claim_offer(offer_id: int) -> Any:
     member = _member_or_identify()
@@ -310,7 +314,7 @@ def admin() -> Any:
     return _admin_page(form)
 
 
-@bp.post("/admin/<int:device_id>/link")
+@bp.post("/admin/<id:device_id>/link")
 @admin_required
 def new_link(device_id: int) -> Any:
     """A new one-time link for a kiosk whose link expired or was used (e.g. a replaced screen)."""
@@ -324,7 +328,7 @@ def new_link(device_id: int) -> Any:
     return _admin_page(KioskForm(formdata=None), url_for("kiosk.activate", token=token, _external=True), device)
 
 
-@bp.post("/admin/<int:device_id>/revoke")
+@bp.post("/admin/<id:device_id>/revoke")
 @admin_required
 def revoke(device_id: int) -> Any:
     device = db.session.get(KioskDevice, device_id)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import abort, current_app, g, render_template, request
 
 from ...auth import login_required
+from ...domain import bounded
 from ...models.types import utcnow
 from ...services import bookings as booking_service
 from ...services import calendar_view
@@ -50,10 +51,7 @@ def detail(slug: str) -> Any:
     tz = current_app.config["TZ"]
     raw_week = request.args.get("week")
     today = now.astimezone(tz).date()
-    try:
-        day = date.fromisoformat(raw_week) if raw_week else today
-    except ValueError:
-        abort(400, f"Not a date: {raw_week!r}.")
+    day = bounded.parse_date(raw_week, "week") if raw_week else today
     if day > today + MAX_AHEAD:  # the calendar's week would run past the last day there is
         abort(400, f"{day.isoformat()} is too far ahead to show.")
     week = calendar_view.build_week(machine, g.member, max(day, today), now, tz)

@@ -11,6 +11,7 @@ from flask import abort, current_app, flash, g, jsonify, redirect, render_templa
 from htmx_flask import request as hx_request
 
 from ...auth import admin_required, login_required, steward_required
+from ...domain import bounded
 from ...domain import policy as pol
 from ...extensions import db
 from ...models import Machine, Member
@@ -105,7 +106,7 @@ def machine(slug: str) -> Any:
                            settings=fsd.settings_for(m), now=now, accepting=lambda w: window_service.accepting(w, now))
 
 
-@bp.post("/scheduling/windows/<int:window_id>/requests")
+@bp.post("/scheduling/windows/<id:window_id>/requests")
 @login_required
 def set_requests(window_id: int) -> Any:
     now = utcnow()
@@ -114,13 +115,9 @@ def set_requests(window_id: int) -> Any:
     for name, value in request.form.items():
         if not name.startswith("rank:") or not value.strip():
             continue
-        try:
-            start_s, end_s = name[5:].split("/")
-            start, end = datetime.fromisoformat(start_s), datetime.fromisoformat(end_s)
-            rank = int(value)
-        except ValueError:
-            abort(400, "A rank must be a whole number.")
-        wishes.append((start.astimezone(UTC), end.astimezone(UTC), rank))
+        start_s, _, end_s = name[5:].partition("/")
+        start, end = bounded.parse_datetime(start_s, "start", _tz()), bounded.parse_datetime(end_s, "end", _tz())
+        wishes.append((start, end, bounded.parse_int(value, "rank", -10**6, 10**6)))
     try:
         window_service.set_requests(g.member, w, wishes, now)
     except SchedulingError as exc:
@@ -131,7 +128,7 @@ def set_requests(window_id: int) -> Any:
     return redirect(url_for("scheduling.machine", slug=w.machine.slug))
 
 
-@bp.post("/scheduling/requests/<int:request_id>/withdraw")
+@bp.post("/scheduling/requests/<id:request_id>/withdraw")
 @login_required
 def withdraw(request_id: int) -> Any:
     from ...models.scheduling import SlotRequest
@@ -149,7 +146,7 @@ def withdraw(request_id: int) -> Any:
     return redirect(url_for("scheduling.machine", slug=slug))
 
 
-@bp.get("/scheduling/windows/<int:window_id>")
+@bp.get("/scheduling/windows/<id:window_id>")
 @login_required
 def results(window_id: int) -> Any:
     _now()
@@ -158,7 +155,7 @@ def results(window_id: int) -> Any:
     return render_template("scheduling/results.html", w=w, res=res, trace=window_draw.published_trace(w, g.member))
 
 
-@bp.get("/scheduling/windows/<int:window_id>/trace.json")
+@bp.get("/scheduling/windows/<id:window_id>/trace.json")
 @login_required
 def trace(window_id: int) -> Any:
     w = _window(window_id)
@@ -210,7 +207,7 @@ def offers() -> Any:
     return render_template("scheduling/_offers.html", offers=waitlist_service.member_offers(g.member, now), now=now)
 
 
-@bp.post("/scheduling/waitlist/<int:entry_id>/leave")
+@bp.post("/scheduling/waitlist/<id:entry_id>/leave")
 @login_required
 def leave(entry_id: int) -> Any:
     try:
@@ -221,7 +218,7 @@ def leave(entry_id: int) -> Any:
     return redirect(url_for("scheduling.waitlist"))
 
 
-@bp.post("/scheduling/offers/<int:offer_id>/claim")
+@bp.post("/scheduling/offers/<id:offer_id>/claim")
 @login_required
 def claim(offer_id: int) -> Any:
     try:
@@ -238,7 +235,7 @@ def claim(offer_id: int) -> Any:
     return redirect(url_for("scheduling.waitlist"))
 
 
-@bp.post("/scheduling/offers/<int:offer_id>/decline")
+@bp.post("/scheduling/offers/<id:offer_id>/decline")
 @login_required
 def decline(offer_id: int) -> Any:
     try:
@@ -288,19 +285,19 @@ def _task_action(task_id: int, action: Callable[[Member, Any], object]) -> Any:
     return _board_response()
 
 
-@bp.post("/tasks/<int:task_id>/claim")
+@bp.post("/tasks/<id:task_id>/claim")
 @login_required
 def task_claim(task_id: int) -> Any:
     return _task_action(task_id, effort_service.claim_task)
 
 
-@bp.post("/tasks/<int:task_id>/unclaim")
+@bp.post("/tasks/<id:task_id>/unclaim")
 @login_required
 def task_unclaim(task_id: int) -> Any:
     return _task_action(task_id, effort_service.unclaim_task)
 
 
-@bp.post("/tasks/<int:task_id>/complete")
+@bp.post("/tasks/<id:task_id>/complete")
 @login_required
 def task_complete(task_id: int) -> Any:
     try:
@@ -317,7 +314,7 @@ def task_complete(task_id: int) -> Any:
     return _board_response()
 
 
-@bp.post("/tasks/<int:task_id>/confirm")
+@bp.post("/tasks/<id:task_id>/confirm")
 @login_required
 def task_confirm(task_id: int) -> Any:
     try:
@@ -367,7 +364,7 @@ def task_new() -> Any:
     return render_template("scheduling/task_form.html", form=form), status
 
 
-@bp.get("/scheduling/members/<int:member_id>/contributions")
+@bp.get("/scheduling/members/<id:member_id>/contributions")
 @login_required
 def contributions(member_id: int) -> Any:
     """A member's contributions: the effort is visible to the lab; the name only to the member, staff,
@@ -442,7 +439,7 @@ def admin_open(slug: str) -> Any:
     return redirect(url_for("scheduling.admin_machine", slug=slug))
 
 
-@bp.post("/admin/scheduling/windows/<int:window_id>/close")
+@bp.post("/admin/scheduling/windows/<id:window_id>/close")
 @admin_required
 def admin_close(window_id: int) -> Any:
     w = _window(window_id)
@@ -455,7 +452,7 @@ def admin_close(window_id: int) -> Any:
     return redirect(url_for("scheduling.results", window_id=w.id))
 
 
-@bp.post("/admin/scheduling/windows/<int:window_id>/cancel")
+@bp.post("/admin/scheduling/windows/<id:window_id>/cancel")
 @admin_required
 def admin_cancel(window_id: int) -> Any:
     w = _window(window_id)

@@ -10,6 +10,7 @@ from flask import Response, abort, current_app, flash, g, redirect, render_templ
 from sqlalchemy import select
 
 from ...auth import admin_required, login_required, steward_required
+from ...domain import bounded
 from ...extensions import db
 from ...models import Member
 from ...models.types import utcnow
@@ -119,7 +120,7 @@ def add_rule(slug: str) -> Any:
     return redirect(url_for("usage.machine", slug=slug))
 
 
-@bp.post("/usage/rules/<int:rule_id>/done")
+@bp.post("/usage/rules/<id:rule_id>/done")
 @steward_required
 def rule_done(rule_id: int) -> Any:
     rule = db.session.get(MaintenanceRule, rule_id)
@@ -135,7 +136,7 @@ def rule_done(rule_id: int) -> Any:
 @admin_required
 def dead_letters() -> Any:
     if request.method == "POST":
-        ids = [int(i) for i in request.form.getlist("id") if i.isdigit()]
+        ids = [bounded.parse_id(i, "id") for i in request.form.getlist("id")]
         for row in db.session.scalars(select(DeadLetter).where(DeadLetter.id.in_(ids))):
             row.reviewed = True
         db.session.commit()
