@@ -11,8 +11,8 @@ from flask import Response, abort, current_app, flash, g, redirect, render_templ
 from htmx_flask import request as hx_request
 
 from ...auth import admin_required, login_required, public, steward_required
-from ...domain.booking_rules import RuleViolation
 from ...domain import bounded
+from ...domain.booking_rules import RuleViolation
 from ...domain.policy import WEEKDAYS, BookingPolicy, PolicyError
 from ...extensions import db
 from ...models import Booking, Machine
