@@ -24,11 +24,10 @@ from fablab.domain.booking_rules import (
     member_violations,
 )
 from fablab.domain.intervals import Interval, require_aware
-from fablab.domain.policy import BookingPolicy, ceil_to_slot, horizon_end
+from fablab.domain.policy import BookingPolicy, ceil_to_slot, floor_to_slot, horizon_end
 
 Refuse = Callable[[datetime, datetime], str | None]
 MAX_TRIES_PER_INTERVAL = 400  # starts examined in one free interval (a fortnight of 30-min slots is 672)
-MAX_REFUSALS_PER_INTERVAL = 2
 
 
 @dataclass(frozen=True)
@@ -95,12 +94,43 @@ def _machine_wide(c: Candidate, length: timedelta, now: datetime) -> Excluded | 
     return None
 
 
+def _accepted_after(c: Candidate, bad: datetime, iv: Interval, length: timedelta, tz: tzinfo) -> datetime | None:
+    """The first start after `bad` (refused by the hook) that the hook accepts, within `iv`: gallop ahead
+    in doubling steps, then bisect back, so a refused run of days costs a few calls, not one per slot.
+    Assumes what the hook refuses is a run of time (a window's period, a contested request)."""
+    p = c.policy
+    assert c.refuse is not None
+    last = floor_to_slot(p, iv.end - length, tz)  # the latest start whose end fits
+    step = p.slot
+    good: datetime | None = None
+    while good is None:
+        cand = min(ceil_to_slot(p, bad + step, tz), last)
+        if cand <= bad:
+            return None
+        if c.refuse(cand, ceil_to_slot(p, cand + length, tz)) is None:
+            good = cand
+        elif cand == last:
+            return None
+        else:
+            bad, step = cand, step * 2
+    while good - bad > p.slot:
+        mid = ceil_to_slot(p, bad + (good - bad) / 2, tz)
+        if not bad < mid < good:
+            break
+        if c.refuse(mid, ceil_to_slot(p, mid + length, tz)) is None:
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
 def _first_fit(c: Candidate, iv: Interval, length: timedelta, now: datetime, tz: tzinfo,
                refused: dict[Hashable, str]) -> Slot | None:
     p = c.policy
-    start = iv.start
-    refusals = 0
+    start: datetime | None = iv.start
     for _ in range(MAX_TRIES_PER_INTERVAL):
+        if start is None:
+            return None
         end = ceil_to_slot(p, start + length, tz)
         if end > iv.end or end - start > p.max_length:
             return None
@@ -109,9 +139,8 @@ def _first_fit(c: Candidate, iv: Interval, length: timedelta, now: datetime, tz:
             if why is None:
                 return Slot(c.machine_id, start, end)
             refused.setdefault(c.machine_id, why)
-            refusals += 1
-            if refusals >= MAX_REFUSALS_PER_INTERVAL:  # a window covers whole days: not worth a query per slot
-                return None
+            start = _accepted_after(c, start, iv, length, tz)
+            continue
         start = ceil_to_slot(p, start + p.slot, tz)
     return None
 

@@ -13,8 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from fablab.domain.policy import WEEKDAYS, local_to_utc
 
-MAX_OCCURRENCES = 60  # more than a year of fortnightly sessions; a typo in "until" should not make 500
-MAX_AHEAD_DAYS = 366
+MAX_AHEAD_DAYS = 366  # a year of weekly sessions at most (53 occurrences): a typo in "until" cannot make 500
 REPEATS = {1: "weekly", 2: "fortnightly"}
 
 
@@ -76,17 +75,13 @@ def first_date(spec: SeriesSpec) -> date:
 
 
 def occurrences(spec: SeriesSpec, tz: tzinfo, today: date) -> list[Occurrence]:
-    """Every occurrence of the series, in order. Raises SeriesError for an invalid spec, for none at all,
-    and for more than MAX_OCCURRENCES."""
+    """Every occurrence of the series, in order. Raises SeriesError for an invalid spec or for none at all."""
     validate(spec, today)
     out: list[Occurrence] = []
     day = first_date(spec)
     step = timedelta(weeks=spec.every_weeks)
     length = timedelta(minutes=spec.minutes)
     while day <= spec.until:
-        if len(out) == MAX_OCCURRENCES:
-            raise SeriesError("too_many", f"A series may have at most {MAX_OCCURRENCES} occurrences; "
-                                          "choose an earlier end date or repeat fortnightly.")
         start = local_to_utc(day, spec.at, tz)
         shifted = start.astimezone(tz).time().replace(tzinfo=None) != spec.at
         out.append(Occurrence(len(out), day, start, start + length, shifted))

@@ -155,8 +155,11 @@ def series_new() -> Any:
             plan = _plan(form)
             items = series_svc.preview(plan, now)
             conflicts = sum(1 for i in items if not i.ok)
+            expected = request.form.get("expected")
             if request.form.get("action") != "save":
                 status = 200
+            elif expected is not None and expected != series_svc.fingerprint(items):
+                raise series_svc.SeriesChanged(items)
             elif not any(i.ok for i in items):
                 error = "No occurrence can be created; change the time, the machine or the dates."
             elif conflicts and not form.confirm.data:
@@ -164,7 +167,7 @@ def series_new() -> Any:
                          "skip these, or change the series.")
                 form.confirm.errors.append("Confirm that the conflicting occurrences are skipped.")
             else:
-                series = series_svc.save(plan, now, request.form.get("expected"))
+                series = series_svc.save(plan, now, expected)
                 created = len(series_svc.occurrences_of(series))
                 flash(f"Series saved: {created} occurrence(s) created, {len(series.skipped)} skipped.", "ok")
                 return redirect(url_for("planner.series_detail", series_id=series.id))
