@@ -141,6 +141,7 @@ def series_new() -> Any:
     today = now.astimezone(_tz()).date()
     if request.method == "GET":
         form.machine.data = request.args.get("machine") or form.machine.data
+        form.kind.data = SeriesKind.COURSE.value
         form.weekday.data = today.weekday()
         form.start_time.data = time(18, 0)
         form.minutes.data = 120
