@@ -96,21 +96,22 @@ def _machine_wide(c: Candidate, length: timedelta, now: datetime) -> Excluded | 
 
 def _accepted_after(c: Candidate, bad: datetime, iv: Interval, length: timedelta, tz: tzinfo) -> datetime | None:
     """The first start after `bad` (refused by the hook) that the hook accepts, within `iv`: gallop ahead
-    in doubling steps, then bisect back, so a refused run of days costs a few calls, not one per slot.
-    Assumes what the hook refuses is a run of time (a window's period, a contested request)."""
+    in doubling steps, then bisect back, so a refused run costs a few calls, not one per slot. Assumes what
+    the hook refuses is one run of time (a window's period, a contested request): a free gap between two
+    refused runs in one interval may be missed, so a later slot is offered, never a refused one."""
     p = c.policy
     assert c.refuse is not None
     last = floor_to_slot(p, iv.end - length, tz)  # the latest start whose end fits
+    if last <= bad or c.refuse(last, ceil_to_slot(p, last + length, tz)) is not None:
+        return None  # refused at both ends: the run covers this free interval (a window's whole period)
     step = p.slot
     good: datetime | None = None
     while good is None:
         cand = min(ceil_to_slot(p, bad + step, tz), last)
         if cand <= bad:
             return None
-        if c.refuse(cand, ceil_to_slot(p, cand + length, tz)) is None:
+        if cand == last or c.refuse(cand, ceil_to_slot(p, cand + length, tz)) is None:
             good = cand
-        elif cand == last:
-            return None
         else:
             bad, step = cand, step * 2
     while good - bad > p.slot:
