@@ -126,3 +126,30 @@ def test_a_day_too_far_away_says_which_days_can_be_shown(client, lab) -> None:
 def test_anonymous_visitors_are_sent_to_sign_in(client, lab) -> None:
     resp = client.get("/day")
     assert resp.status_code == 302 and "/login" in resp.location
+
+
+@pytest.mark.parametrize("day,columns", [("2026-03-29", 46), ("2026-10-25", 50), ("2026-06-14", 48)])
+def test_dst_days_have_as_many_half_hours_as_the_day_has(app_ctx, machine, make_member, day, columns) -> None:
+    from datetime import date
+
+    from fablab.services import day_view
+
+    machine("printer-1", type_slug="3d_printer")
+    viewer = make_member("ada@example.org")
+    d = date.fromisoformat(day)
+    now = pol.local_midnight(d, svc.lab_tz()) - timedelta(days=1)
+    view = day_view.build_day(viewer, d, now, svc.lab_tz())
+    labels = [c.start.astimezone(svc.lab_tz()).strftime("%H:%M") for c in view.columns]
+    assert len(view.columns) == columns and not any(c.collapsed for c in view.columns)  # open around the clock
+    assert labels[0] == "00:00" and labels[-1] == "23:30"
+    assert view.columns[-1].end == pol.local_midnight(d + timedelta(days=1), svc.lab_tz())
+    row = view.groups[0].rows[0]
+    assert sum(c.span for c in row.cells) == columns and row.free_count == columns
+
+
+def test_out_of_order_machines_say_so(client, lab) -> None:
+    lab["laser"].status = "out_of_order"
+    db.session.commit()
+    login(client, "ada@example.org")
+    laser = _row(client.get(f"/day?date={lab['day'].isoformat()}").get_data(as_text=True), "laser-1")
+    assert "out of order" in laser and "pl-slot" not in laser and "Out of order</td>" in laser
