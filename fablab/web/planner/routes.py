@@ -108,13 +108,17 @@ def _series_form() -> SeriesForm:
     return form
 
 
+class _FormInvalid(Exception):
+    """The form's fields carry the errors (shown under them)."""
+
+
 def _plan(form: SeriesForm) -> series_svc.SeriesPlan:
-    """The form as a plan; FindError-like refusals become form errors (raised as ValueError)."""
+    """The form as a plan; what the fields cannot say by themselves becomes their errors (_FormInvalid)."""
     try:
         machine = machine_service.machine_by_slug(form.machine.data)
     except machine_service.NotFound:
         form.machine.errors.append("Choose a machine from the list.")
-        raise ValueError from None
+        raise _FormInvalid from None
     kind = SeriesKind(form.kind.data)
     member = g.member
     if kind == SeriesKind.BOOKING:
@@ -122,11 +126,11 @@ def _plan(form: SeriesForm) -> series_svc.SeriesPlan:
         if found is None or not found.active:
             form.member_no.errors.append("Give the member number of an active member (it is on their card)."
                                          if form.member_no.data else "A booking for a member needs their number.")
-            raise ValueError
+            raise _FormInvalid
         member = found
     if kind == SeriesKind.MAINTENANCE and not (form.title.data or "").strip():
         form.title.errors.append("Say what the maintenance is; members whose bookings are affected see it.")
-        raise ValueError
+        raise _FormInvalid
     spec = SeriesSpec(form.weekday.data, form.start_time.data.replace(second=0, microsecond=0), form.minutes.data,
                       form.every_weeks.data, form.first_day.data, form.until.data)
     return series_svc.SeriesPlan(machine, kind, member, g.member, spec, (form.title.data or "").strip(),
@@ -172,8 +176,10 @@ def series_new() -> Any:
                 created = len(series_svc.occurrences_of(series))
                 flash(f"Series saved: {created} occurrence(s) created, {len(series.skipped)} skipped.", "ok")
                 return redirect(url_for("planner.series_detail", series_id=series.id))
-        except ValueError as exc:  # SeriesError is one; a bare ValueError means the form shows its errors
-            error = exc.message if isinstance(exc, SeriesError) else None
+        except _FormInvalid:
+            pass
+        except SeriesError as exc:
+            error = exc.message
         except series_svc.SeriesChanged as exc:
             items = exc.items
             error = "Bookings changed since the preview; check the occurrences again and confirm."
