@@ -5,6 +5,7 @@ from .bookings import ACTIVE_STATUSES, Booking, BookingKind, BookingStatus
 from .kiosks import KioskDevice
 from .machines import Machine, MachineStatus, MachineType, Qualification
 from .members import ApiToken, LoginThrottle, Member, MemberSession, Role
+from . import series  # recurring bookings (booking_series)
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -23,5 +24,6 @@ __all__ = [
     "Role",
     "designs",
     "scheduling",
+    "series",
     "usage",
 ]

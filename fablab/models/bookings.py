@@ -65,6 +65,10 @@ class Booking(Model):
     cancel_reason: Mapped[str] = mapped_column(String(255), default="")
     # RFC 5545 SEQUENCE: bumped on every change so calendar apps update the event.
     sequence: Mapped[int] = mapped_column(Integer, default=0)
+    # The recurring series this occurrence belongs to (fablab/models/series.py), if any. Deferred: loaded
+    # only where a series is read, so a plain select(Booking) reads the columns of every schema since 0005.
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("booking_series.id", ondelete="SET NULL"), index=True,
+                                                  deferred=True)
 
     machine: Mapped[Machine] = relationship(lazy="joined")
     member: Mapped[Member] = relationship(foreign_keys=[member_id], lazy="joined")

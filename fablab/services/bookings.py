@@ -182,6 +182,7 @@ def _is_conflict_error(exc: Exception) -> bool:
 
 
 SUGGEST_WITHIN = timedelta(days=14)
+PLAN_AHEAD_DAYS = 366  # how far staff may plan the lab's own time (series of courses)
 
 
 def suggest_next(machine: Machine, after: datetime, length: timedelta, now: datetime) -> Interval | None:
@@ -211,12 +212,26 @@ def register_guard(guard: BookingGuard) -> BookingGuard:
 GUARDED_SOURCES_EXEMPT = ("window", "waitlist")
 
 
+def guard_reason(machine: Machine, start: datetime, end: datetime, now: datetime) -> str | None:
+    """Why a direct booking of [start, end) is refused by a registered guard (request windows), or None:
+    what create_booking asks before anything else, for pages that look ahead (find a time, series)."""
+    for guard in _guards:
+        why = guard(machine, start, end, now)
+        if why:
+            return why
+    return None
+
+
 def create_booking(member: Member, machine: Machine, start: datetime, end: datetime, *, source: str = "web",
-                   kind: BookingKind = BookingKind.NORMAL, note: str = "", now: datetime | None = None) -> Booking:
-    """Book [start, end) of `machine` for `member`, or raise BookingRejected with every reason."""
+                   kind: BookingKind = BookingKind.NORMAL, note: str = "", now: datetime | None = None,
+                   series_id: int | None = None, plan_ahead: bool = False) -> Booking:
+    """Book [start, end) of `machine` for `member`, or raise BookingRejected with every reason.
+    `plan_ahead`: staff planning the lab's own time (a course series) may go past the booking horizon."""
     now = now or utcnow()
     tz = lab_tz()
     policy = policy_for(machine)
+    if plan_ahead:
+        policy = replace(policy, horizon_days=PLAN_AHEAD_DAYS)
     if source not in GUARDED_SOURCES_EXEMPT and kind == BookingKind.NORMAL:
         for guard in _guards:
             why = guard(machine, start, end, now)
@@ -239,7 +254,7 @@ def create_booking(member: Member, machine: Machine, start: datetime, end: datet
                 raise BookingRejected(violations)
             booking = Booking(machine_id=machine.id, member_id=member.id, start_at=start, end_at=end,
                               booked_end_at=end, status=BookingStatus.CONFIRMED.value, kind=kind.value,
-                              source=source, note=note, created_at=now, updated_at=now)
+                              source=source, note=note, created_at=now, updated_at=now, series_id=series_id)
             if start <= now:
                 # Booking the slot that is already running means using it now: checked in at once,
                 # or its check-in grace (counted from the slot's start) could release it immediately.
@@ -447,9 +462,11 @@ def check_in(booking: Booking, actor: Member | None, now: datetime | None = None
 
 
 def create_block(machine: Machine, actor: Member, start: datetime, end: datetime, reason: str,
-                 now: datetime | None = None) -> tuple[Booking, list[Booking]]:
+                 now: datetime | None = None, *, series_id: int | None = None,
+                 refuse_if_booked: bool = False) -> tuple[Booking, list[Booking]]:
     """Take the machine out of booking for [start, end); overlapping member bookings are cancelled
-    with the reason (in the same transaction, so no booking slips in between)."""
+    with the reason (in the same transaction, so no booking slips in between). `refuse_if_booked`:
+    refuse instead (a series that must not displace anyone)."""
     now = now or utcnow()
     if not actor.is_staff:
         raise NotAllowed("Only stewards and admins can block a machine for maintenance.")
@@ -468,6 +485,11 @@ def create_block(machine: Machine, actor: Member, start: datetime, end: datetime
         clashing = list(db.session.scalars(select(Booking).where(
             Booking.machine_id == machine.id, Booking.status.in_([s.value for s in ACTIVE_STATUSES]),
             Booking.end_at > start, Booking.start_at < end)))
+        if clashing and refuse_if_booked:
+            first = min(clashing, key=lambda b: b.start_at)
+            raise BookingRejected([rules.RuleViolation(
+                "booked", f"{machine.name} is booked {first.start_at.astimezone(lab_tz()):%a %d %b %H:%M}–"
+                f"{first.end_at.astimezone(lab_tz()):%H:%M} in that time.", {"booking_id": first.id})])
         for b in clashing:
             b.status = BookingStatus.CANCELLED.value
             b.cancelled_at = now
@@ -477,7 +499,7 @@ def create_block(machine: Machine, actor: Member, start: datetime, end: datetime
         db.session.flush()
         block = Booking(machine_id=machine.id, member_id=actor.id, start_at=start, end_at=end, booked_end_at=end,
                         status=BookingStatus.CONFIRMED.value, kind=BookingKind.MAINTENANCE.value, note=reason,
-                        source="web", created_at=now, updated_at=now)
+                        source="web", created_at=now, updated_at=now, series_id=series_id)
         db.session.add(block)
     return block, clashing
 
