@@ -211,13 +211,13 @@ def _detail(series: Any, error: str | None = None) -> str:
                            cancellable=lambda b: series_svc.cancellable(b, now))
 
 
-@bp.get("/series/<int:series_id>")
+@bp.get("/series/<id:series_id>")
 @steward_required
 def series_detail(series_id: int) -> Any:
     return _detail(_series(series_id))
 
 
-@bp.post("/series/<int:series_id>/occurrences/<int:booking_id>/cancel")
+@bp.post("/series/<id:series_id>/occurrences/<id:booking_id>/cancel")
 @steward_required
 def series_cancel(series_id: int, booking_id: int) -> Any:
     series = _series(series_id)
