@@ -101,6 +101,9 @@ def test_day_view_navigate_and_tap_a_free_cell(browser, server, lab, tmp_path) -
     page.wait_for_url("**/machines/laser-1?**")
     assert f"week={lab['day'].isoformat()}" in page.url and "start=" in page.url
     expect(page.locator("#week")).to_be_visible()
+    # the tapped time opens the booking dialog at once, for that start
+    expect(page.locator("#book-dialog")).to_be_visible()
+    expect(page.locator("#book-dialog")).to_contain_text("20:00")
     assert errors == [], errors
 
 

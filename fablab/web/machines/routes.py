@@ -56,5 +56,8 @@ def detail(slug: str) -> Any:
         abort(400, f"{day.isoformat()} is too far ahead to show.")
     week = calendar_view.build_week(machine, g.member, max(day, today), now, tz)
     qual = machine_service.qualification_state(g.member, machine, now)
+    # ?start= (a tap on a free cell of the day view or find-a-time): open the booking dialog for that time.
+    raw_start = request.args.get("start")
+    open_start = bounded.parse_datetime(raw_start, "start", tz) if raw_start else None
     return render_template("machines/detail.html", machine=machine, qual=qual, week=week, now=now,
-                           policy=booking_service.policy_for(machine))
+                           policy=booking_service.policy_for(machine), open_start=open_start)
