@@ -61,7 +61,7 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "FABLAB_UPLOAD_INLINE_UNPACKED_MB": int(os.environ.get("FABLAB_UPLOAD_INLINE_UNPACKED_MB", "16")),
         "FABLAB_UPLOAD_INLINE_ELEMENTS": int(os.environ.get("FABLAB_UPLOAD_INLINE_ELEMENTS", "100000")),
         "FABLAB_UPLOAD_INLINE_PIXELS": int(os.environ.get("FABLAB_UPLOAD_INLINE_PIXELS", "4000000")),
-        "FABLAB_UPLOAD_INLINE_SECONDS": float(os.environ.get("FABLAB_UPLOAD_INLINE_SECONDS", "0.5")),
+        "FABLAB_UPLOAD_INLINE_SECONDS": float(os.environ.get("FABLAB_UPLOAD_INLINE_SECONDS", "1.0")),
         "FABLAB_KIOSK_IDLE_SECONDS": int(os.environ.get("FABLAB_KIOSK_IDLE_SECONDS", "60")),
         "FABLAB_KIOSK_SHOW_NAMES": _bool("FABLAB_KIOSK_SHOW_NAMES", False),
         "FABLAB_REVIEW_PUBLIC": _bool("FABLAB_REVIEW_PUBLIC", False),

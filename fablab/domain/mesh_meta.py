@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from fablab.domain.filetypes import ByteStream, MetadataError, UnsafeFileError, parse_xml_events
+from fablab.domain.filetypes import ByteStream, FileContentError, MetadataError, UnsafeFileError, parse_xml_events
 from fablab.domain.upload_budget import Budget, Limits
 
 Source = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
@@ -261,6 +261,8 @@ def _obj(src: Source, acc: _Accumulator) -> str:
                         raise MetadataError(f"OBJ line {lineno}: a face needs at least three vertices")
                     for k in range(1, len(idx) - 1):
                         faces.extend((idx[0], idx[k], idx[k + 1]))
+        except FileContentError:  # a budget's refusal is a ValueError too: keep its message
+            raise
         except (ValueError, OverflowError):
             raise MetadataError(f"OBJ line {lineno}: not a number where one is expected") from None
         finally:
@@ -416,6 +418,8 @@ def _parse_3mf_model(stream: ByteStream, acc: _Accumulator) -> str:
                 if unit not in _3MF_UNITS:
                     raise MetadataError(f"The 3MF uses an unknown unit {unit!r}")
                 state.unit = _3MF_UNITS[unit]
+        except FileContentError:  # a budget's refusal is a ValueError too: keep its message
+            raise
         except (KeyError, ValueError, OverflowError) as err:
             raise MetadataError(f"The 3MF has a <{local}> with a missing or bad attribute ({err})") from None
 

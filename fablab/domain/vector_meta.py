@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from fablab.domain.filetypes import MetadataError, parse_xml_events
+from fablab.domain.filetypes import FileContentError, MetadataError, parse_xml_events
 from fablab.domain.mesh_meta import Source, _open
 from fablab.domain.upload_budget import Budget, unlimited
 
@@ -187,7 +187,7 @@ def dxf_meta(src: Source, budget: Budget | None = None) -> VectorMeta:
                         header[variable][code] = float(value)
                 elif section == "ENTITIES" and kind is not None and code in (10, 20, 11, 21, 40, 50, 51):
                     codes.append((code, float(value)))
-        except MetadataError:
+        except FileContentError:  # corrupt, or past the budget: keep the message
             raise
         except ValueError:
             raise MetadataError("The DXF is corrupt: a coordinate is not a number") from None
