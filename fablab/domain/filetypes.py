@@ -271,13 +271,20 @@ def _expat_parser(on_start: Callable[[str, dict[str, str]], object] | None,
     parser.UnparsedEntityDeclHandler = no_dtd.entity
     parser.ExternalEntityRefHandler = no_dtd.entity
 
+    names: dict[str, str] = {}  # a model repeats a few names millions of times: convert each once
+
     def qname(name: str) -> str:
-        uri, _, local = name.rpartition(" ")
-        return f"{{{uri}}}{local}" if uri else local
+        found = names.get(name)
+        if found is None:
+            uri, _, local = name.rpartition(" ")
+            found = f"{{{uri}}}{local}" if uri else local
+            if len(names) < 10_000:
+                names[name] = found
+        return found
 
     if on_start is not None:
         def start(name: str, attrs: dict[str, str]) -> None:
-            on_start(qname(name), {qname(k): v for k, v in attrs.items()})
+            on_start(qname(name), {qname(k): v for k, v in attrs.items()} if attrs else attrs)
         parser.StartElementHandler = start
     if on_end is not None:
         parser.EndElementHandler = lambda name: on_end(qname(name))

@@ -99,7 +99,7 @@ class _Accumulator:
             kept = tri[offset::self.stride].astype(np.float32)
             self.batches.append(kept)
             self.kept += len(kept)
-            if self.kept > 2 * self.keep_max:
+            while self.kept > 2 * self.keep_max:
                 thinned = np.concatenate(self.batches)[::2]
                 self.batches, self.kept, self.stride = [thinned], len(thinned), self.stride * 2
 
@@ -334,11 +334,11 @@ def _check_zip(zf: zipfile.ZipFile, budget: Budget) -> list[zipfile.ZipInfo]:
         raise UnsafeFileError(f"The 3MF archive has {len(infos)} entries; at most {MAX_3MF_ENTRIES} allowed")
     models = [i for i in infos if i.filename.lower().endswith(".model")]
     total = sum(i.file_size for i in models)
+    budget.check_unpacked(total, "3D/3dmodel.model")  # what the headers declare; the reading counts again
     if total > MAX_3MF_MODEL_BYTES:
         raise UnsafeFileError(
             f"The 3MF model unpacks to {total} bytes, more than the {MAX_3MF_MODEL_BYTES} allowed"
         )
-    budget.check_unpacked(total, "3D/3dmodel.model")  # what the headers declare; the reading counts again
     for i in models:
         if i.file_size > 1 << 20 and i.file_size > MAX_3MF_RATIO * max(i.compress_size, 1):
             raise UnsafeFileError(
@@ -450,9 +450,25 @@ def _parse_3mf_model(stream: ByteStream, acc: _Accumulator) -> str:
             emit(child_id, combined, depth + 1)
 
     identity = _transform(None)
-    for object_id, matrix in build or [(oid, identity) for oid, o in objects.items() if o.triangles]:
+    items = build or [(oid, identity) for oid, o in objects.items() if o.triangles]
+    # Count before placing: components can repeat an object 10^10 times in a few KB.
+    memo: dict[str, int] = {}
+    budget.elements(sum(_placed_triangles(oid, objects, memo, 0) for oid, _m in items))
+    for object_id, matrix in items:
         emit(object_id, matrix, 0)
     return "3mf"
+
+
+def _placed_triangles(object_id: str, objects: dict[str, _Object], memo: dict[str, int], depth: int) -> int:
+    """Triangles an object places with all its components (memoised; cycles stop at depth 32)."""
+    if object_id in memo:
+        return memo[object_id]
+    obj = objects.get(object_id)
+    if obj is None or depth > 32:
+        return 0  # emit() reports a missing object or a cycle with its own message
+    n = len(obj.triangles) // 3 + sum(_placed_triangles(c, objects, memo, depth + 1) for c, _m in obj.components)
+    memo[object_id] = n
+    return n
 
 
 # --- dispatch --------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ READY, PROCESSING, FAILED = "ready", "processing", "failed"
 SVG_INLINE_MAX = 2 * 1024 * 1024  # larger drawings are offered for download only
 MAX_ATTEMPTS = 2  # a file that stopped the worker this often is marked failed, not tried again
 JOB_FILES = 20  # files the job takes per run; the rest wait for the next run
+JOB_SECONDS = 10.0  # no new file is started after this: the worker's other work (MQTT ingest) waits meanwhile
 _CARDS = {".gcode": "G-code", ".gco": "G-code", ".g": "G-code", ".nc": "CNC", ".md": "README", ".txt": "TEXT",
           ".step": "STEP", ".stp": "STEP", ".dxf": "DXF", ".svg": "SVG", ".pdf": "PDF"}
 
@@ -154,15 +155,20 @@ def cover(files: list[DesignFile]) -> str | None:
 
 
 def process_pending_uploads(now: datetime) -> int:
-    """Measure and picture the files stored as "processing" (oldest first, at most JOB_FILES a run);
-    returns how many stored files were done. Files carried into other versions share the stored bytes,
-    so each stored file is read once and every row of it gets the result."""
+    """Measure and picture the files stored as "processing" (oldest first, at most JOB_FILES a run, none
+    started after JOB_SECONDS); returns how many stored files were done. Files carried into other
+    versions share the stored bytes, so each stored file is read once and every row gets the result."""
     keys = list(db.session.scalars(
         select(DesignFile.storage_key).where(DesignFile.status == PROCESSING)
         .group_by(DesignFile.storage_key).order_by(func.min(DesignFile.id)).limit(JOB_FILES)))
+    started = time.monotonic()
+    done = 0
     for key in keys:
+        if done and time.monotonic() - started > JOB_SECONDS:
+            break
         _process(key)
-    return len(keys)
+        done += 1
+    return done
 
 
 def _rows(key: str) -> list[DesignFile]:

@@ -192,13 +192,11 @@ def test_components_that_multiply_an_object_stop_at_the_limit(limited_app, make_
         objects.append(f'<object id="{level}" type="model"><components>{comps}</components></object>')
     xml = (f'<?xml version="1.0"?><model unit="millimeter"><resources>{"".join(objects)}</resources>'
            '<build><item objectid="10"/></build></model>')
-    a = limited_app(FABLAB_UPLOAD_INLINE_ELEMENTS=1000, FABLAB_UPLOAD_MAX_ELEMENTS=100_000)
+    a = limited_app(FABLAB_UPLOAD_MAX_ELEMENTS=100_000)
     client = _signed_in(a, make_member)
-    design_id_from(post_design(client, [("fan.3mf", _threemf(xml))]))
-    assert _only_file().status == "processing"
-    _run_worker_job(a)
-    f = _only_file()
-    assert f.status == "failed" and "more than 100,000 triangles" in f.problem
+    resp = post_design(client, [("fan.3mf", _threemf(xml))])  # counted before anything is placed
+    assert resp.status_code == 422
+    assert "fan.3mf: The file has more than 100,000 triangles" in resp.get_data(as_text=True)
 
 
 # --- STL: header counts ---------------------------------------------------------------------------------------
