@@ -234,7 +234,7 @@ def obj_meta(src: Source, budget: Budget | None = None) -> MeshMeta:
 
 def _obj(src: Source, acc: _Accumulator) -> str:
     verts = array("d")  # flattened x, y, z: 8 bytes a number, not a Python float object each
-    faces = array("q")  # flattened triangle vertex indices
+    faces = array("i")  # flattened triangle vertex indices (int32: the element limit is far below 2^31)
     budget = acc.budget
     with _open(src) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline=None)
@@ -270,7 +270,7 @@ def _obj(src: Source, acc: _Accumulator) -> str:
     budget.elements(len(verts) // 3, "vertices")
     budget.elements(len(faces) // 3)
     v = np.frombuffer(verts, dtype=np.float64).reshape(-1, 3)
-    f = np.frombuffer(faces, dtype=np.int64).reshape(-1, 3)
+    f = np.frombuffer(faces, dtype=np.int32).reshape(-1, 3)
     if f.size and (f.min() < 0 or f.max() >= len(v)):
         raise MetadataError("The OBJ refers to vertices that do not exist (corrupt file)")
     _emit_indexed(v, f, acc)
@@ -292,7 +292,7 @@ def _emit_indexed(v: np.ndarray, t: np.ndarray, acc: _Accumulator,
 @dataclass
 class _Object:
     vertices: array[float]  # flattened x, y, z ("d")
-    triangles: array[int]  # flattened v1, v2, v3 ("q")
+    triangles: array[int]  # flattened v1, v2, v3 ("i": int32 halves the biggest table)
     components: list[tuple[str, np.ndarray]]
 
 
@@ -406,7 +406,7 @@ def _parse_3mf_model(stream: ByteStream, acc: _Accumulator) -> str:
                 if counts[1] % _CHECK_EVERY == 0:
                     budget.elements(counts[1])
             elif local == "object":
-                obj = _Object(array("d"), array("q"), [])
+                obj = _Object(array("d"), array("i"), [])
                 objects[attrs.get("id", "")] = obj
                 state.current = obj
             elif local == "component" and current is not None:
@@ -440,7 +440,7 @@ def _parse_3mf_model(stream: ByteStream, acc: _Accumulator) -> str:
             raise MetadataError(f"The 3MF build refers to a missing object {object_id!r}")
         if obj.triangles:
             v = np.frombuffer(obj.vertices, dtype=np.float64).reshape(-1, 3)
-            t = np.frombuffer(obj.triangles, dtype=np.int64).reshape(-1, 3)
+            t = np.frombuffer(obj.triangles, dtype=np.int32).reshape(-1, 3)
             if t.min() < 0 or t.max() >= len(v):
                 raise MetadataError(f"The 3MF object {object_id!r} refers to vertices that do not exist")
             _emit_indexed(v, t, acc, matrix, scale)
