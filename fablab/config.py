@@ -59,6 +59,18 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "FABLAB_LAB_NAME": os.environ.get("FABLAB_LAB_NAME", "Fab Lab"),
         "FABLAB_UPLOAD_DIR": os.environ.get("FABLAB_UPLOAD_DIR", str(instance_path / "uploads")),
         "FABLAB_MAX_UPLOAD_MB": int(os.environ.get("FABLAB_MAX_UPLOAD_MB", "200")),
+        # What reading one uploaded file may cost (past these it is refused with the reason): bytes
+        # unpacked from an archive (3MF), triangles/vertices/points, image pixels, and the worker's time.
+        "FABLAB_UPLOAD_MAX_UNPACKED_MB": int(os.environ.get("FABLAB_UPLOAD_MAX_UNPACKED_MB", "256")),
+        "FABLAB_UPLOAD_MAX_ELEMENTS": int(os.environ.get("FABLAB_UPLOAD_MAX_ELEMENTS", "5000000")),
+        "FABLAB_UPLOAD_MAX_PIXELS": int(os.environ.get("FABLAB_UPLOAD_MAX_PIXELS", "40000000")),
+        "FABLAB_UPLOAD_MAX_SECONDS": float(os.environ.get("FABLAB_UPLOAD_MAX_SECONDS", "60")),
+        # The web request's share of that work; a file that needs more is measured and pictured by the
+        # worker afterwards (the page shows it as "being analysed").
+        "FABLAB_UPLOAD_INLINE_UNPACKED_MB": int(os.environ.get("FABLAB_UPLOAD_INLINE_UNPACKED_MB", "16")),
+        "FABLAB_UPLOAD_INLINE_ELEMENTS": int(os.environ.get("FABLAB_UPLOAD_INLINE_ELEMENTS", "100000")),
+        "FABLAB_UPLOAD_INLINE_PIXELS": int(os.environ.get("FABLAB_UPLOAD_INLINE_PIXELS", "4000000")),
+        "FABLAB_UPLOAD_INLINE_SECONDS": float(os.environ.get("FABLAB_UPLOAD_INLINE_SECONDS", "1.0")),
         "FABLAB_KIOSK_IDLE_SECONDS": int(os.environ.get("FABLAB_KIOSK_IDLE_SECONDS", "60")),
         "FABLAB_KIOSK_SHOW_NAMES": _bool("FABLAB_KIOSK_SHOW_NAMES", False),
         # Members see who booked (and which stewards to ask) in calendars; staff always do.

@@ -75,6 +75,8 @@ def file_json(design: Design, f: DesignFile) -> dict[str, Any]:
     return {
         "id": f.id, "name": f.name, "kind": f.kind, "ext": f.ext, "mime": f.mime, "size": f.size,
         "sha256": f.sha256, "metadata": f.meta or {},
+        # "ready", "processing" (the worker measures it shortly) or "failed" (then `problem` says why)
+        "status": f.status, "problem": f.problem,
         "url": url_for("api.design_file_raw", design_id=design.id, file_id=f.id, _external=True),
         "thumbnail_url": (url_for("designs.file_thumb", design_id=design.id, file_id=f.id, _external=True)
                           if f.thumb_key else None),
@@ -142,7 +144,7 @@ document("/designs/{design_id}/files/{file_id}", "GET", "A file's metadata",
 document("/designs/{design_id}/files/{file_id}/raw", "GET", "Download a file (as an attachment)",
          params=[_ID, p("file_id", "the file's id", "integer")],
          responses={"200": "The file, as its own media type (file.mime)", "304": "Not modified (If-None-Match)",
-                    "404": "Unknown file"},
+                    "404": "Unknown file", "410": "The stored file is missing"},
          content={"*/*": {"schema": {"type": "string", "format": "binary"}}})
 document("/designs/{design_id}/forks", "GET", "Direct forks of a design", params=[_ID],
          responses={"200": "OK", "404": "Unknown design"})
@@ -224,7 +226,9 @@ def design_file_raw(design_id: int, file_id: int) -> Any:
     _design_, f = _file(design_id, file_id)
     path = svc.file_store().path(f.storage_key)
     if not path.exists():
-        fail(404, "file_missing", "The file is missing from the store.")
+        svc.report_missing(f)
+        fail(410, "file_missing", f"The file {f.name!r} is missing from the lab's file store; the lab's staff "
+                                  "have been told.")
     resp = send_file(path, mimetype=f.mime, as_attachment=True, download_name=f.name, etag=f.sha256,
                      conditional=True)
     resp.headers["X-Content-Type-Options"] = "nosniff"

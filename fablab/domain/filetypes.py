@@ -14,8 +14,11 @@ import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn, Protocol
+from typing import TYPE_CHECKING, NoReturn, Protocol
 from xml.parsers import expat
+
+if TYPE_CHECKING:
+    from fablab.domain.upload_budget import Budget
 
 
 class FileContentError(ValueError):
@@ -62,7 +65,10 @@ ALLOWED: dict[str, FileKind] = {
 SNIFF_BYTES = 8192  # how much of the start of a file `sniff` needs
 
 _MAX_NAME = 200
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Control characters, and the invisible format ones (bidi overrides and isolates such as U+202E, which
+# make "photo\u202egnp.exe" display as "photoexe.png"; zero-width spaces and joiners; BOM), surrogates,
+# and line/paragraph separators.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _RESERVED = re.compile(r'[<>:"|?*\\/]')
 _WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
                     *(f"lpt{i}" for i in range(1, 10))}
@@ -83,7 +89,7 @@ def safe_display_name(name: str) -> str:
     Used only for showing and for Content-Disposition; files are stored under generated names.
     """
     name = unicodedata.normalize("NFC", name or "")
-    name = _CONTROL.sub("", name)
+    name = "".join(c for c in name if unicodedata.category(c) not in _HIDDEN_CATEGORIES)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]  # Windows and POSIX directories
     name = _RESERVED.sub("_", name).strip().strip(".").strip()
     if name in {"", ".", ".."}:
@@ -206,9 +212,31 @@ def sniff(name: str, head: bytes, open_zip: Callable[[], zipfile.ZipFile] | None
     raise refuse("unrecognised content")  # pragma: no cover - every allowed extension is handled above
 
 
+# --- ZIP directories ------------------------------------------------------------------------------
+
+ZIP_TAIL_BYTES = 22 + 65535 + 20 + 56  # end of central directory with the longest comment, and Zip64's
+
+
+def zip_entry_count(tail: bytes) -> int | None:
+    """The number of entries a zip declares, from the last ZIP_TAIL_BYTES of the file (None: no directory
+    found). Read before zipfile parses the directory, which builds an object per entry: millions of
+    entries in a small file would take the memory that the entries' contents never could."""
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return None
+    count = int.from_bytes(tail[at + 10:at + 12], "little")
+    if count == 0xFFFF:  # Zip64: the real count is in the Zip64 end record just before the locator
+        z64 = tail.rfind(b"PK\x06\x06", 0, at)
+        if z64 >= 0 and len(tail) >= z64 + 40:
+            count = int.from_bytes(tail[z64 + 32:z64 + 40], "little")
+    return count
+
+
 # --- XML without DTDs -----------------------------------------------------------------------------
 
 _XML_CHUNK = 1 << 16
+MAX_XML_DEPTH = 256  # deeper nesting is no drawing or model, and recursive readers would overflow
+_TICK_EVERY = 4096  # elements between budget checks
 
 
 class ByteStream(Protocol):
@@ -243,13 +271,20 @@ def _expat_parser(on_start: Callable[[str, dict[str, str]], object] | None,
     parser.UnparsedEntityDeclHandler = no_dtd.entity
     parser.ExternalEntityRefHandler = no_dtd.entity
 
+    names: dict[str, str] = {}  # a model repeats a few names millions of times: convert each once
+
     def qname(name: str) -> str:
-        uri, _, local = name.rpartition(" ")
-        return f"{{{uri}}}{local}" if uri else local
+        found = names.get(name)
+        if found is None:
+            uri, _, local = name.rpartition(" ")
+            found = f"{{{uri}}}{local}" if uri else local
+            if len(names) < 10_000:
+                names[name] = found
+        return found
 
     if on_start is not None:
         def start(name: str, attrs: dict[str, str]) -> None:
-            on_start(qname(name), {qname(k): v for k, v in attrs.items()})
+            on_start(qname(name), {qname(k): v for k, v in attrs.items()} if attrs else attrs)
         parser.StartElementHandler = start
     if on_end is not None:
         parser.EndElementHandler = lambda name: on_end(qname(name))
@@ -261,9 +296,33 @@ def _expat_parser(on_start: Callable[[str, dict[str, str]], object] | None,
 def parse_xml_events(stream: ByteStream,
                      on_start: Callable[[str, dict[str, str]], object],
                      on_end: Callable[[str], object] | None = None,
-                     on_data: Callable[[str], object] | None = None) -> None:
-    """Stream XML through callbacks ('{ns}local' names); DOCTYPE/ENTITY refused, errors as MetadataError."""
-    parser = _expat_parser(on_start, on_end, on_data)
+                     on_data: Callable[[str], object] | None = None,
+                     budget: Budget | None = None) -> None:
+    """Stream XML through callbacks ('{ns}local' names); DOCTYPE/ENTITY refused, errors as MetadataError.
+
+    Nesting deeper than MAX_XML_DEPTH is refused; with a `budget`, the element count and the time are
+    checked every few thousand elements."""
+    depth = 0
+    count = 0
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        nonlocal depth, count
+        depth += 1
+        count += 1
+        if depth > MAX_XML_DEPTH:
+            raise UnsafeFileError(f"The XML is nested more than {MAX_XML_DEPTH} levels deep; no drawing or model "
+                                  "needs that. Flatten the groups (e.g. ungroup in the editor) and upload it again.")
+        if budget is not None and count % _TICK_EVERY == 0:
+            budget.tick()
+        on_start(name, attrs)
+
+    def end(name: str) -> None:
+        nonlocal depth
+        depth -= 1
+        if on_end is not None:
+            on_end(name)
+
+    parser = _expat_parser(start, end, on_data)
     try:
         while chunk := stream.read(_XML_CHUNK):
             parser.Parse(chunk, False)
@@ -273,10 +332,20 @@ def parse_xml_events(stream: ByteStream,
         raise MetadataError(f"The XML is malformed ({reason}, line {err.lineno})") from None
 
 
-def parse_xml(data: bytes) -> ET.Element:
+def parse_xml(data: bytes, budget: Budget | None = None) -> ET.Element:
     """Parse a whole XML document into an ElementTree element, refusing DOCTYPE/ENTITY declarations."""
     builder = ET.TreeBuilder()
-    parse_xml_events(io.BytesIO(data), builder.start, builder.end, builder.data)
+    on_start: Callable[[str, dict[str, str]], object] = builder.start
+    if budget is not None:  # a tree costs memory per element: count them against the budget
+        count = 0
+
+        def on_start(name: str, attrs: dict[str, str]) -> object:
+            nonlocal count
+            count += 1
+            if count % _TICK_EVERY == 0:
+                budget.elements(count, "XML elements")
+            return builder.start(name, attrs)
+    parse_xml_events(io.BytesIO(data), on_start, builder.end, builder.data, budget)
     try:
         return builder.close()
     except AssertionError:  # pragma: no cover - expat already refuses unbalanced documents

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
 from fablab.domain.filetypes import MetadataError, parse_xml
+from fablab.domain.upload_budget import Budget
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -58,9 +59,10 @@ def _dangerous_value(value: str) -> str | None:
     return None
 
 
-def sanitize_svg(data: bytes) -> SanitizedSvg:
-    """Sanitized SVG text; raises UnsafeFileError / MetadataError when it is not parseable, safe XML."""
-    root = parse_xml(data)
+def sanitize_svg(data: bytes, budget: Budget | None = None) -> SanitizedSvg:
+    """Sanitized SVG text; raises UnsafeFileError / MetadataError when it is not parseable, safe XML.
+    Nesting is bounded by the parser (MAX_XML_DEPTH), so the recursive writer below cannot overflow."""
+    root = parse_xml(data, budget)
     removed: list[str] = []
     ns, local = _local(root.tag)
     if local != "svg" or ns not in ("", SVG_NS):

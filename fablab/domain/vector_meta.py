@@ -8,8 +8,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from fablab.domain.filetypes import MetadataError, parse_xml_events
+from fablab.domain.filetypes import FileContentError, MetadataError, parse_xml_events
 from fablab.domain.mesh_meta import Source, _open
+from fablab.domain.upload_budget import Budget, unlimited
 
 SVG_NS = "http://www.w3.org/2000/svg"
 PX_MM = 25.4 / 96  # CSS pixel
@@ -46,7 +47,7 @@ def _length_mm(value: str | None) -> tuple[float, str] | None:
     return float(m.group(1)) * _SVG_UNITS[unit], unit or "px"
 
 
-def svg_meta(src: Source) -> VectorMeta:
+def svg_meta(src: Source, budget: Budget | None = None) -> VectorMeta:
     """Width and height in mm from the root <svg> (px at 96 dpi), or from its viewBox as CSS px."""
     root: dict[str, str] = {}
     seen: list[bool] = []
@@ -60,7 +61,7 @@ def svg_meta(src: Source) -> VectorMeta:
 
     with _open(src) as fh:
         try:
-            parse_xml_events(fh, start)
+            parse_xml_events(fh, start, budget=budget)
         except _Stop:
             pass
     if not seen:
@@ -144,9 +145,10 @@ def _entity_bounds(kind: str, codes: list[tuple[int, float]], bounds: _Bounds) -
         bounds.add_arc(first[10], first[20], first[40], first[50], first[51])
 
 
-def dxf_meta(src: Source) -> VectorMeta:
+def dxf_meta(src: Source, budget: Budget | None = None) -> VectorMeta:
     """Size in mm of an ASCII DXF: $EXTMIN/$EXTMAX with $INSUNITS, else computed from the entities
     (LINE, LWPOLYLINE, POLYLINE, CIRCLE, ARC, POINT, SPLINE control points)."""
+    budget = budget or unlimited()
     header: dict[str, dict[int, float]] = {}
     bounds = _Bounds()
     section = None
@@ -157,7 +159,10 @@ def dxf_meta(src: Source) -> VectorMeta:
     with _open(src) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline=None)
         try:
-            for code, value in _pairs(text):
+            for n, (code, value) in enumerate(_pairs(text), 1):
+                if n % 8192 == 0:
+                    budget.elements(len(codes), "points in one entity")
+                    budget.tick()
                 if code == 0:
                     if kind is not None and section == "ENTITIES":
                         _entity_bounds(kind, codes, bounds)
@@ -182,7 +187,7 @@ def dxf_meta(src: Source) -> VectorMeta:
                         header[variable][code] = float(value)
                 elif section == "ENTITIES" and kind is not None and code in (10, 20, 11, 21, 40, 50, 51):
                     codes.append((code, float(value)))
-        except MetadataError:
+        except FileContentError:  # corrupt, or past the budget: keep the message
             raise
         except ValueError:
             raise MetadataError("The DXF is corrupt: a coordinate is not a number") from None
@@ -205,10 +210,10 @@ def dxf_meta(src: Source) -> VectorMeta:
                       unit, "entities")
 
 
-def vector_meta(src: Source, ext: str) -> VectorMeta:
+def vector_meta(src: Source, ext: str, budget: Budget | None = None) -> VectorMeta:
     """Size for a 2D drawing by extension ('.svg' or '.dxf')."""
     if ext.lower() == ".svg":
-        return svg_meta(src)
+        return svg_meta(src, budget)
     if ext.lower() == ".dxf":
-        return dxf_meta(src)
+        return dxf_meta(src, budget)
     raise ValueError(f"not a vector extension: {ext}")

@@ -121,6 +121,12 @@ class DesignFile(Model):
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     thumb_key: Mapped[str | None] = mapped_column(String(32))
     svg_safe: Mapped[str | None] = mapped_column(Text)  # sanitized SVG markup, shown inline
+    # "ready"; "processing" while the worker still measures it and draws its picture (too heavy for the
+    # web request); "failed" with `problem` saying why (the file stays downloadable).
+    status: Mapped[str] = mapped_column(String(16), default="ready", server_default="ready", index=True)
+    problem: Mapped[str | None] = mapped_column(Text)
+    # Times the worker started on it: a file that stopped the worker twice is not tried a third time.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     version: Mapped[DesignVersion] = relationship(back_populates="files")

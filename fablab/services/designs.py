@@ -4,12 +4,14 @@ Lineage, attribution and the zip download are fablab.services.design_lineage; se
 and the Atom feed are fablab.services.design_discovery. Both build on this module, never the reverse.
 
 Files go to the FileStore under generated names; a design row is written only after every file was
-stored, sniffed and measured, and any failure deletes what this call stored: nothing half-stored.
+stored, sniffed and measured, and any failure deletes what this call stored: nothing half-stored. A file
+too heavy to measure within the web request's budget is kept as "processing" and the worker measures
+it (fablab.services.design_processing).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import logging
 import re
 import unicodedata
 import zipfile
@@ -24,22 +26,32 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.filetypes import FileContentError, FileKind, MetadataError, kind_for_name, safe_display_name, sniff
-from ..domain.gcode_meta import gcode_meta
 from ..domain.licences import LicenceError, check_fork_licence, check_licence
-from ..domain.mesh_meta import mesh_meta
-from ..domain.svg_safe import sanitize_svg
-from ..domain.vector_meta import vector_meta
+from ..domain.upload_budget import NeedsWorker
 from ..extensions import db
 from ..models import MachineType, Member, Role
 from ..models.designs import Design, DesignFile, DesignTag, DesignVersion
 from ..models.types import utcnow
+from .design_processing import (
+    PROCESSING,
+    READY,
+    SVG_INLINE_MAX,
+    Analysis,
+    analyse,
+    check_archive,
+    cover,
+    file_store,
+    max_upload_bytes,
+    request_budget,
+)
 from .file_store import FileStore, Readable, StoredFile, UploadTooLarge
-from .thumbnails import make_thumbnail
+
+__all__ = ["SVG_INLINE_MAX", "file_store", "max_upload_bytes"]  # kept here for the pages and the API
 
 MAX_TAGS = 12
 MAX_FILES = 50
-SVG_INLINE_MAX = 2 * 1024 * 1024  # larger drawings are offered for download only
 SEARCH_DESCRIPTION_CHARS = 2000
+log = logging.getLogger("fablab.designs")
 
 
 class DesignError(Exception):
@@ -69,17 +81,10 @@ class _Ingested:
     meta: dict[str, Any]
     thumb_key: str | None
     svg_safe: str | None
+    status: str = READY
 
 
 # --- the file store ---------------------------------------------------------------------------------------
-
-
-def file_store() -> FileStore:
-    return FileStore(current_app.config["FABLAB_UPLOAD_DIR"], max_bytes=max_upload_bytes())
-
-
-def max_upload_bytes() -> int:
-    return int(current_app.config["FABLAB_MAX_UPLOAD_MB"]) * 1024 * 1024
 
 
 def too_large_message() -> str:
@@ -87,32 +92,9 @@ def too_large_message() -> str:
             "per file. Make the file smaller (e.g. fewer triangles or a zip of the sources) and try again.")
 
 
-def _plain(value: Any) -> Any:
-    """A metadata dataclass as JSON-able data (tuples to lists, floats rounded a little)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
-        if hasattr(value, "size_mm"):
-            out["size_mm"] = _plain(value.size_mm)
-        return out
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, float):
-        return round(value, 4)
-    return value
-
-
-def _metadata(kind: FileKind, ext: str, path: Any) -> dict[str, Any]:
-    if kind.kind == "mesh":
-        return _plain(mesh_meta(path, ext))
-    if kind.kind == "gcode":
-        return _plain(gcode_meta(path))
-    if ext in (".svg", ".dxf"):
-        return _plain(vector_meta(path, ext))
-    return {}
-
-
 def _ingest(store: FileStore, upload: Upload) -> _Ingested:
-    """Store one file, check its content against its name, measure it, thumbnail it; refuse with the name."""
+    """Store one file, check its content against its name, measure it and picture it within the request's
+    budget (past it the worker does that later); refuse with the name and the reason."""
     name = safe_display_name(upload.name)
     try:
         kind = kind_for_name(name)
@@ -125,18 +107,17 @@ def _ingest(store: FileStore, upload: Upload) -> _Ingested:
         raise DesignError(413, "too_large", f"{name}: {too_large_message()}") from None
     thumb_key = None
     try:
+        if ext == ".3mf" and stored.head.startswith(b"PK"):
+            check_archive(stored.path)
         kind = sniff(name, stored.head, open_zip=lambda: zipfile.ZipFile(stored.path))
-        meta = _metadata(kind, ext, stored.path)
-        svg = None
-        if ext == ".svg" and stored.size <= SVG_INLINE_MAX:
-            cleaned = sanitize_svg(stored.path.read_bytes())
-            svg = cleaned.svg
-            if cleaned.removed:
-                meta["svg_removed"] = sorted(set(cleaned.removed))
-        if kind.kind in ("mesh", "image") or ext in (".gcode", ".gco", ".g", ".nc", ".dxf", ".step", ".stp",
-                                                     ".svg", ".pdf", ".md", ".txt"):
-            thumb_key = store.save(BytesIO(make_thumbnail(stored.path, ext)), max_bytes=16 << 20).key
-        return _Ingested(name, ext, kind, stored, meta, thumb_key, svg)
+        status = READY
+        try:
+            result = analyse(stored.path, ext, kind, stored.size, request_budget())
+        except NeedsWorker:
+            result, status = Analysis({}, None, None), PROCESSING
+        if result.thumb_png:
+            thumb_key = store.save(BytesIO(result.thumb_png), max_bytes=16 << 20).key
+        return _Ingested(name, ext, kind, stored, result.meta, thumb_key, result.svg_safe, status)
     except FileContentError as err:
         store.delete(stored.key)
         if thumb_key:
@@ -174,21 +155,36 @@ def _discard(store: FileStore, files: Iterable[_Ingested]) -> None:
 def _file_row(f: _Ingested, now: datetime) -> DesignFile:
     return DesignFile(name=f.name, storage_key=f.stored.key, ext=f.ext, kind=f.kind.kind, mime=f.kind.mime,
                       size=f.stored.size, sha256=f.stored.sha256, meta=f.meta, thumb_key=f.thumb_key,
-                      svg_safe=f.svg_safe, created_at=now)
+                      svg_safe=f.svg_safe, status=f.status, created_at=now)
 
 
 def _copy_row(f: DesignFile, now: datetime) -> DesignFile:
     return DesignFile(name=f.name, storage_key=f.storage_key, ext=f.ext, kind=f.kind, mime=f.mime, size=f.size,
-                      sha256=f.sha256, meta=f.meta, thumb_key=f.thumb_key, svg_safe=f.svg_safe, created_at=now)
+                      sha256=f.sha256, meta=f.meta, thumb_key=f.thumb_key, svg_safe=f.svg_safe, status=f.status,
+                      problem=f.problem, attempts=f.attempts, created_at=now)
 
 
 def _cover(files: Sequence[DesignFile]) -> str | None:
-    """The list picture: a mesh render first, then a photo, then any file's card."""
-    for kinds in (("mesh",), ("image",), ("vector",)):
-        for f in files:
-            if f.kind in kinds and f.thumb_key:
-                return f.thumb_key
-    return next((f.thumb_key for f in files if f.thumb_key), None)
+    return cover(list(files))
+
+
+def processing_count(version: DesignVersion) -> int:
+    """How many files of a version the worker has still to measure and picture."""
+    return sum(1 for f in version.files if f.status == PROCESSING)
+
+
+def missing_files(version: DesignVersion) -> list[DesignFile]:
+    """Files of a version whose stored bytes are gone; each is logged as an error for the lab's staff."""
+    store = file_store()
+    missing = [f for f in version.files if not store.path(f.storage_key).exists()]
+    for f in missing:
+        report_missing(f)
+    return missing
+
+
+def report_missing(f: DesignFile) -> None:
+    log.error("design %s version %s: file %s %r (stored as %s) is missing from the file store",
+              f.version.design_id, f.version.number, f.id, f.name, f.storage_key)
 
 
 # --- normalising what people type -----------------------------------------------------------------------

@@ -11,12 +11,17 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fablab.domain.filetypes import MetadataError
 from fablab.domain.mesh_meta import Source, mesh_triangles
+from fablab.domain.upload_budget import Budget, Limits
 
 SIZE = 256
 BACKGROUND = (244, 243, 238)
 MESH_COLOUR = np.array([46, 125, 150], dtype=np.float64)
-MAX_IMAGE_PIXELS = 60_000_000  # refuse decompression bombs before decoding
-_CANDIDATES_PER_PASS = 2_000_000  # bounds memory of the rasteriser
+MAX_IMAGE_PIXELS = Limits().pixels  # the default; a budget brings the lab's own limit
+_CANDIDATES_PER_PASS = 500_000  # bounds memory of the rasteriser (about 20 arrays of this length a pass)
+_MAX_CANDIDATES = 4_000_000  # bounds its time (about 2 s): pixel candidates over all triangles
+# Pillow's own guard, for any decode that does not come through image_thumbnail: past twice this it
+# raises instead of decoding (a 58 KB PNG can be 60 megapixels, 240 MB once decoded).
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 
 def _png(img: Image.Image) -> bytes:
@@ -65,6 +70,14 @@ def render_mesh(tri: np.ndarray, size: int = SIZE) -> Image.Image:
     j1 = np.clip(np.floor(py.max(axis=1) - 0.5), 0, size - 1).astype(np.int64)
     w, h = i1 - i0 + 1, j1 - j0 + 1
     counts = np.where((w > 0) & (h > 0) & keep, w * h, 0)
+    total = int(counts.sum())
+    if total > _MAX_CANDIDATES:
+        # Work grows with covered pixels, not triangles: a million big overlapping triangles (a file made
+        # to be slow) would take hours. Drawing every k-th of them gives the same picture in bounded time.
+        thin = np.zeros_like(counts)
+        step = math.ceil(total / _MAX_CANDIDATES)
+        thin[::step] = counts[::step]
+        counts = thin
 
     zbuf = np.full(size * size, -np.inf)
     colour = np.zeros(size * size)
@@ -115,24 +128,46 @@ def render_mesh(tri: np.ndarray, size: int = SIZE) -> Image.Image:
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8).reshape(size, size, 3), "RGB")
 
 
-def mesh_thumbnail(src: Source, ext: str, size: int = SIZE, max_triangles: int = 2_000_000) -> bytes:
-    """PNG of a mesh file (.stl/.3mf/.obj); very large meshes are thinned to `max_triangles`."""
-    tri = mesh_triangles(src, ext)
+def mesh_thumbnail(src: Source, ext: str, size: int = SIZE, max_triangles: int = 400_000,
+                   budget: Budget | None = None) -> bytes:
+    """PNG of a mesh file (.stl/.3mf/.obj); very large meshes are thinned to about `max_triangles`."""
+    return mesh_picture(mesh_triangles(src, ext, budget, keep_max=max_triangles), size)
+
+
+def mesh_picture(tri: np.ndarray, size: int = SIZE, max_triangles: int = 400_000) -> bytes:
+    """PNG of triangles already read (fablab.domain.mesh_meta.read_mesh)."""
     if len(tri) > max_triangles:
         tri = tri[:: math.ceil(len(tri) / max_triangles)]
     return _png(render_mesh(tri, size))
 
 
-def image_thumbnail(src: Source, size: int = SIZE) -> bytes:
-    """PNG thumbnail of a PNG/JPEG/WebP (fit in size x size, on the list background)."""
+def _open_image(src: Source) -> Image.Image:
     data = src if isinstance(src, bytes | bytearray | memoryview) else None
+    return Image.open(io.BytesIO(bytes(data)) if data is not None else src)  # type: ignore[arg-type]
+
+
+def check_image(src: Source, budget: Budget) -> tuple[int, int]:
+    """Width and height from the image's header only (nothing decoded), checked against the budget's
+    pixel limit: a refusal (LimitExceeded) or a hand-over to the worker (NeedsWorker) costs no memory."""
     try:
-        with Image.open(io.BytesIO(bytes(data)) if data is not None else src) as opened:  # type: ignore[arg-type]
-            if opened.width * opened.height > MAX_IMAGE_PIXELS:
-                raise MetadataError(f"The image is too large ({opened.width} x {opened.height} pixels)")
+        with _open_image(src) as opened:
+            width, height = opened.size
+    except (OSError, Image.DecompressionBombError, SyntaxError) as err:
+        raise MetadataError(f"The image cannot be read ({err})") from None
+    budget.pixels(width, height)
+    return width, height
+
+
+def image_thumbnail(src: Source, size: int = SIZE, budget: Budget | None = None) -> bytes:
+    """PNG thumbnail of a PNG/JPEG/WebP (fit in size x size, on the list background). The pixel count is
+    checked from the header before anything is decoded."""
+    check_image(src, budget or Budget(Limits(pixels=MAX_IMAGE_PIXELS)))
+    try:
+        with _open_image(src) as opened:
             opened.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
-            img = opened.convert("RGBA")
-            img.thumbnail((size, size))
+            img = opened if opened.mode in ("RGB", "RGBA", "L", "LA") else opened.convert("RGBA")
+            img.thumbnail((size, size))  # shrinks in place, reducing by whole factors first
+            img = img.convert("RGBA")
     except (OSError, Image.DecompressionBombError, SyntaxError) as err:
         raise MetadataError(f"The image cannot be read ({err})") from None
     canvas = Image.new("RGB", (size, size), BACKGROUND)
@@ -155,13 +190,13 @@ def placeholder_thumbnail(label: str, size: int = SIZE) -> bytes:
     return _png(img)
 
 
-def make_thumbnail(src: Source, ext: str, size: int = SIZE) -> bytes:
+def make_thumbnail(src: Source, ext: str, size: int = SIZE, budget: Budget | None = None) -> bytes:
     """The best thumbnail for a file by extension: mesh render, image, or a placeholder card."""
     ext = ext.lower()
     if ext in (".stl", ".3mf", ".obj"):
-        return mesh_thumbnail(src, ext, size)
+        return mesh_thumbnail(src, ext, size, budget=budget)
     if ext in (".png", ".jpg", ".jpeg", ".webp"):
-        return image_thumbnail(src, size)
+        return image_thumbnail(src, size, budget)
     labels = {".gcode": "G-code", ".gco": "G-code", ".g": "G-code", ".nc": "CNC", ".md": "README",
               ".txt": "TEXT", ".step": "STEP", ".stp": "STEP"}
     return placeholder_thumbnail(labels.get(ext, ext.lstrip(".").upper() or "FILE"), size)

@@ -16,7 +16,7 @@ from flask import current_app
 
 from ..database import begin_write
 from ..extensions import db
-from ..services import usage, waitlist, window_draw, windows
+from ..services import design_processing, usage, waitlist, window_draw, windows
 
 log = logging.getLogger("fablab.worker.jobs")
 
@@ -44,6 +44,8 @@ JOBS: tuple[Job, ...] = (
     Job("offer_no_shows", TICK, waitlist.offer_no_shows),  # an unused booking's rest is offered to waiters
     Job("expire_offers", TICK, waitlist.expire_offers),  # offers whose hold time ran out expire
     Job("offer_freed_time", TICK, waitlist.offer_freed_time),  # freed time goes to the next in line
+    # Uploads too heavy for the web request are measured and pictured here (or failed with the reason).
+    Job("process_pending_uploads", TICK, design_processing.process_pending_uploads),
 )
 
 

@@ -1,14 +1,14 @@
 """One-time kiosk activation links: a hashed token per link, valid 24 hours, used once.
 
 Revision ID: 0010_kiosk_activation
-Revises: 0008_privacy_effort
+Revises: 0009_upload_processing
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_kiosk_activation"
-down_revision = "0008_privacy_effort"
+down_revision = "0009_upload_processing"
 branch_labels = None
 depends_on = None
 

@@ -83,6 +83,13 @@ def _refused(err: svc.DesignError) -> None:
     flash(err.message, "error")
 
 
+def _flash_processing(version: DesignVersion | None) -> None:
+    n = svc.processing_count(version) if version is not None else 0
+    if n:
+        flash(f"{n} file{' is' if n == 1 else 's are'} large enough to be analysed after the upload: "
+              "measurements and pictures appear on this page in a moment.", "ok")
+
+
 # --- search ---------------------------------------------------------------------------------------------
 
 
@@ -117,6 +124,8 @@ def detail(design_id: int) -> Any:
     version = design.version(number)
     if version is None:
         abort(404, f"{design.title} has no version {number}.")
+    if hx_request.htmx and request.args.get("part") == "files":  # the file list polls while files are analysed
+        return render_template("designs/_files.html", design=design, version=version)
     made_form = None
     if g.get("member") is not None:
         made_form = MadeForm()
@@ -158,6 +167,7 @@ def new() -> Any:
             _refused(err)
             return render_template("designs/new.html", form=form), err.status
         flash(f"“{design.title}” is shared under {design.licence}.", "ok")
+        _flash_processing(design.version())
         return redirect(url_for("designs.detail", design_id=design.id))
     status = 422 if form.errors else 200
     return render_template("designs/new.html", form=form), status
@@ -182,6 +192,7 @@ def new_version(design_id: int) -> Any:
             _refused(err)
             return render_template("designs/version_new.html", form=form, design=design), err.status
         flash(f"Version {version.number} added.", "ok")
+        _flash_processing(version)
         return redirect(url_for("designs.detail", design_id=design.id))
     status = 422 if form.errors else 200
     return render_template("designs/version_new.html", form=form, design=design), status
@@ -212,6 +223,7 @@ def fork(design_id: int) -> Any:
             return render_template("designs/fork.html", form=form, parent=parent, number=number,
                                    allowed=allowed), err.status
         flash(f"Forked. “{child.title}” credits {parent.author_name or 'the original author'}.", "ok")
+        _flash_processing(child.version())
         return redirect(url_for("designs.detail", design_id=child.id))
     status = 422 if form.errors else 200
     return render_template("designs/fork.html", form=form, parent=parent, number=number, allowed=allowed), status
@@ -241,9 +253,19 @@ def made(design_id: int) -> Any:
 # --- files ----------------------------------------------------------------------------------------------
 
 
-def _send_stored(key: str, mimetype: str, name: str, *, attachment: bool, etag: str | None = None) -> Response:
+def _gone(message: str) -> Any:
+    """410: the row exists but its stored bytes do not (a restore or a disk went wrong): say so plainly."""
+    return render_template("errors/error.html", code=410, message=message), 410
+
+
+def _send_stored(key: str, mimetype: str, name: str, *, attachment: bool, etag: str | None = None,
+                 f: DesignFile | None = None) -> Any:
     path = svc.file_store().path(key)
     if not path.exists():
+        if f is not None:
+            svc.report_missing(f)
+            return _gone(f"The file “{f.name}” is missing from the lab's file store. The lab's staff have been "
+                         "told; the design's other files can still be downloaded one by one.")
         abort(404, "The file is missing from the store.")
     resp = send_file(path, mimetype=mimetype, as_attachment=attachment, download_name=name,
                      etag=etag or True, max_age=3600, conditional=True)
@@ -255,7 +277,7 @@ def _send_stored(key: str, mimetype: str, name: str, *, attachment: bool, etag: 
 @commons
 def download(design_id: int, file_id: int) -> Any:
     f = _file(_design(design_id), file_id)
-    return _send_stored(f.storage_key, f.mime, f.name, attachment=True, etag=f.sha256)
+    return _send_stored(f.storage_key, f.mime, f.name, attachment=True, etag=f.sha256, f=f)
 
 
 def _picture(f: DesignFile | None, key: str | None, name: str) -> Response:
@@ -296,6 +318,12 @@ def download_zip(design_id: int) -> Any:
     version = design.version(request.args.get("v", type=int))
     if version is None:
         abort(404, "There is no such version.")
+    missing = svc.missing_files(version)  # logged for the staff; a zip without them would mislead
+    if missing:
+        names = ", ".join(f"“{f.name}”" for f in missing)
+        return _gone(f"The zip of version {version.number} cannot be made: {names} "
+                     f"{'is' if len(missing) == 1 else 'are'} missing from the lab's file store. The lab's staff "
+                     "have been told; the other files can still be downloaded one by one from the design's page.")
     out = tempfile.TemporaryFile(prefix="fablab-zip-")  # closed (and so deleted) when the response ends
     try:
         lineage_svc.write_zip(design, version, out, url_for("designs.detail", design_id=design.id, _external=True))

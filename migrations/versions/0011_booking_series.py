@@ -1,6 +1,6 @@
 """Recurring bookings: booking_series, and bookings.series_id linking each occurrence to its series.
 
-Revision ID: 0012_booking_series
+Revision ID: 0011_booking_series
 Revises: 0010_kiosk_activation
 
 SQLite cannot add a foreign key to an existing table, so `bookings` is rebuilt by a batch operation,
@@ -11,7 +11,7 @@ created again afterwards, unchanged, in both directions.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_booking_series"
+revision = "0011_booking_series"
 down_revision = "0010_kiosk_activation"
 branch_labels = None
 depends_on = None
