@@ -86,4 +86,4 @@ class Qualification(Model):
     def scope_label(self) -> str:
         if self.machine is not None:
             return self.machine.name
-        return f"all {self.machine_type.name}" if self.machine_type else "?"
+        return f"every {self.machine_type.name}" if self.machine_type else "?"  # "every Laser cutter"

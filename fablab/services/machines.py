@@ -45,9 +45,9 @@ class QualificationState:
     @property
     def label(self) -> str:
         if self.qualified:
-            return "qualified" + (f" until {self.expires_at:%Y-%m-%d}" if self.expires_at else "")
+            return "qualified" + (f" until {self.expires_at:%d %b %Y}" if self.expires_at else "")
         if self.expired_at:
-            return f"qualification expired {self.expired_at:%Y-%m-%d}"
+            return f"qualification expired on {self.expired_at:%d %b %Y}"
         return "not qualified"
 
 
