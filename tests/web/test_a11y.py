@@ -79,7 +79,8 @@ def test_axe_finds_no_serious_violations_on_main_pages(browser, server, demo, tm
     sign_in(page, base, "ada@fablab.example", DEMO_PASSWORD)
     for name, path in [("machines", "/"), ("machine", "/machines/laser-epilog"), ("designs", "/designs"),
                        ("design", f"/designs/{demo['design']}"), ("my-bookings", "/bookings"),
-                       ("account", "/account")]:
+                       ("account", "/account"), ("day-view", "/day"), ("find-a-time", "/find?what=type:laser_cutter&minutes=60"),
+                       ("scheduling", "/scheduling"), ("tasks", "/tasks"), ("usage", "/usage")]:
         _check(page, base + path, name, out, problems)
     ctx.close()
 
@@ -87,8 +88,13 @@ def test_axe_finds_no_serious_violations_on_main_pages(browser, server, demo, tm
     page = ctx.new_page()
     sign_in(page, base, "admin@fablab.example", DEMO_PASSWORD)
     _check(page, f"{base}/fairness", "fairness-review", out, problems)
+    _check(page, f"{base}/series/new", "series-form", out, problems)
+    _check(page, f"{base}/day", "day-view-staff", out, problems)
     ctx.close()
 
+    # End this session's read snapshot first: the server wrote since (sign-ins open server-side sessions),
+    # and SQLite refuses to turn a stale read transaction into a write.
+    db.session.rollback()
     _device, token = kiosk_service.register_kiosk("a11y")
     db.session.commit()
     ctx = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
