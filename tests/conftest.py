@@ -19,6 +19,9 @@ from fablab import create_app
 from fablab.extensions import db
 from fablab.models import Machine, MachineType, Member, Role
 
+# The Chromium tests' shared fixtures (`server`, `browser`).
+pytest_plugins = ["tests.support.browser"]
+
 PG_URL = os.environ.get("FABLAB_TEST_DATABASE_URL")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kiosk.test_kiosk_browser import _kiosk_page, _scan, browser, lab, server  # noqa: F401
+from tests.kiosk.test_kiosk_browser import _kiosk_page, _scan, lab  # noqa: F401
 from tests.support.live_server import have_chromium
 
 pytestmark = [pytest.mark.browser,

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import Flask
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -18,7 +16,7 @@ from fablab.services import bookings as svc
 from fablab.services import kiosk as kiosk_service
 from fablab.services import machines as machine_service
 from fablab.services.members import create_api_token
-from tests.support.live_server import CHROMIUM, CHROMIUM_ARGS, LiveServer, artifact_dir, have_chromium
+from tests.support.live_server import LiveServer, artifact_dir, have_chromium
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")]
@@ -27,23 +25,6 @@ ALL_DAY = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", 
 RULES = {"slot_minutes": 30, "min_minutes": 30, "max_minutes": 240, "opening_hours": ALL_DAY, "horizon_days": 14,
          "buffer_minutes": 0, "checkin_grace_minutes": 15, "max_hours_per_day": None, "max_hours_per_week": None,
          "max_future_bookings": None, "qualification_required": True}
-
-
-@pytest.fixture
-def server(app: Flask) -> Iterator[LiveServer]:
-    srv = LiveServer(app).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

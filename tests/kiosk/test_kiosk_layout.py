@@ -4,18 +4,16 @@ Chromium through Playwright, the real app server). Screenshots are kept as test 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import Flask
 
 from fablab.domain import policy as pol
 from fablab.extensions import db
 from fablab.services import bookings as svc
 from fablab.services import kiosk as kiosk_service
 from fablab.services import machines as machine_service
-from tests.support.live_server import CHROMIUM, CHROMIUM_ARGS, LiveServer, artifact_dir, have_chromium
+from tests.support.live_server import LiveServer, artifact_dir, have_chromium
 from tests.support.viewport import off_screen, page_extent
 
 pytestmark = [pytest.mark.browser,
@@ -27,23 +25,6 @@ RULES = {"slot_minutes": 30, "min_minutes": 30, "max_minutes": 240, "opening_hou
          "max_future_bookings": None, "qualification_required": True}
 SIZES = [(800, 480), (1280, 800)]
 KEYS = [str(d) for d in range(10)] + ["back", "ok"]
-
-
-@pytest.fixture
-def server(app: Flask) -> Iterator[LiveServer]:
-    srv = LiveServer(app).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@ view and a tap on a free cell, find-a-time, and a series with a conflict. Screen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from flask import Flask
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -16,27 +14,10 @@ from fablab.models import Booking
 from fablab.models.series import BookingSeries
 from fablab.services import bookings as svc
 from tests.planner.conftest import EVENINGS, at, soon
-from tests.support.live_server import CHROMIUM, CHROMIUM_ARGS, LiveServer, artifact_dir, have_chromium
+from tests.support.live_server import LiveServer, artifact_dir, have_chromium
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")]
-
-
-@pytest.fixture
-def server(app: Flask) -> Iterator[LiveServer]:
-    srv = LiveServer(app).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

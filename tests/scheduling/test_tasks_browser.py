@@ -3,37 +3,17 @@ alone shows as unconfirmed, without a confirm button for its doer; a qualified p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from flask import Flask
 from playwright.sync_api import expect
 
 from fablab.extensions import db
 from fablab.models.scheduling import EffortTask
 from fablab.services import effort as effort_service
 from fablab.services import machines as machine_service
-from tests.support.live_server import CHROMIUM, CHROMIUM_ARGS, LiveServer, have_chromium
+from tests.support.live_server import LiveServer, have_chromium
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")]
-
-
-@pytest.fixture
-def server(app: Flask) -> Iterator[LiveServer]:
-    srv = LiveServer(app).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _signed_in(browser, server: LiveServer, email: str):

@@ -4,18 +4,16 @@ violation may remain. Full-page screenshots are kept as test artifacts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flask import Flask
 from sqlalchemy import select
 
 from fablab.demo.lab import DEMO_PASSWORD, seed
 from fablab.extensions import db
 from fablab.models.designs import Design
 from fablab.services import kiosk as kiosk_service
-from tests.support.live_server import CHROMIUM, CHROMIUM_ARGS, LiveServer, artifact_dir, have_chromium
+from tests.support.live_server import artifact_dir, have_chromium
 from tests.support.viewport import sign_in
 
 pytestmark = [pytest.mark.browser,
@@ -23,23 +21,6 @@ pytestmark = [pytest.mark.browser,
 
 AXE = Path(__file__).resolve().parents[2] / "static" / "vendor" / "axe-core" / "axe.min.js"
 BAD = ("serious", "critical")
-
-
-@pytest.fixture
-def server(app: Flask) -> Iterator[LiveServer]:
-    srv = LiveServer(app).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -79,7 +60,8 @@ def test_axe_finds_no_serious_violations_on_main_pages(browser, server, demo, tm
     sign_in(page, base, "ada@fablab.example", DEMO_PASSWORD)
     for name, path in [("machines", "/"), ("machine", "/machines/laser-epilog"), ("designs", "/designs"),
                        ("design", f"/designs/{demo['design']}"), ("my-bookings", "/bookings"),
-                       ("account", "/account"), ("day-view", "/day"), ("find-a-time", "/find?what=type:laser_cutter&minutes=60"),
+                       ("account", "/account"), ("day-view", "/day"),
+                       ("find-a-time", "/find?what=type:laser_cutter&minutes=60"),
                        ("scheduling", "/scheduling"), ("tasks", "/tasks"), ("usage", "/usage")]:
         _check(page, base + path, name, out, problems)
     ctx.close()

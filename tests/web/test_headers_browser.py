@@ -5,17 +5,15 @@ behaviours moved from inline handlers into static/js/app.js still work."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from flask import Flask
 
 from fablab.extensions import db
 from fablab.services import designs as design_service
 from fablab.services import kiosk as kiosk_service
 from tests.designs.conftest import data
-from tests.support.live_server import CHROMIUM, CHROMIUM_ARGS, LiveServer, have_chromium
+from tests.support.live_server import have_chromium
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")]
@@ -30,23 +28,6 @@ document.addEventListener("securitypolicyviolation", (e) => {
 window.__printed = 0;
 window.print = () => { window.__printed += 1; };
 """
-
-
-@pytest.fixture
-def server(app: Flask) -> Iterator[LiveServer]:
-    srv = LiveServer(app).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 class Watched:

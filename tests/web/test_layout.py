@@ -7,11 +7,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from flask import Flask
 from sqlalchemy import select
 
 from fablab.demo.lab import DEMO_PASSWORD, seed
@@ -19,7 +17,7 @@ from fablab.extensions import db
 from fablab.models import Role
 from fablab.models.designs import Design
 from tests.conftest import login
-from tests.support.live_server import CHROMIUM, CHROMIUM_ARGS, LiveServer, artifact_dir, have_chromium
+from tests.support.live_server import artifact_dir, have_chromium
 from tests.support.viewport import page_extent, sign_in
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
@@ -102,23 +100,6 @@ def test_favicon(client) -> None:
 
 
 # --- phones, in a real browser ---------------------------------------------------------------------------
-
-@pytest.fixture
-def server(app: Flask) -> Iterator[LiveServer]:
-    srv = LiveServer(app).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
 
 @pytest.mark.browser
 @pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")

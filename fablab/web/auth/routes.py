@@ -69,7 +69,8 @@ def _remember_device(member: Member, device: str | None) -> None:
     @after_this_request
     def _set(resp: Any) -> Any:
         resp.set_cookie(DEVICE_COOKIE, value, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
-                        secure=current_app.config["SESSION_COOKIE_SECURE"], path=url_for("auth.login"))
+                        secure=current_app.config["SESSION_COOKIE_SECURE"] or request.is_secure,
+                        path=url_for("auth.login"))
         return resp
 
 
