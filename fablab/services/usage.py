@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import and_, delete, or_, select
 
+from ..domain import csv_safe
 from ..domain import maintenance_due as mdue
 from ..domain import sessionize as sz
 from ..domain import usage_linking as link
@@ -340,11 +341,12 @@ def sessions_csv(rows: Iterable[UsageSession]) -> str:
     w = csv.writer(buf)
     w.writerow(CSV_FIELDS)
     for s in rows:
-        w.writerow([s.id, s.machine.slug, s.member_id or "", s.booking_id or "", s.start_at.isoformat(),
-                    s.end_at.isoformat() if s.end_at else "", f"{s.hours:.3f}",
-                    "" if s.energy_wh is None else f"{s.energy_wh:.1f}", s.source, s.closed_by or "",
-                    int(s.open), int(s.unbooked), f"{s.overrun_minutes:.1f}", int(s.counts_as_usage), s.kind,
-                    s.job_file or ""])
+        # Text a machine reported (the job's file name) could be a formula: csv_safe keeps it text.
+        w.writerow([s.id, csv_safe.cell(s.machine.slug), s.member_id or "", s.booking_id or "",
+                    s.start_at.isoformat(), s.end_at.isoformat() if s.end_at else "", f"{s.hours:.3f}",
+                    "" if s.energy_wh is None else f"{s.energy_wh:.1f}", csv_safe.cell(s.source),
+                    csv_safe.cell(s.closed_by or ""), int(s.open), int(s.unbooked), f"{s.overrun_minutes:.1f}",
+                    int(s.counts_as_usage), csv_safe.cell(s.kind), csv_safe.cell(s.job_file or "")])
     return buf.getvalue()
 
 

@@ -110,3 +110,17 @@ def test_admin_registers_a_bridge(client, lab, make_member) -> None:
     assert bridge.password_hash.startswith("$7$")
     bad = client.post("/admin/bridges", data={"csrf_token": token, "bridge_id": "bad id!", "machines": ["printer-1"]})
     assert "invalid id" in bad.get_data(as_text=True)
+
+
+def test_usage_csv_keeps_a_reported_file_name_from_becoming_a_formula(app, client, lab, event) -> None:
+    from fablab.models.usage import UsageSession
+
+    _use(app, event, badge="04A1B2C3")  # Ada's badge: the session is hers
+    # The job's file name comes from the machine's firmware, so whoever named the file chose it.
+    row = db.session.scalar(select(UsageSession))
+    row.job_file = '=HYPERLINK("http://evil.example/","open")'
+    db.session.commit()
+    login(client, "ada@example.org")
+    rows = list(csv.DictReader(io.StringIO(client.get("/usage.csv").get_data(as_text=True))))
+    assert rows[0]["job_file"] == "'" + '=HYPERLINK("http://evil.example/","open")'
+    assert rows[0]["hours"] == "1.000"  # figures stay figures

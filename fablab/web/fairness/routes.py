@@ -13,6 +13,7 @@ from htmx_flask import request as hx_request
 from markupsafe import Markup
 
 from ...auth import login_required
+from ...domain import csv_safe
 from ...domain import policy as pol
 from ...models.types import utcnow
 from ...services import fairness as svc
@@ -111,16 +112,6 @@ def report() -> Any:
     return render_template("fairness/report.html", **_context(form, rev))
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> Any:
-    # Spreadsheets run cells that start like a formula: a member's name must never become one.
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 @bp.get("/fairness/export/<table>.csv")
 @login_required
 def export(table: str) -> Any:
@@ -132,7 +123,7 @@ def export(table: str) -> Any:
     writer = csv.writer(buf)
     writer.writerow(header)
     for row in rows:
-        writer.writerow([_cell(v) for v in row])
+        writer.writerow([csv_safe.cell(v) for v in row])
     tz = current_app.config["TZ"]
     first = rev.query.start.astimezone(tz).date()
     last = (rev.end - timedelta(seconds=1)).astimezone(tz).date()
