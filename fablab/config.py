@@ -91,6 +91,12 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         # time received, an event keeps its message but takes the received time (flagged).
         "FABLAB_INGEST_MAX_SKEW_HOURS": float(os.environ.get("FABLAB_INGEST_MAX_SKEW_HOURS", "24")),
         "FABLAB_INGEST_MAX_AGE_DAYS": float(os.environ.get("FABLAB_INGEST_MAX_AGE_DAYS", "365")),
+        # Mail: where it goes out (smtp://, smtp+starttls://, smtps://, with optional user:password@);
+        # empty means no mail server: notices stay in-app and mails wait in the outbox.
+        "FABLAB_SMTP_URL": os.environ.get("FABLAB_SMTP_URL", ""),
+        "FABLAB_MAIL_FROM": os.environ.get("FABLAB_MAIL_FROM", "fablab@localhost"),
+        # The address members reach the app at: links in mails and webhooks are made from it.
+        "FABLAB_BASE_URL": os.environ.get("FABLAB_BASE_URL", "http://localhost:5000").rstrip("/"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Off for the plain-HTTP demo; on in production behind HTTPS (also sends HSTS). A request that came

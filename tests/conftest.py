@@ -20,7 +20,7 @@ from fablab.extensions import db
 from fablab.models import Machine, MachineType, Member, Role
 
 # The Chromium tests' shared fixtures (`server`, `browser`).
-pytest_plugins = ["tests.support.browser"]
+pytest_plugins = ["tests.support.browser", "tests.support.smtp"]
 
 PG_URL = os.environ.get("FABLAB_TEST_DATABASE_URL")
 

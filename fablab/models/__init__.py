@@ -6,6 +6,7 @@ from .kiosks import KioskDevice
 from .machines import Machine, MachineStatus, MachineType, Qualification
 from .members import ApiToken, LoginThrottle, Member, MemberSession, Role
 from . import series  # recurring bookings (booking_series)
+from . import notifications  # notices, the mail outbox, preferences
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -23,6 +24,7 @@ __all__ = [
     "Qualification",
     "Role",
     "designs",
+    "notifications",
     "scheduling",
     "series",
     "usage",

@@ -1,0 +1,123 @@
+"""Telling members things: write a notice (in-app) and, as the member chose, its mail into the outbox.
+
+Call these inside the transaction of the change that causes the notice; they only add rows and never send
+(`fablab notify` delivers the outbox, fablab/services/mail_delivery.py). Listeners that turn lab events into
+notices live in fablab/services/notice_rules.py and are connected in fablab/wiring.py.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
+
+from ..domain.notice_kinds import Audience, Channel, effective_channel, held_for_digest, kind
+from ..extensions import db
+from ..models import Member, Role
+from ..models.notifications import Notice, NoticePreference, NoticeSettings, OutboxMail
+
+
+def absolute_url(path: str) -> str:
+    """A link for a mail or webhook (no request to take the host from): FABLAB_BASE_URL + path."""
+    return current_app.config["FABLAB_BASE_URL"] + "/" + path.lstrip("/")
+
+
+def new_message_id() -> str:
+    """A Message-ID fixed when a mail is queued, in the sender's domain."""
+    sender = current_app.config["FABLAB_MAIL_FROM"]
+    domain = sender.rsplit("@", 1)[-1].strip("> ") or "fablab.invalid"
+    return f"<{secrets.token_hex(16)}@{domain}>"
+
+
+def chosen_channel(member_id: int, kind_name: str) -> Channel | None:
+    row = db.session.get(NoticePreference, (member_id, kind_name))
+    return Channel(row.channel) if row else None
+
+
+def settings_for(member_id: int) -> NoticeSettings:
+    """The member's settings row, or an unsaved one with the defaults."""
+    row = db.session.get(NoticeSettings, member_id)
+    return row or NoticeSettings(member_id=member_id, reminder_minutes=60, digest=False, digest_hour=7)
+
+
+def queue_mail(member: Member, kind_name: str, now: datetime, *, notice: Notice | None = None,
+               params: Mapping[str, Any] | None = None) -> OutboxMail:
+    """Put one mail to the member into the outbox (due at once)."""
+    mail = OutboxMail(notice=notice, member_id=member.id, kind=kind_name, to_address=member.email,
+                      message_id=new_message_id(), params=dict(params or {}), status="pending", attempts=0,
+                      next_attempt_at=now, created_at=now)
+    db.session.add(mail)
+    return mail
+
+
+def notify(member: Member, kind_name: str, params: Mapping[str, Any], *, now: datetime, link: str | None = None,
+           dedupe_key: str | None = None, mail_params: Mapping[str, Any] | None = None) -> Notice | None:
+    """Tell one member: a notice and, unless they chose in-app only (or the digest holds it), its mail.
+
+    Returns None when nothing was written: the member turned this kind off, is inactive, or was already told
+    (same `dedupe_key`). `mail_params` go to the mail only (an invitation's METHOD, say).
+    """
+    k = kind(kind_name)
+    if not member.active:
+        return None
+    channel = effective_channel(k, chosen_channel(member.id, k.name))
+    if channel is Channel.OFF:
+        return None
+    if dedupe_key is not None:
+        db.session.flush()
+        seen = db.session.scalar(select(Notice.id).where(Notice.member_id == member.id,
+                                                         Notice.dedupe_key == dedupe_key))
+        if seen is not None:
+            return None
+    notice = Notice(member=member, member_id=member.id, kind=k.name, params=dict(params), link=link,
+                    created_at=now, dedupe_key=dedupe_key, email_state="none")
+    db.session.add(notice)
+    if channel is Channel.EMAIL:
+        if held_for_digest(k, channel, settings_for(member.id).digest):
+            notice.email_state = "digest"
+        else:
+            notice.email_state = "queued"
+            queue_mail(member, k.name, now, notice=notice, params=mail_params)
+    return notice
+
+
+def staff(audience: Audience) -> list[Member]:
+    """Who an audience of staff is: every active steward and admin, or every active admin."""
+    roles = [Role.ADMIN.value] if audience is Audience.ADMIN else [Role.STEWARD.value, Role.ADMIN.value]
+    return list(db.session.scalars(select(Member).where(Member.active.is_(True), Member.role.in_(roles))
+                                   .order_by(Member.id)))
+
+
+def notify_staff(kind_name: str, params: Mapping[str, Any], *, now: datetime, link: str | None = None,
+                 dedupe_key: str | None = None) -> list[Notice]:
+    """Tell every steward (or admin, per the kind's audience) the same thing."""
+    k = kind(kind_name)
+    audience = k.audience if k.audience is not Audience.MEMBER else Audience.STEWARD
+    out = [notify(m, kind_name, params, now=now, link=link, dedupe_key=dedupe_key) for m in staff(audience)]
+    return [n for n in out if n is not None]
+
+
+def _unsubscribe_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="fablab-unsubscribe")
+
+
+def unsubscribe_token(member_id: int, kind_name: str) -> str:
+    """The token in a mail's one-click unsubscribe link (RFC 8058): signed, names the member and the kind."""
+    return _unsubscribe_serializer().dumps([member_id, kind_name])
+
+
+def read_unsubscribe_token(token: str) -> tuple[int, str] | None:
+    """(member id, kind) from a token, or None when it is forged, mangled or names no kind."""
+    try:
+        member_id, kind_name = _unsubscribe_serializer().loads(token)
+        kind(str(kind_name))
+    except (BadSignature, ValueError, TypeError):
+        return None
+    if not isinstance(member_id, int):
+        return None
+    return member_id, str(kind_name)
