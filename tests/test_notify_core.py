@@ -72,3 +72,15 @@ def test_unsubscribe_token_round_trip_and_forgery(app_ctx):
     assert notify.read_unsubscribe_token(t) == (7, "booking_reminder")
     assert notify.read_unsubscribe_token(t[:-2] + "xx") is None
     assert notify.read_unsubscribe_token("garbage") is None
+
+
+def test_render_blocks_and_escaped_html_fallback(make_member):
+    from fablab.services.notice_render import render
+
+    m = make_member(name="Ada")
+    r = render("booking_confirmed", {"machine": "<b>Laser</b>", "start": "2026-03-29T00:30:00+00:00",
+                                     "end": "2026-03-29T02:00:00+00:00"}, m, "/bookings/1")
+    assert r.subject == "Booked: <b>Laser</b>, Sun 29 Mar, 01:30"  # Berlin: before the switch to summer time
+    assert "04:00" in r.summary  # after it
+    assert "Hello Ada" in r.text and "http://localhost:5000/bookings/1" in r.text
+    assert "<b>" not in r.html and "&lt;b&gt;Laser" in r.html
