@@ -26,6 +26,7 @@ from ..domain.intervals import Interval
 from ..extensions import db
 from ..models import ACTIVE_STATUSES, Booking, BookingKind, BookingStatus, Machine, Member
 from ..models.types import utcnow
+from . import event_data, lab_events
 from . import machines as machine_service
 
 
@@ -153,11 +154,16 @@ def _lock_machine_if_buffered(machine: Machine, policy: pol.BookingPolicy) -> No
 def _record_released(machine: Machine, lo: datetime, hi: datetime, policy: pol.BookingPolicy, now: datetime) -> None:
     """Time-based state is read, not waited for: a confirmed booking whose check-in grace passed is
     released, and recorded as a no-show here so the exclusion constraint lets the time be rebooked."""
+    stale = (Booking.machine_id == machine.id, Booking.status == BookingStatus.CONFIRMED,
+             Booking.kind == BookingKind.NORMAL, Booking.checked_in_at.is_(None),
+             Booking.start_at < now - policy.checkin_grace, Booking.end_at > lo, Booking.start_at < hi)
+    # Told before the update, which bumps their sequence (the event says so): the no-show notices and hooks.
+    for row in db.session.execute(select(Booking.id, Booking.member_id, Booking.start_at, Booking.end_at,
+                                         Booking.sequence).where(*stale)).all():
+        lab_events.publish(event_data.released(row, machine, now))
     db.session.execute(
         update(Booking)
-        .where(Booking.machine_id == machine.id, Booking.status == BookingStatus.CONFIRMED,
-               Booking.kind == BookingKind.NORMAL, Booking.checked_in_at.is_(None),
-               Booking.start_at < now - policy.checkin_grace, Booking.end_at > lo, Booking.start_at < hi)
+        .where(*stale)
         .values(status=BookingStatus.NO_SHOW.value, sequence=Booking.sequence + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -262,6 +268,11 @@ def create_booking(member: Member, machine: Machine, start: datetime, end: datet
                 booking.checked_in_at = now
             db.session.add(booking)
             db.session.flush()
+            lab_events.publish(event_data.booking("booking.created", booking, now, actor_id=member.id,
+                                                  series_id=series_id))
+            if booking.checked_in_at is not None:
+                lab_events.publish(event_data.booking("booking.checked_in", booking, now, actor_id=member.id,
+                                                      series_id=series_id))
     except IntegrityError as exc:
         if not _is_conflict_error(exc):
             raise
@@ -358,6 +369,8 @@ def cancel_booking(booking: Booking, actor: Member, reason: str = "", now: datet
         b.cancel_reason = reason.strip()[:255]
         b.sequence += 1
         b.updated_at = now
+        lab_events.publish(event_data.booking("booking.cancelled", b, now, actor_id=actor.id,
+                                              reason=b.cancel_reason))
     _time_freed(b.machine, freed[0], freed[1], now)
     return b
 
@@ -376,6 +389,7 @@ def shorten_booking(booking: Booking, actor: Member, new_end: datetime, now: dat
         b.end_at = new_end
         b.sequence += 1
         b.updated_at = now
+        lab_events.publish(event_data.booking("booking.changed", b, now, actor_id=actor.id))
     _time_freed(b.machine, new_end, old_end, now)
     return b
 
@@ -398,6 +412,8 @@ def end_early(booking: Booking, actor: Member, now: datetime | None = None) -> B
         b.status = BookingStatus.COMPLETED.value
         b.sequence += 1
         b.updated_at = now
+        if b.end_at != old_end:
+            lab_events.publish(event_data.booking("booking.changed", b, now, actor_id=actor.id))
     _time_freed(b.machine, b.end_at, old_end, now)
     return b
 
@@ -429,6 +445,7 @@ def extend_booking(booking: Booking, actor: Member, new_end: datetime, now: date
             b.booked_end_at = max(b.booked_end_at or new_end, new_end)
             b.sequence += 1
             b.updated_at = now
+            lab_events.publish(event_data.booking("booking.changed", b, now, actor_id=actor.id))
     except IntegrityError as exc:
         if not _is_conflict_error(exc):
             raise
@@ -458,6 +475,8 @@ def check_in(booking: Booking, actor: Member | None, now: datetime | None = None
         b.checked_in_at = now
         b.sequence += 1
         b.updated_at = now
+        lab_events.publish(event_data.booking("booking.checked_in", b, now,
+                                              actor_id=actor.id if actor is not None else None))
     return b
 
 
@@ -496,6 +515,8 @@ def create_block(machine: Machine, actor: Member, start: datetime, end: datetime
             b.cancelled_by_id = actor.id
             b.cancel_reason = f"Maintenance: {reason}"[:255]
             b.sequence += 1
+            lab_events.publish(event_data.booking("booking.cancelled", b, now, actor_id=actor.id,
+                                                  reason=b.cancel_reason))
         db.session.flush()
         block = Booking(machine_id=machine.id, member_id=actor.id, start_at=start, end_at=end, booked_end_at=end,
                         status=BookingStatus.CONFIRMED.value, kind=BookingKind.MAINTENANCE.value, note=reason,

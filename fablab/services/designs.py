@@ -32,6 +32,7 @@ from ..extensions import db
 from ..models import MachineType, Member, Role
 from ..models.designs import Design, DesignFile, DesignTag, DesignVersion
 from ..models.types import utcnow
+from . import event_data, lab_events
 from .design_processing import (
     PROCESSING,
     READY,
@@ -257,6 +258,18 @@ def get_design(design_id: int) -> Design | None:
     return db.session.get(Design, design_id)
 
 
+def _publish_design(store: FileStore, ingested: list[_Ingested], design: Design, now: datetime) -> None:
+    """design.published for a new design (every design is public), in its transaction: the id needs a flush,
+    and a failure there must discard the stored files as a failed commit would."""
+    try:
+        db.session.flush()
+        lab_events.publish(event_data.design_published(design, now))
+    except BaseException:
+        db.session.rollback()
+        _discard(store, ingested)
+        raise
+
+
 def _commit_or_discard(store: FileStore, ingested: list[_Ingested]) -> None:
     try:
         db.session.commit()
@@ -291,6 +304,7 @@ def create_design(author: Member, *, title: str, licence: str, files: Sequence[U
     design.versions = [version]
     design.thumb_key = _cover(version.files)
     db.session.add(design)
+    _publish_design(store, ingested, design, now)
     _commit_or_discard(store, ingested)
     return design
 
@@ -363,5 +377,6 @@ def fork_design(parent: Design, member: Member, *, licence: str, title: str | No
     # A counter update in SQL, not in Python: concurrent forks must not lose a count.
     db.session.execute(update(Design).where(Design.id == parent.id)
                        .values(forks_count=Design.forks_count + 1))
+    _publish_design(store, ingested, design, now)
     _commit_or_discard(store, ingested)
     return design

@@ -22,6 +22,7 @@ from ..extensions import db
 from ..models import Machine, Member
 from ..models.scheduling import EffortTask, TaskClaim, TaskCompletion
 from ..models.types import utcnow
+from . import event_data, lab_events
 from . import machines as machine_service
 from .scheduling_common import SchedulingError
 from .scheduling_common import is_postgres as _pg
@@ -166,6 +167,7 @@ def claim_task(member: Member, task: EffortTask, now: datetime | None = None) ->
         task.claims.append(TaskClaim(member_id=member.id, claimed_at=now))
         if task.claimed_at is None:
             task.claimed_at = now  # the weight stops rising
+        lab_events.publish(event_data.task("task.assigned", task, now, assignee_id=member.id))
 
 
 def unclaim_task(member: Member, task: EffortTask, now: datetime | None = None) -> None:

@@ -24,7 +24,7 @@ from ..extensions import db
 from ..models import Booking, BookingKind, BookingStatus, Machine, Member
 from ..models.usage import Bridge, DeadLetter, MaintenanceRule, MqttMessage, UsageSession
 from . import bookings as booking_service
-from . import effort
+from . import effort, event_data, lab_events
 
 log = logging.getLogger("fablab.usage")
 
@@ -140,6 +140,7 @@ def _badge_member(digest: str | None) -> int | None:
 def apply_span(span: sz.UsageSpan, machine: Machine, now: datetime) -> UsageSession:
     """Upsert the usage session for a sessionizer span and link it to its booking (checking it in)."""
     row = db.session.scalar(select(UsageSession).where(UsageSession.key == span.key))
+    was_open = row.open if row is not None else None  # None: a new session (usage.started)
     if row is None:
         row = UsageSession(key=span.key, machine_id=machine.id, source=span.source)
         db.session.add(row)
@@ -173,6 +174,12 @@ def apply_span(span: sz.UsageSpan, machine: Machine, now: datetime) -> UsageSess
             booking.checked_in_at = result.check_in_at
             booking.sequence += 1
             booking.updated_at = now
+            lab_events.publish(event_data.booking("booking.checked_in", booking, now))
+    if was_open is None:
+        db.session.flush()  # the session's id, for the event
+        lab_events.publish(event_data.usage("usage.started", row, machine, now))
+    if not row.open and was_open is not False:
+        lab_events.publish(event_data.usage("usage.ended", row, machine, now))
     return row
 
 
@@ -208,10 +215,12 @@ def record_no_shows(now: datetime) -> list[int]:
             # Use was seen: link_usage will check it in; mark it here too in case it ran unlinked.
             b.status = BookingStatus.CHECKED_IN.value
             b.checked_in_at = b.start_at
+            lab_events.publish(event_data.booking("booking.checked_in", b, now))
             continue
         b.status = BookingStatus.NO_SHOW.value
         b.sequence += 1
         b.updated_at = now
+        lab_events.publish(event_data.booking("booking.no_show", b, now))
         done.append(b.id)
         ns = shows[0]
         if ns.released_end > ns.released_start:
@@ -281,9 +290,10 @@ def raise_due_maintenance(now: datetime) -> list[MaintenanceRule]:
             continue
         if not status.due:
             continue
-        effort.create_task(f"{rule.task} ({rule.machine.name})", kind="maintenance", base_hours=1.0,
-                           machine=rule.machine, description=_due_sentence(rule, status), now=now)
+        task = effort.create_task(f"{rule.task} ({rule.machine.name})", kind="maintenance", base_hours=1.0,
+                                  machine=rule.machine, description=_due_sentence(rule, status), now=now)
         rule.raised_at = now
+        lab_events.publish(event_data.task("task.due", task, now))
         db.session.commit()
         raised.append(rule)
     return raised

@@ -28,6 +28,7 @@ from ..models.scheduling import (
 )
 from ..models.types import utcnow
 from . import bookings as booking_service
+from . import event_data, lab_events
 from .fairshare_data import fair_share_for, settings_for
 from .scheduling_common import SchedulingError
 from .scheduling_common import is_postgres as _pg
@@ -192,6 +193,8 @@ def make_offers(freed: FreedTime, now: datetime) -> list[WaitlistOffer]:
             db.session.add(row)
             made.append(row)
         db.session.flush()
+        for row in made:
+            lab_events.publish(event_data.offer(row, now))
     return made
 
 

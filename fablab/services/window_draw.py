@@ -33,7 +33,7 @@ from ..models.scheduling import (
 )
 from ..models.types import utcnow
 from . import bookings as booking_service
-from . import waitlist
+from . import event_data, lab_events, waitlist
 from .fairshare_data import fair_share_for, settings_for
 from .scheduling_common import SchedulingError
 from .scheduling_common import lab_tz as _tz
@@ -217,6 +217,7 @@ def _allocate(w: RequestWindow, now: datetime) -> list[FreedTime]:
                           created_at=now, updated_at=now)
         db.session.add(booking)
         db.session.flush()
+        lab_events.publish(event_data.booking("booking.created", booking, now))
         existing.append(rules.ExistingBooking(booking.id, machine.id, r.member_id, r.start_at, r.end_at))
         r.booking_id = booking.id
         r.status = RequestStatus.GRANTED.value
@@ -266,7 +267,23 @@ def _allocate(w: RequestWindow, now: datetime) -> list[FreedTime]:
     w.status = WindowStatus.CLOSED.value
     w.closed_at = now
     db.session.flush()
+    _publish_results(w, pending, {o.request.id: o.waitlist_position for o in result.waitlisted()}, now)
     return freed
+
+
+def _publish_results(w: RequestWindow, decided: list[SlotRequest], positions: dict[Hashable, int | None],
+                     now: datetime) -> None:
+    """window.result, one per participant: granted (their first granted booking), else their best place on
+    the waitlist (None: neither, every request refused)."""
+    by_member: dict[int, list[SlotRequest]] = {}
+    for r in sorted(decided, key=lambda r: (r.start_at, r.id)):
+        by_member.setdefault(r.member_id, []).append(r)
+    for member_id, reqs in sorted(by_member.items()):
+        booked = [r.booking_id for r in reqs if r.status == RequestStatus.GRANTED and r.booking_id]
+        places = [p for r in reqs if (p := positions.get(r.id)) is not None]
+        lab_events.publish(event_data.window_result(w.id, member_id, w.machine, bool(booked),
+                                                    min(places) if places else None,
+                                                    booked[0] if booked else None, now))
 
 
 @dataclass(frozen=True)

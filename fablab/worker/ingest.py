@@ -34,6 +34,7 @@ from ..models.types import utcnow
 from ..models.usage import Bridge, DeadLetter, MqttMessage
 from ..security import badge_digest
 from ..services import authorize as auth_service
+from ..services import event_data, lab_events
 from ..services import usage as usage_service
 from . import jobs
 
@@ -336,9 +337,13 @@ class Ingestor:
             if isinstance(msg, ev.MachineStatus):
                 machine = db.session.get(Machine, self._machines[a.ident])
                 if machine is not None:
+                    previous = machine.live_state
                     usage_service.set_live_state(machine, msg.state, a.row["ts"],
                                                  msg.job.progress if msg.job else None,
                                                  msg.job.file if msg.job else None)
+                    if msg.state != previous:  # a change only, not every retained repeat
+                        lab_events.publish(event_data.machine_status(
+                            machine, msg.state, previous, a.row["ts"], msg.job.file if msg.job else None))
             if a.obs is not None:
                 for change in self.sessionizer.feed(a.obs):
                     touched[change.span.key] = change
@@ -354,7 +359,11 @@ class Ingestor:
         if not msg.online:
             # The Last Will: the machines behind this bridge are offline now, and their use stops here.
             for m in bridge.machines:
+                previous = m.live_state
                 usage_service.set_live_state(m, "offline", ts)
+                if previous != "offline":
+                    lab_events.publish(event_data.machine_status(m, "offline", previous, ts,
+                                                                 f"bridge {bridge.bridge_id} offline"))
             for obs in _bridge_offline(msg.msg_id, ts, sorted(m.slug for m in bridge.machines)):
                 self._apply(self.sessionizer.feed(obs), now)
 
