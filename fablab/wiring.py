@@ -5,7 +5,7 @@ anything. Add a listener here, one line each, with what it means in words.
 
 from __future__ import annotations
 
-from .services import bookings, waitlist, windows
+from .services import bookings, lab_events, notice_rules, waitlist, windows
 
 
 def wire() -> None:
@@ -14,3 +14,5 @@ def wire() -> None:
     bookings.register_guard(windows.direct_booking_block)
     # Freed time is offered to the waitlist: a cancel, early end or no-show gives its time to who waits.
     bookings.on_time_freed(waitlist.on_time_freed)
+    # Members are told what happened to their bookings, offers, draws and tasks (notices and mails).
+    lab_events.subscribe(notice_rules.on_event)
