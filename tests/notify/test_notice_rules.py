@@ -4,7 +4,7 @@ notice and its outbox mail exist with the right kind and params after the commit
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -205,7 +205,7 @@ def test_a_repeated_event_is_told_once(laser) -> None:
 def test_a_series_is_confirmed_once(laser, make_member) -> None:
     machine, ada = laser
     steward = make_member(role=Role.STEWARD)
-    first = date.today() + timedelta(days=1)
+    first = datetime.now(svc.lab_tz()).date() + timedelta(days=1)  # the lab's tomorrow
     spec = SeriesSpec(first.weekday(), time(10, 0), 60, 1, first, first + timedelta(weeks=1))
     plan = booking_series.SeriesPlan(machine, SeriesKind.BOOKING, ada, steward, spec, "Weekly slot")
     series = booking_series.save(plan, datetime.now(UTC), None)
@@ -232,6 +232,8 @@ def test_the_offer_link_leads_to_claiming_it(client, laser) -> None:
     assert n.member_id == bo.id and n.params["offer_id"] == offer.id and n.params["hold_minutes"] == 15
     assert n.params["hold_until"] == offer.expires_at.isoformat()
     assert "15 minutes" in _text(n) and "Claim it: http" in _text(n)
+    html = render(n.kind, n.params, n.member, n.link).html
+    assert 'href="http://localhost:5000/scheduling/waitlist#offers"' in html and ">Claim it</a>" in html
     login(client, "bo@example.org")
     page = client.get(n.link).get_data(as_text=True)
     form = re.search(rf'<form method="post" action="(/scheduling/offers/{offer.id}/claim)">'
