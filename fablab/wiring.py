@@ -5,7 +5,7 @@ anything. Add a listener here, one line each, with what it means in words.
 
 from __future__ import annotations
 
-from .services import bookings, waitlist, windows
+from .services import bookings, lab_events, notice_scans, waitlist, windows
 
 
 def wire() -> None:
@@ -14,3 +14,6 @@ def wire() -> None:
     bookings.register_guard(windows.direct_booking_block)
     # Freed time is offered to the waitlist: a cancel, early end or no-show gives its time to who waits.
     bookings.on_time_freed(waitlist.on_time_freed)
+    # A machine in alarm or error is told to the stewards; a task fallen due to its assignee (or the stewards).
+    lab_events.subscribe(notice_scans.on_machine_status)
+    lab_events.subscribe(notice_scans.on_task_due)
