@@ -59,6 +59,14 @@ def _lead_minutes(member_ids: set[int]) -> dict[int, int]:
     return leads
 
 
+def _told(kind: str, keys: list[str]) -> set[str]:
+    """Which of these dedupe keys were already used (one query, instead of one per booking on every run)."""
+    if not keys:
+        return set()
+    return set(db.session.scalars(select(Notice.dedupe_key).where(Notice.kind == kind,
+                                                                 Notice.dedupe_key.in_(keys))))
+
+
 def send_reminders(now: datetime) -> list[int]:
     """A reminder before each confirmed booking, at its member's lead time; the ids of the bookings told.
 
@@ -71,14 +79,16 @@ def send_reminders(now: datetime) -> list[int]:
         Booking.kind.in_([BookingKind.NORMAL.value, BookingKind.INDUCTION.value]),
         Booking.start_at > now, Booking.start_at <= now + ahead).order_by(Booking.start_at, Booking.id)))
     leads = _lead_minutes({b.member_id for b in rows})
+    due = {f"booking:{b.id}:reminder:{timing.stamp(b.start_at)}": b for b in rows
+           if timing.reminder_due(b.start_at, b.created_at, leads[b.member_id], now)}
+    done = _told("booking_reminder", list(due))
     told: list[int] = []
-    for b in rows:
-        lead = leads[b.member_id]
-        if not timing.reminder_due(b.start_at, b.created_at, lead, now):
+    for key, b in due.items():
+        if key in done:
             continue
-        notice = notify.notify(b.member, "booking_reminder", {**booking_params(b), "lead_minutes": lead}, now=now,
-                               link=f"/bookings/{b.id}",
-                               dedupe_key=f"booking:{b.id}:reminder:{timing.stamp(b.start_at)}")
+        params = {**booking_params(b), "lead_minutes": leads[b.member_id]}
+        notice = notify.notify(b.member, "booking_reminder", params, now=now, link=f"/bookings/{b.id}",
+                               dedupe_key=key)
         if notice is not None:
             told.append(b.id)
     return told
@@ -92,15 +102,17 @@ def announce_checkin_windows(now: datetime) -> list[int]:
         Booking.checked_in_at.is_(None), Booking.start_at <= now + rules.CHECKIN_EARLY,
         Booking.start_at > now - MAX_GRACE, Booking.end_at > now).order_by(Booking.start_at, Booking.id)))
     tz = booking_service.lab_tz()
+    windows = {f"booking:{b.id}:checkin:{timing.stamp(b.start_at)}": (b, timing.CheckinWindow(
+        *booking_service.checkin_window(b))) for b in rows}
+    due = {key: bw for key, bw in windows.items() if timing.checkin_announce_due(bw[1], now)}
+    done = _told("checkin_open", list(due))
     told: list[int] = []
-    for b in rows:
-        window = timing.CheckinWindow(*booking_service.checkin_window(b))
-        if not timing.checkin_announce_due(window, now):
+    for key, (b, window) in due.items():
+        if key in done:
             continue
         params = {**booking_params(b), "opens": timing.stamp(window.opens),
                   "release_at": timing.stamp(window.releases), "release_local": timing.local_hhmm(window.releases, tz)}
-        notice = notify.notify(b.member, "checkin_open", params, now=now, link=f"/bookings/{b.id}",
-                               dedupe_key=f"booking:{b.id}:checkin:{timing.stamp(b.start_at)}")
+        notice = notify.notify(b.member, "checkin_open", params, now=now, link=f"/bookings/{b.id}", dedupe_key=key)
         if notice is not None:
             told.append(b.id)
     return told

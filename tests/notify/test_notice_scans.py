@@ -15,6 +15,7 @@ from fablab import wiring
 from fablab.extensions import db
 from fablab.models import Booking, BookingKind, BookingStatus, Machine, Member, Qualification, Role
 from fablab.models.notifications import Notice, NoticePreference, NoticeSettings, OutboxMail
+from fablab.models.scheduling import WaitlistEntry
 from fablab.models.types import utcnow
 from fablab.models.usage import Bridge, DeadLetter
 from fablab.services import lab_events, notice_scans, notify
@@ -320,6 +321,10 @@ def test_weekly_digest_exactly_once_a_week_at_monday_0800_across_spring_forward(
     # A week of use before the switch (Mon 23 - Sun 29 March 2026, DST begins on the Sunday).
     b = book(member, machine, datetime(2026, 3, 25, 9, 0, tzinfo=UTC))
     b.status, b.checked_in_at = BookingStatus.COMPLETED.value, b.start_at
+    # Unmet demand: a member waited for the taken slot and never got it.
+    db.session.add(WaitlistEntry(member_id=staff["steward"].id, machine_id=machine.id, kind="slot",
+                                 start_at=b.start_at, end_at=b.end_at, status="active",
+                                 joined_at=b.start_at - timedelta(days=1)))
     db.session.commit()
     sent: list[tuple[datetime, str]] = []
     t = datetime(2026, 3, 22, 0, 0, tzinfo=UTC)
@@ -336,10 +341,13 @@ def test_weekly_digest_exactly_once_a_week_at_monday_0800_across_spring_forward(
     second = told[1]
     assert second.params["first_day"] == "2026-03-23" and second.params["last_day"] == "2026-03-29"
     assert second.params["bookings"] == 1 and second.params["used_hours"] == 2.0
+    assert second.params["unmet_hours"] == 2.0
+    assert [m["machine"] for m in second.params["unmet_machines"]] == ["Laser"]
     assert second.link == "/fairness?start=2026-03-23&end=2026-03-29"
     r = render(second.kind, second.params, staff["admin"], second.link)
     assert r.subject.startswith("Fairness, week 2026-W14: 2.0 h used")
-    assert "from 2026-03-23 to 2026-03-29" in r.text
+    assert "from 2026-03-23 to 2026-03-29" in r.text and "- Laser: 2.0 h" in r.text
+    assert told[2].params["bookings"] == 0  # the week after: its own figures
 
 
 def test_weekly_digest_after_fall_back_and_a_late_worker(staff) -> None:
