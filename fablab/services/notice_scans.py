@@ -25,7 +25,7 @@ from ..domain.notice_kinds import Audience
 from ..extensions import db
 from ..models import Booking, BookingKind, BookingStatus, Machine, Member, Qualification
 from ..models.notifications import Notice, NoticeSettings
-from ..models.usage import Bridge, DeadLetter
+from ..models.usage import Bridge, DeadLetter, MqttMessage
 from . import bookings as booking_service
 from . import fairness, notify
 from .lab_events import LabEvent
@@ -152,19 +152,24 @@ def warn_expiring_qualifications(now: datetime) -> list[tuple[int, str]]:
 # --- stewards: bridges offline ----------------------------------------------------------------------------
 
 
+def _offline_since(bridge: Bridge) -> datetime | None:
+    """When the bridge went offline. Its Last Will is written when the bridge starts, so the will's own `ts`
+    (bridge.last_seen_at) can be days old: the time the worker received it says when the broker gave up."""
+    received = db.session.scalar(select(func.max(MqttMessage.received_at)).where(
+        MqttMessage.kind == "status", MqttMessage.src == bridge.bridge_id, MqttMessage.machine_id.is_(None)))
+    times = [t for t in (bridge.last_seen_at, received) if t is not None]
+    return max(times) if times else None
+
+
 def alert_bridges_offline(now: datetime) -> list[str]:
     """Bridges offline (their Last Will, or a goodbye) for more than ten minutes: one alert per offline
     spell (the dedupe key holds when it went offline), naming the machines behind it. Bridge ids told."""
-    rows = list(db.session.scalars(select(Bridge).where(
-        Bridge.online.is_(False), Bridge.last_seen_at.is_not(None),
-        Bridge.last_seen_at < now - timing.OFFLINE_ALERT_AFTER,
-        Bridge.last_seen_at >= now - timing.OFFLINE_NEWS).order_by(Bridge.id)))
     told: list[str] = []
-    for bridge in rows:
-        assert bridge.last_seen_at is not None
-        if not timing.offline_alert_due(bridge.last_seen_at, now):
+    for bridge in db.session.scalars(select(Bridge).where(Bridge.online.is_(False)).order_by(Bridge.id)):
+        went = _offline_since(bridge)
+        if went is None or not timing.offline_alert_due(went, now):
             continue
-        since = timing.stamp(bridge.last_seen_at)
+        since = timing.stamp(went)
         params = {"bridge": bridge.bridge_id, "since": since,
                   "machines": sorted(m.name for m in bridge.machines)}
         if notify.notify_staff("bridge_offline", params, now=now, link="/admin/bridges",

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from devices import events as ev
 from fablab import wiring
 from fablab.extensions import db
 from fablab.models import Booking, BookingKind, BookingStatus, Machine, Member, Qualification, Role
@@ -19,9 +20,11 @@ from fablab.models.scheduling import WaitlistEntry
 from fablab.models.types import utcnow
 from fablab.models.usage import Bridge, DeadLetter
 from fablab.services import lab_events, notice_scans, notify
+from fablab.services import usage as usage_service
 from fablab.services.lab_events import LabEvent
 from fablab.services.notice_render import render
 from fablab.worker import jobs
+from fablab.worker.ingest import Incoming, Ingestor
 
 BERLIN = ZoneInfo("Europe/Berlin")
 T0 = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)  # a Wednesday, summer time
@@ -272,6 +275,21 @@ def test_bridge_offline_alert_after_ten_minutes_not_at_nine(staff, member, machi
     assert run(notice_scans.alert_bridges_offline, T0 + timedelta(hours=2, minutes=9)) == []
     assert run(notice_scans.alert_bridges_offline, T0 + timedelta(hours=2, minutes=12)) == ["bridge-1"]
     assert len(notices("bridge_offline", staff["steward"])) == 2
+
+
+def test_a_real_last_will_written_days_before_counts_from_when_it_arrived(app, staff, machine) -> None:
+    # The bridge ran for ten days; its Last Will was written (msg_id, ts) when it started.
+    usage_service.add_bridge("bridge-x", [machine.slug])
+    db.session.commit()
+    will = ev.BridgeStatus(src="bridge-x", bridge_id="bridge-x", online=False,
+                           ts=ev.utc_now_iso(T0 - timedelta(days=10)))
+    Ingestor(app).process([Incoming(will.topic(), ev.encode(will), received_at=T0)], now=T0)
+    db.session.commit()
+    bridge = db.session.scalar(select(Bridge).where(Bridge.bridge_id == "bridge-x"))
+    assert bridge is not None and bridge.online is False
+    assert run(notice_scans.alert_bridges_offline, T0 + timedelta(minutes=9)) == []
+    assert run(notice_scans.alert_bridges_offline, T0 + timedelta(minutes=11)) == ["bridge-x"]
+    assert notices("bridge_offline")[0].params["since"] == "2026-06-10T10:00:00+00:00"
 
 
 def test_a_bridge_gone_for_weeks_is_not_news(staff, machine) -> None:
