@@ -5,7 +5,7 @@ anything. Add a listener here, one line each, with what it means in words.
 
 from __future__ import annotations
 
-from .services import bookings, lab_events, notice_rules, waitlist, windows
+from .services import bookings, lab_events, notice_rules, notice_scans, waitlist, windows
 
 
 def wire() -> None:
@@ -16,3 +16,6 @@ def wire() -> None:
     bookings.on_time_freed(waitlist.on_time_freed)
     # Members are told what happened to their bookings, offers, draws and tasks (notices and mails).
     lab_events.subscribe(notice_rules.on_event)
+    # A machine in alarm or error is told to the stewards; a task fallen due to its assignee (or the stewards).
+    lab_events.subscribe(notice_scans.on_machine_status)
+    lab_events.subscribe(notice_scans.on_task_due)
