@@ -16,7 +16,7 @@ from flask import current_app
 
 from ..database import begin_write
 from ..extensions import db
-from ..services import design_processing, usage, waitlist, window_draw, windows
+from ..services import design_processing, digest, usage, waitlist, window_draw, windows
 
 log = logging.getLogger("fablab.worker.jobs")
 
@@ -46,6 +46,7 @@ JOBS: tuple[Job, ...] = (
     Job("offer_freed_time", TICK, waitlist.offer_freed_time),  # freed time goes to the next in line
     # Uploads too heavy for the web request are measured and pictured here (or failed with the reason).
     Job("process_pending_uploads", TICK, design_processing.process_pending_uploads),
+    Job("send_digests", timedelta(minutes=1), digest.send_digests),  # held notices: one mail at each member's hour
 )
 
 
