@@ -6,6 +6,7 @@ notices (another member's notice id reads as "no such notice"). Writing a notice
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,8 @@ from ..models import Member, Role
 from ..models.notifications import Notice, NoticePreference, NoticeSettings
 from . import notice_render
 from .notify import chosen_channel, settings_for
+
+log = logging.getLogger("fablab.notices")
 
 PAGE_SIZE = 20
 REMINDER_CHOICES = (0, 15, 30, 60, 120, 1440)  # minutes before a booking; 0: no reminder
@@ -54,10 +57,14 @@ class Page:
 
 
 def summary(notice: Notice) -> str:
-    """The notice's one line; a kind whose template is missing still shows (its name), never an error page."""
+    """The notice's one line. A kind whose template is missing or fails on the stored params still shows (as
+    its name): one bad row must not make the whole notices page, the kiosk or a digest fail."""
     try:
         return notice_render.summary(notice)
     except TemplateNotFound:
+        return kind_label(notice.kind)
+    except Exception:  # noqa: BLE001
+        log.exception("notice %s (%s) did not render", notice.id, notice.kind)
         return kind_label(notice.kind)
 
 

@@ -326,3 +326,13 @@ def test_turning_the_digest_on_waits_for_the_next_hour_and_off_sends_the_held(cl
     assert client.post("/notices/preferences", data=data).status_code == 302
     _run(utcnow())  # turned off: what was held goes out at once
     assert len(_digests(m)) == 1 and db.session.get(Notice, n.id).email_state == "digested"
+
+
+def test_a_notice_that_cannot_render_still_lists(client, two) -> None:
+    ada, _ = two
+    db.session.add(Notice(member_id=ada.id, kind="gone_kind", params={"x": 1}, created_at=utcnow(),
+                          email_state="none"))
+    db.session.commit()
+    login(client, "ada@example.org")
+    resp = client.get("/notices")
+    assert resp.status_code == 200 and "Gone kind" in resp.get_data(as_text=True)
