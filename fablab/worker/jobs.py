@@ -16,7 +16,7 @@ from flask import current_app
 
 from ..database import begin_write
 from ..extensions import db
-from ..services import design_processing, notice_scans, usage, waitlist, window_draw, windows
+from ..services import design_processing, digest, notice_scans, usage, waitlist, window_draw, windows
 
 log = logging.getLogger("fablab.worker.jobs")
 
@@ -52,6 +52,7 @@ JOBS: tuple[Job, ...] = (
     Job("alert_bridges_offline", timedelta(minutes=1), notice_scans.alert_bridges_offline),  # stewards: 10 min gone
     Job("alert_dead_letters", timedelta(minutes=1), notice_scans.alert_dead_letters),  # stewards: new dead letters
     Job("weekly_fairness_digest", timedelta(minutes=10), notice_scans.weekly_fairness_digest),  # admins: Monday 08:00
+    Job("send_digests", timedelta(minutes=1), digest.send_digests),  # held notices: one mail at each member's hour
 )
 
 

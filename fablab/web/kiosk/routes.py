@@ -24,6 +24,7 @@ from ...services import bookings as svc
 from ...services import kiosk as kiosk_service
 from ...services import machines as machine_service
 from ...services import members as member_service
+from ...services import notices as notices_service
 from ...services import sessions as session_service
 from ...services import throttle
 from ...services import waitlist as waitlist_service
@@ -110,6 +111,7 @@ def _panel(member: Member | None, **extra: Any) -> Any:
         return render_template("kiosk/_identify.html", **extra)
     return render_template("kiosk/_member.html", member=member, now=now,
                            offers=waitlist_service.member_offers(member, now),
+                           warnings=notices_service.kiosk_warnings(member.id, now), summary=notices_service.summary,
                            today=kiosk_service.today_bookings(member, now),
                            options=kiosk_service.book_now_options(member, now),
                            extensions=lambda b: kiosk_service.extension_options(b, member, now),
