@@ -5,7 +5,8 @@ anything. Add a listener here, one line each, with what it means in words.
 
 from __future__ import annotations
 
-from .services import bookings, waitlist, windows
+from . import metrics
+from .services import bookings, lab_events, waitlist, windows
 
 
 def wire() -> None:
@@ -14,3 +15,5 @@ def wire() -> None:
     bookings.register_guard(windows.direct_booking_block)
     # Freed time is offered to the waitlist: a cancel, early end or no-show gives its time to who waits.
     bookings.on_time_freed(waitlist.on_time_freed)
+    # Bookings made are counted for Prometheus (fablab/metrics.py).
+    lab_events.subscribe(metrics.on_lab_event)
