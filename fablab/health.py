@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from .extensions import db
 
@@ -32,7 +32,10 @@ def _check(app: Flask, out: dict[str, str | None]) -> None:
         with app.app_context(), db.engine.connect() as conn:
             try:
                 current = {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
-            except Exception:  # noqa: BLE001 - reachable, but no alembic_version: never migrated
+            except Exception:
+                conn.rollback()  # a connection that died meanwhile raises here: "unreachable" below
+                if inspect(conn).has_table("alembic_version"):
+                    raise
                 out["problem"] = "database schema not created (run fablab init-db)"
                 return
             heads = head_revisions()
