@@ -114,10 +114,10 @@ class LabCollector:
             bridges = GaugeMetricFamily("fablab_bridges", "Registered bridges by what they last said "
                                         "(online, offline, unknown).", labels=["state"])
             counts = {"online": 0, "offline": 0, "unknown": 0}
-            for online, n in s.execute(select(Bridge.online, func.count()).group_by(Bridge.online)):
-                counts["unknown" if online is None else "online" if online else "offline"] += n
-            for state, n in counts.items():
-                bridges.add_metric([state], n)
+            for said, n in s.execute(select(Bridge.online, func.count()).group_by(Bridge.online)):
+                counts["unknown" if said is None else "online" if said else "offline"] += n
+            for bridge_state, n in counts.items():
+                bridges.add_metric([bridge_state], n)
             online = GaugeMetricFamily("fablab_bridges_online", "Bridges whose last status said online.",
                                        value=counts["online"])
             machines = GaugeMetricFamily("fablab_machines", "Machines by live state (from MQTT) and status.",
