@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from fablab import create_app
+from fablab import create_app, health
 from fablab.extensions import db
 from tests.support.broker import free_port
 
@@ -78,8 +78,15 @@ def test_a_database_that_hangs_costs_the_probe_the_timeout_only(tmp_path: Path) 
         resp = app.test_client().get("/readyz")
         assert time.monotonic() - started < 2
         assert resp.status_code == 503 and "did not answer within 0.5 s" in resp.get_json()["reason"]
+        # While that check still hangs, the next probe does not start another one.
+        assert "has not returned yet" in app.test_client().get("/readyz").get_json()["reason"]
     finally:
         silent.close()
+    deadline = time.monotonic() + 10  # the hanging check ends once the listener is gone
+    while not health._busy.acquire(blocking=False):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    health._busy.release()
 
 
 class _Forwarder:
