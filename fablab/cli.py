@@ -14,8 +14,10 @@ from .extensions import db
 
 
 def register_cli(app: Flask) -> None:
+    from .backup import backup_cmd, restore_cmd
+
     for cmd in (init_db, create_user, create_token, grant_cmd, seed_demo, run_cmd, demo_cmd, worker_cmd,
-                add_bridge_cmd, mosquitto_config_cmd):
+                add_bridge_cmd, mosquitto_config_cmd, backup_cmd, restore_cmd):
         app.cli.add_command(cmd)
 
 
