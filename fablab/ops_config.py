@@ -26,7 +26,10 @@ def load(config: dict[str, Any]) -> None:
     for name, default in DEFAULTS.items():
         if name not in config:
             raw = os.environ.get(name)
-            config[name] = default if raw is None else type(default)(raw)
+            try:
+                config[name] = default if raw is None else type(default)(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be a {type(default).__name__}, got {raw!r}") from None
     config["FABLAB_LOG_FORMAT"] = str(config["FABLAB_LOG_FORMAT"]).strip().lower()
     if config["FABLAB_LOG_FORMAT"] not in ("text", "json"):
         raise ValueError(f"FABLAB_LOG_FORMAT must be text or json, got {config['FABLAB_LOG_FORMAT']!r}")
