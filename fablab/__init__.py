@@ -64,6 +64,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     http_input.register(app)  # the <id:> converter and input guards, before any route exists
     register_web(app)
+    from .web.ops import init_ops
+
+    init_ops(app)  # /healthz /readyz /metrics, request ids, request metrics, JSON logs (fablab/web/ops/)
 
     from .api import bp as api_bp
     from .api import register_routes

@@ -14,8 +14,10 @@ from .extensions import db
 
 
 def register_cli(app: Flask) -> None:
+    from .backup import backup_cmd, restore_cmd
+
     for cmd in (init_db, create_user, create_token, grant_cmd, seed_demo, run_cmd, demo_cmd, worker_cmd,
-                add_bridge_cmd, mosquitto_config_cmd):
+                add_bridge_cmd, mosquitto_config_cmd, backup_cmd, restore_cmd):
         app.cli.add_command(cmd)
 
 
@@ -141,8 +143,11 @@ def demo_cmd(host: str, port: int) -> None:
 @click.option("--client-id", default="fablab-worker", help="Fixed id: the broker keeps this session's queue.")
 @click.option("--shared", is_flag=True, help="Share the load with other workers ($share/fablab/...); give each "
               "worker its own --client-id.")
+@click.option("--health-port", "--metrics-port", "health_port", type=click.IntRange(0, 65535), default=None,
+              help="Serve /healthz, /readyz and /metrics on this port (fablab/worker/health_server.py).")
+@click.option("--health-host", default="127.0.0.1", show_default=True, help="Address for --health-port.")
 @with_appcontext
-def worker_cmd(client_id: str, shared: bool) -> None:
+def worker_cmd(client_id: str, shared: bool, health_port: int | None, health_host: str) -> None:
     """Ingest machine reports from MQTT and run the timed jobs (no-shows, windows, maintenance)."""
     import logging
     import signal
@@ -153,6 +158,10 @@ def worker_cmd(client_id: str, shared: bool) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     worker = MqttWorker(app, MqttSettings.from_url(app.config["FABLAB_MQTT_URL"]), client_id=client_id,
                         shared=shared)
+    if health_port is not None:
+        from .worker.health_server import serve
+
+        serve(worker, health_host, health_port)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     click.echo(f"fablab worker {client_id} on {app.config['FABLAB_MQTT_URL'].split('@')[-1]}")

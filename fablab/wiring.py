@@ -5,6 +5,7 @@ anything. Add a listener here, one line each, with what it means in words.
 
 from __future__ import annotations
 
+from . import metrics
 from .services import bookings, lab_events, notice_rules, notice_scans, waitlist, windows
 
 
@@ -19,3 +20,5 @@ def wire() -> None:
     # A machine in alarm or error is told to the stewards; a task fallen due to its assignee (or the stewards).
     lab_events.subscribe(notice_scans.on_machine_status)
     lab_events.subscribe(notice_scans.on_task_due)
+    # Bookings made are counted for Prometheus (fablab/metrics.py).
+    lab_events.subscribe(metrics.on_lab_event)

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from .. import metrics
 from ..database import write_transaction
 from ..domain import booking_rules as rules
 from ..domain import policy as pol
@@ -242,6 +243,7 @@ def create_booking(member: Member, machine: Machine, start: datetime, end: datet
         for guard in _guards:
             why = guard(machine, start, end, now)
             if why:
+                metrics.booking_refused("request_window")
                 raise BookingRejected([rules.RuleViolation("request_window", why, {})])
     try:
         with write_transaction():
@@ -276,13 +278,16 @@ def create_booking(member: Member, machine: Machine, start: datetime, end: datet
     except IntegrityError as exc:
         if not _is_conflict_error(exc):
             raise
+        metrics.booking_refused("overlap")
         raise BookingRejected([_overlap_violation(machine, start, end)],
                               suggest_next(machine, start, end - start, now)) from None
     except OperationalError as exc:  # PostgreSQL serialisation failures surface here
         if "could not serialize" not in str(exc) and "deadlock" not in str(exc):
             raise
+        metrics.booking_refused("overlap")
         raise BookingRejected([_overlap_violation(machine, start, end)]) from None
     except BookingRejected as exc:
+        metrics.booking_refused(exc.code)
         if exc.code in ("overlap", "buffer") and exc.suggestion is None:
             exc.suggestion = suggest_next(machine, start, end - start, now)
         raise

@@ -27,6 +27,7 @@ from devices import events as ev
 from fablab.domain import sessionize as sz
 from fablab.domain import sessionizer
 
+from .. import metrics
 from ..database import begin_write
 from ..extensions import db
 from ..models import Machine
@@ -61,6 +62,7 @@ class BatchResult:
     duplicates: int = 0
     dead: int = 0
     auth: int = 0
+    newest: datetime | None = None  # event time of the newest message stored (the ingest lag)
 
 
 # The whole batch as one JSON parameter: psycopg builds text arrays in Python (escaping every quote of every
@@ -181,6 +183,7 @@ class Ingestor:
         now = now or utcnow()
         result = BatchResult()
         self._isolating(batch, now, result, isolate)
+        metrics.ingest_processed(len(batch), result.stored, result.duplicates, result.dead)
         for k in ("stored", "duplicates", "dead", "auth"):
             setattr(self.totals, k, getattr(self.totals, k) + getattr(result, k))
         return result
@@ -214,7 +217,9 @@ class Ingestor:
             try:
                 begin_write()  # the web app writes too: take the lock before reading (see begin_write)
                 auth_requests = self._process(batch, now, part)
+                started = time.perf_counter()
                 db.session.commit()
+                metrics.ingest_committed(time.perf_counter() - started, part.newest)
             except BaseException:
                 db.session.rollback()
                 self.sessionizer.rollback()  # in-memory state goes back with the transaction
@@ -321,6 +326,7 @@ class Ingestor:
             result.dead += len(dead)
         fresh = _insert_ignoring_duplicates([a.row for a in accepted])
         result.stored += len(fresh)
+        result.newest = max((a.row["ts"] for a in accepted if a.msg.msg_id in fresh), default=None)
         result.duplicates += len(accepted) - len(fresh)
         auth: list[ev.AuthRequest] = []
         touched: dict[str, sessionizer.SessionChange] = {}

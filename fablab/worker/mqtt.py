@@ -9,6 +9,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -65,6 +66,7 @@ class MqttWorker:
         self.client.on_disconnect = self._on_disconnect
         self.client.reconnect_delay_set(1, 30)
         self.ingestor = Ingestor(app, publish=self._publish)
+        self.handling_since: datetime | None = None  # received time of the batch being stored (readiness)
 
     @property
     def topic(self) -> str:
@@ -136,6 +138,7 @@ class MqttWorker:
         """Store a batch, then acknowledge it. While the database is away the batch waits (never acked, so
         the broker keeps it); a batch that keeps failing while the database answers is taken apart so
         that one bad message cannot hold back the others."""
+        self.handling_since = batch[0].received_at
         for attempt in range(1, 1_000_000):
             try:
                 self.ingestor.process(batch, isolate=attempt > 3 and self.ingestor.database_ok())
@@ -148,6 +151,14 @@ class MqttWorker:
         for item in batch:
             if item.qos > 0:
                 self.client.ack(item.mid, item.qos)
+        self.handling_since = None
+
+    def backlog_seconds(self, now: datetime) -> float:
+        """How long the oldest received message not yet committed has waited (0: nothing waits)."""
+        with self.queue.mutex:
+            queued = self.queue.queue[0].received_at if self.queue.queue else None
+        oldest = min((t for t in (self.handling_since, queued) if t is not None), default=None)
+        return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
 
     def stop(self) -> None:
         self.stop_event.set()
