@@ -5,7 +5,7 @@ anything. Add a listener here, one line each, with what it means in words.
 
 from __future__ import annotations
 
-from .services import bookings, waitlist, windows
+from .services import bookings, lab_events, waitlist, webhooks, windows
 
 
 def wire() -> None:
@@ -14,3 +14,5 @@ def wire() -> None:
     bookings.register_guard(windows.direct_booking_block)
     # Freed time is offered to the waitlist: a cancel, early end or no-show gives its time to who waits.
     bookings.on_time_freed(waitlist.on_time_freed)
+    # Lab events go out to integrations: each matching active webhook gets a signed delivery queued.
+    lab_events.subscribe(webhooks.on_event)
