@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import SplitResult
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -56,7 +57,7 @@ def check_url(url: str) -> str:
     cloud metadata address is refused. Delivery checks again before every connection (the name may change).
     """
     parts = webhook_urls.parse(url)
-    if isinstance(parts, tuple):
+    if not isinstance(parts, SplitResult):  # a refusal (a SplitResult is a tuple too: test for it)
         raise WebhookError(parts[0], webhook_urls.message(parts))
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
