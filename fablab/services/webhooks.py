@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import SplitResult
 
 from flask import current_app
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import func, select
 
 from ..domain import webhook_urls
@@ -114,7 +115,7 @@ def disable(hook: Webhook, reason: str, now: datetime) -> None:
 
 
 def delete(hook: Webhook) -> None:
-    db.session.execute(WebhookDelivery.__table__.delete().where(WebhookDelivery.webhook_id == hook.id))
+    db.session.execute(sa_delete(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id))
     db.session.delete(hook)
 
 
