@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import or_, select, update
 
+from ..database import begin_write
 from ..domain import webhook_urls
 from ..domain.backoff import next_attempt, retry_delay
 from ..domain.webhook_signing import signed_headers
@@ -126,6 +127,7 @@ def claim(now: datetime, limit: int) -> list[int]:
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit))
     if db.session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True, of=WebhookDelivery)
+    begin_write()
     ids = list(db.session.scalars(stmt))
     if ids:
         db.session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
@@ -175,22 +177,29 @@ def _record(delivery: WebhookDelivery, hook: Webhook, outcome: Outcome, at: date
 
 
 def deliver_due(now: datetime, *, limit: int = 200, sender: Sender | None = None) -> DeliveryReport:
-    """Send what is due at `now` (at most `limit` tries); each result is committed as soon as it is known."""
+    """Send what is due at `now` (at most `limit` tries); each result is committed as soon as it is known.
+
+    Runs its own short transactions (the caller's open one is committed first). On SQLite each write takes
+    the write lock up front (database.begin_write): a read snapshot cannot be upgraded once another sender
+    committed."""
     send = sender or post
     started = time.monotonic()
     report = DeliveryReport()
     failing: set[int] = set()  # hooks that failed in this run: their other deliveries wait for the back-off
     taken = 0
+    db.session.commit()
     while taken < limit:
         ids = claim(now, min(CHUNK, limit - taken))
         if not ids:
             break
         taken += len(ids)
         for delivery_id in ids:
-            delivery = db.session.get(WebhookDelivery, delivery_id)
-            if delivery is None:
+            begin_write()
+            delivery = db.session.get(WebhookDelivery, delivery_id, populate_existing=True)
+            hook = db.session.get(Webhook, delivery.webhook_id, populate_existing=True) if delivery else None
+            if delivery is None or hook is None:
+                db.session.commit()
                 continue
-            hook = delivery.webhook
             if hook.id in failing or not hook.active:
                 _release(delivery)
                 db.session.commit()
@@ -200,12 +209,15 @@ def deliver_due(now: datetime, *, limit: int = 200, sender: Sender | None = None
             body = delivery.body.encode()
             headers = signed_headers(hook_service.secret_for(hook), body, event_type=delivery.event_type,
                                      event_id=delivery.event_id, timestamp=int(at.timestamp()))
-            url = hook.url
+            url, hook_id = hook.url, hook.id
             db.session.commit()  # no transaction is held while the receiver answers
             outcome = send(url, body, headers)
-            db.session.refresh(hook)
-            _record(delivery, hook, outcome, at, report)
+            begin_write()
+            delivery = db.session.get(WebhookDelivery, delivery_id, populate_existing=True)
+            hook = db.session.get(Webhook, hook_id, populate_existing=True, with_for_update=True)
+            if delivery is not None and hook is not None:  # not deleted by an admin meanwhile
+                _record(delivery, hook, outcome, at, report)
             db.session.commit()
             if not outcome.ok:
-                failing.add(hook.id)
+                failing.add(hook_id)
     return report

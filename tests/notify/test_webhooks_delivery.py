@@ -294,3 +294,33 @@ def test_rotating_the_secret_signs_waiting_deliveries_with_the_new_one(app_ctx, 
     _receiver_checks(new, req, NOW)
     with pytest.raises(AssertionError):
         _receiver_checks(old, req, NOW)
+
+
+def test_two_senders_at_once_deliver_each_event_once(app, app_ctx, receiver):
+    import threading
+
+    _hook(receiver.url())
+    for i in range(40):
+        publish(LabEvent("booking.created", NOW, {**BOOKING, "booking_id": i}))
+    db.session.commit()
+    reports: list = []
+    errors: list = []
+
+    def sender() -> None:
+        with app.app_context():
+            try:
+                reports.append(webhook_delivery.deliver_due(NOW))
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=sender) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sum(r.sent for r in reports) == 40
+    ids = [json.loads(r.body)["data"]["booking_id"] for r in receiver.requests]
+    assert sorted(ids) == list(range(40))
