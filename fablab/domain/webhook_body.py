@@ -64,3 +64,33 @@ def clean_event_types(chosen: list[str]) -> list[str]:
     """The subscribable types among `chosen`, in the canonical order, each once."""
     wanted = set(chosen)
     return [t for t in EVENT_TYPES if t in wanted]
+
+
+def openapi_webhooks() -> dict[str, Any]:
+    """The OpenAPI 3.1 `webhooks` object: one entry per event type, each a POST of the body above with the
+    signature headers (for fablab/api/openapi.py's document)."""
+    headers = {
+        "X-Fablab-Event": "The event type (the body's `type`).",
+        "X-Fablab-Delivery": "The event id (the body's `id`); the same on every retry: dedupe on it.",
+        "X-Fablab-Timestamp": "Unix seconds when this attempt was signed.",
+        "X-Fablab-Signature-256": "`sha256=` + hex HMAC-SHA256 of the raw body with the hook's secret.",
+        "X-Fablab-Signature": "`t=<timestamp>,v1=<hex HMAC-SHA256 of '<timestamp>.' + raw body>`; refuse it when "
+                              "the timestamp is more than 5 minutes from your clock (a replay).",
+    }
+    out: dict[str, Any] = {}
+    for event_type in (*EVENT_TYPES, PING):
+        body = {"type": "object", "required": ["id", "type", "created_at", "data"], "additionalProperties": False,
+                "properties": {"id": {"type": "string", "format": "uuid"}, "type": {"const": event_type},
+                               "created_at": {"type": "string", "format": "date-time"},
+                               "data": {"type": "object", "description": "The ids of what the event is about "
+                                        "(members by id only), times in ISO UTC."}}}
+        out[event_type] = {"post": {
+            "summary": f"{event_type} (sent to hooks subscribed to it)" if event_type != PING
+            else "ping (the admin's test, sent whatever the hook subscribed to)",
+            "parameters": [{"name": name, "in": "header", "required": True, "description": text,
+                            "schema": {"type": "string"}} for name, text in headers.items()],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {"2XX": {"description": "Received; anything else (or no answer within 5 s) is retried"}},
+            "security": [],
+        }}
+    return out

@@ -40,6 +40,8 @@ def parse(url: str) -> SplitResult | Refusal:
         return ("url_scheme", {"scheme": parts.scheme})
     if not parts.hostname:
         return ("url_no_host", {})
+    if not parts.hostname.isascii():
+        return ("url_host_ascii", {})
     if parts.username is not None or parts.password is not None:
         return ("url_credentials", {})
     if port == 0:
@@ -73,6 +75,7 @@ MESSAGES = {
     "url_malformed": "This is not a valid URL.",
     "url_scheme": "Only http:// and https:// URLs can receive webhooks.",
     "url_no_host": "The URL needs a host name.",
+    "url_host_ascii": "Write the host name in its ASCII form (for an international name, its xn-- form).",
     "url_credentials": "Put no user name or password in the URL; check the signature on the receiver instead.",
     "url_unresolved": "The host {host} cannot be found.",
     "url_forbidden_address": "The host {host} resolves to {address}, a link-local or cloud metadata address "

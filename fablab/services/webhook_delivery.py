@@ -104,7 +104,7 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float = TIMEOU
         text = answer.read(MAX_ANSWER).decode("utf-8", "replace")
         status = answer.status
         location = answer.getheader("Location")
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: a header or host not encodable
         return Outcome(False, None, _printable(f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()

@@ -91,6 +91,15 @@ def test_an_event_reaches_the_receiver_signed_with_the_secret_the_admin_saw(clie
     assert webhook_delivery.deliver_due(NOW + timedelta(hours=1)).sent == 0 and len(receiver.requests) == 1
 
 
+def test_the_listener_is_wired_once(app_ctx):
+    from fablab import wiring
+    from fablab.services import lab_events
+
+    wiring.wire()
+    wiring.wire()
+    assert lab_events._listeners.count(webhooks.on_event) == 1
+
+
 def test_a_rolled_back_change_queues_nothing(app_ctx, receiver):
     _hook(receiver.url())
     publish(LabEvent("booking.created", NOW, BOOKING))
@@ -324,3 +333,25 @@ def test_two_senders_at_once_deliver_each_event_once(app, app_ctx, receiver):
     assert sum(r.sent for r in reports) == 40
     ids = [json.loads(r.body)["data"]["booking_id"] for r in receiver.requests]
     assert sorted(ids) == list(range(40))
+
+
+def test_the_readme_recipe_verifies_a_real_delivery(app_ctx, receiver):
+    from pathlib import Path
+
+    from fablab.models.types import utcnow
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Webhooks", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len([line for line in code.splitlines() if line.strip()]) <= 6
+    recipe: dict = {}
+    exec(compile(code, "README.md", "exec"), recipe)  # noqa: S102 (the documented recipe, run as written)
+    hook, secret = _hook(receiver.url())
+    now = utcnow()
+    publish(LabEvent("booking.created", now, BOOKING))
+    db.session.commit()
+    assert webhook_delivery.deliver_due(now).sent == 1
+    req = receiver.requests[0]
+    assert recipe["verify"](secret, req.body, req.headers)
+    assert not recipe["verify"](secret, req.body + b" ", req.headers)
+    assert not recipe["verify"]("wrong", req.body, req.headers)

@@ -112,7 +112,8 @@ def test_event_types_are_the_issue_list():
     ("ftp://example.org/x", "url_scheme"), ("file:///etc/passwd", "url_scheme"), ("javascript:alert(1)", "url_scheme"),
     ("http://", "url_no_host"), ("http://user:pw@example.org/", "url_credentials"), ("", "url_length"),
     ("http://example.org/" + "a" * 2000, "url_length"), ("http://exa mple.org/", "url_malformed"),
-    ("http://example.org:99999/", "url_malformed"), ("http://[::1/", "url_malformed"),
+    ("http://example.org:99999/", "url_malformed"), ("http://bücher.example/", "url_host_ascii"),
+    ("http://[::1/", "url_malformed"),
 ])
 def test_malformed_or_foreign_urls_are_refused(url, code):
     result = webhook_urls.parse(url)
@@ -134,3 +135,17 @@ def test_one_forbidden_address_among_several_refuses_the_host():
     assert webhook_urls.check_addresses("h", ["192.168.1.2", "169.254.169.254"])[0] == "url_forbidden_address"
     assert webhook_urls.check_addresses("h", [])[0] == "url_unresolved"
     assert webhook_urls.check_addresses("h", ["192.168.1.2"]) is None
+
+
+def test_openapi_webhooks_describe_every_type_and_its_headers():
+    from fablab.domain.webhook_body import openapi_webhooks
+
+    doc = openapi_webhooks()
+    assert set(doc) == {*EVENT_TYPES, "ping"}
+    op = doc["booking.created"]["post"]
+    assert {p["name"] for p in op["parameters"]} >= {"X-Fablab-Signature-256", "X-Fablab-Signature"}
+    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    body = json.loads(build_body("00000000-0000-4000-8000-000000000000", "booking.created",
+                                 datetime(2026, 1, 1, tzinfo=UTC), {"booking_id": 1}))
+    assert set(body) == set(schema["required"]) == set(schema["properties"])
+    assert schema["properties"]["type"]["const"] == body["type"]
