@@ -18,7 +18,7 @@ from urllib.parse import SplitResult
 
 from flask import current_app
 from sqlalchemy import delete as sa_delete
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from ..domain import webhook_urls
 from ..domain.webhook_body import EVENT_TYPES, PING, build_body, clean_event_types
@@ -134,17 +134,20 @@ def _body(event_id: str, event_type: str, at: datetime, data: Mapping[str, Any])
 
 def on_event(event: LabEvent) -> None:
     """Lab event listener: one delivery per active hook subscribed to the event's type (one event id, the
-    same body for all of them)."""
+    same body for all of them). Runs inside booking requests: two light statements (ids and types only, one
+    multi-row insert), no ORM objects."""
     if event.type not in EVENT_TYPES:
         return
-    hooks = [h for h in db.session.scalars(select(Webhook).where(Webhook.active.is_(True)))
-             if event.type in (h.event_types or ())]
-    if not hooks:
+    rows = db.session.execute(select(Webhook.id, Webhook.event_types).where(Webhook.active.is_(True)))
+    hook_ids = [hook_id for hook_id, types in rows if event.type in (types or ())]
+    if not hook_ids:
         return
     event_id = str(uuid.uuid4())
     body = _body(event_id, event.type, event.at, event.data)
-    for hook in hooks:
-        _queue(hook.id, event.type, event_id, body, event.at)
+    due = min(event.at, utcnow())
+    db.session.execute(insert(WebhookDelivery), [
+        {"webhook_id": hook_id, "event_type": event.type, "event_id": event_id, "body": body, "status": "pending",
+         "attempts": 0, "next_attempt_at": due, "created_at": event.at} for hook_id in hook_ids])
 
 
 def queue_ping(hook: Webhook, now: datetime) -> WebhookDelivery:
