@@ -19,6 +19,7 @@ from urllib.parse import SplitResult
 from flask import current_app
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import func, insert, select
+from sqlalchemy import update as sa_update
 
 from ..domain import webhook_urls
 from ..domain.webhook_body import EVENT_TYPES, PING, build_body, clean_event_types
@@ -98,14 +99,17 @@ def rotate(hook: Webhook) -> str:
     return secret_for(hook)
 
 
-def set_active(hook: Webhook, active: bool) -> None:
-    """Enable (a fresh start: the failure count and wait are cleared) or disable by hand."""
-    hook.active = active
-    if active:
-        hook.consecutive_failures = 0
-        hook.retry_at = None
-        hook.disabled_at = None
-        hook.disabled_reason = None
+def enable(hook: Webhook, now: datetime) -> None:
+    """Enable again: a fresh start (failure count and wait cleared), and what waited goes out at once."""
+    hook.active = True
+    hook.consecutive_failures = 0
+    hook.retry_at = None
+    hook.disabled_at = None
+    hook.disabled_reason = None
+    db.session.execute(sa_update(WebhookDelivery)
+                       .where(WebhookDelivery.webhook_id == hook.id, WebhookDelivery.status == "pending",
+                              WebhookDelivery.next_attempt_at > now)
+                       .values(next_attempt_at=now))
 
 
 def disable(hook: Webhook, reason: str, now: datetime) -> None:

@@ -111,7 +111,7 @@ def test_inactive_hooks_and_other_types_get_nothing_one_event_id_for_all_hooks(a
     a, _ = _hook(receiver.url("/a"))
     b, _ = _hook(receiver.url("/b"), events=("booking.created", "machine.status"))
     off, _ = _hook(receiver.url("/off"))
-    webhooks.set_active(off, False)
+    webhooks.disable(off, "by hand", NOW)
     publish(LabEvent("booking.created", NOW, BOOKING))
     publish(LabEvent("window.result", NOW, {"window_id": 1}))  # never a webhook type
     publish(LabEvent("machine.status", NOW, {"machine_id": 2, "state": "alarm"}))
@@ -218,11 +218,13 @@ def test_disabled_after_ten_failures_in_a_row_and_admins_are_told(app_ctx, make_
     assert webhook_delivery.deliver_due(t + timedelta(days=1)).failed == 0 and len(receiver.requests) == 10
     row = db.session.scalars(select(WebhookDelivery)).one()
     assert row.status == "pending" and row.attempts == 10
-    # Enabled again (the receiver fixed): it goes out.
+    # Enabled again (the receiver fixed): what waited goes out at once.
     receiver.answers = []
-    webhooks.set_active(hook, True)
+    soon = t + timedelta(days=1)
+    row.next_attempt_at = soon + timedelta(hours=1)  # its own back-off would hold it another hour
+    webhooks.enable(hook, soon)
     db.session.commit()
-    assert webhook_delivery.deliver_due(t + timedelta(days=1)).sent == 1
+    assert webhook_delivery.deliver_due(soon).sent == 1
 
 
 def test_a_delivery_gives_up_after_the_retry_budget(app_ctx, receiver):

@@ -111,7 +111,7 @@ def ping(hook_id: int) -> Any:
 def enable(hook_id: int) -> Any:
     hook = _hook(hook_id)
     _checked_action()
-    hook_service.set_active(hook, True)
+    hook_service.enable(hook, utcnow())
     db.session.commit()
     flash("Webhook enabled.", "ok")
     return redirect(url_for("webhooks.index"))
