@@ -357,3 +357,10 @@ def test_the_readme_recipe_verifies_a_real_delivery(app_ctx, receiver):
     assert recipe["verify"](secret, req.body, req.headers)
     assert not recipe["verify"](secret, req.body + b" ", req.headers)
     assert not recipe["verify"]("wrong", req.body, req.headers)
+
+
+def test_the_query_string_is_kept_and_https_to_a_plain_server_fails_cleanly(app_ctx, receiver):
+    ok = webhook_delivery.post(receiver.url("/api/webhook/abc?token=1&x=2"), b"{}", {"X-Test": "1"})
+    assert ok.ok and receiver.requests[-1].path == "/api/webhook/abc?token=1&x=2"
+    tls = webhook_delivery.post(f"https://127.0.0.1:{receiver.port}/hook", b"{}", {}, timeout=2)
+    assert not tls.ok and tls.status is None and "SSL" in tls.error
