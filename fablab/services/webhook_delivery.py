@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy import or_, select, update
 
@@ -87,7 +87,9 @@ def _printable(text: str, limit: int = 200) -> str:
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float = TIMEOUT) -> Outcome:
     """POST once; no redirects followed; the host's addresses checked again just before connecting."""
-    parts = urlsplit(url)
+    parts = webhook_urls.parse(url)  # again: a stored URL may predate a rule, or be edited by hand
+    if not isinstance(parts, SplitResult):
+        return Outcome(False, None, webhook_urls.message(parts))
     host = parts.hostname or ""
     https = parts.scheme == "https"
     port = parts.port or (443 if https else 80)

@@ -38,6 +38,12 @@ class WebhookError(ValueError):
         self.code = code
 
 
+def event_types_of(hook: Webhook) -> list[str]:
+    """The hook's subscribed types as stored, read defensively (a hand-edited row may hold any JSON)."""
+    raw = hook.event_types
+    return [t for t in raw if isinstance(t, str)] if isinstance(raw, list) else []
+
+
 def secret_for(hook: Webhook) -> str:
     """The hook's signing secret (derived, never stored)."""
     return derive_secret(current_app.config["SECRET_KEY"], hook.id, hook.secret_salt)
@@ -143,7 +149,7 @@ def on_event(event: LabEvent) -> None:
     if event.type not in EVENT_TYPES:
         return
     rows = db.session.execute(select(Webhook.id, Webhook.event_types).where(Webhook.active.is_(True)))
-    hook_ids = [hook_id for hook_id, types in rows if event.type in (types or ())]
+    hook_ids = [hook_id for hook_id, types in rows if isinstance(types, list) and event.type in types]
     if not hook_ids:
         return
     event_id = str(uuid.uuid4())

@@ -364,3 +364,9 @@ def test_the_query_string_is_kept_and_https_to_a_plain_server_fails_cleanly(app_
     assert ok.ok and receiver.requests[-1].path == "/api/webhook/abc?token=1&x=2"
     tls = webhook_delivery.post(f"https://127.0.0.1:{receiver.port}/hook", b"{}", {}, timeout=2)
     assert not tls.ok and tls.status is None and "SSL" in tls.error
+
+
+@pytest.mark.parametrize("url", ["garbage", "", "file:///etc/passwd", "http://user:pw@127.0.0.1/"])
+def test_a_stored_url_that_breaks_the_rules_is_never_fetched(app_ctx, url):
+    outcome = webhook_delivery.post(url, b"{}", {})
+    assert not outcome.ok and outcome.status is None and outcome.error

@@ -180,3 +180,22 @@ def test_the_log_is_paginated_and_bad_pages_are_4xx(admin_client, app_ctx):
     theirs = db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == other.id)).first()
     assert _post(admin_client, f"/admin/webhooks/{hook.id}/deliveries/{theirs.id}/redeliver").status_code == 404
     assert admin_client.get("/admin/webhooks/999999/edit").status_code == 404
+
+
+@pytest.mark.parametrize("stored", [None, 5, "booking.created", {"a": 1}, ["booking.created", 3, None]])
+def test_odd_stored_rows_never_fail_the_pages_or_the_listener(admin_client, app_ctx, stored):
+    from fablab.services.lab_events import LabEvent, publish
+
+    hook, delivery = _fixture_hook()
+    hook.event_types = stored
+    delivery.status, delivery.last_status_code, delivery.last_error = "weird", 999, "\x00<b>bold</b>"
+    db.session.commit()
+    for path in ("/admin/webhooks", f"/admin/webhooks/{hook.id}/edit", f"/admin/webhooks/{hook.id}/deliveries"):
+        resp = admin_client.get(path)
+        assert resp.status_code == 200, path
+        assert "<b>bold</b>" not in resp.get_data(as_text=True)
+    publish(LabEvent("booking.created", NOW, {"booking_id": 1}))
+    db.session.commit()
+    queued = db.session.scalar(select(func.count()).select_from(WebhookDelivery)
+                               .where(WebhookDelivery.event_type == "booking.created"))
+    assert queued == (1 if isinstance(stored, list) else 0)

@@ -41,7 +41,8 @@ def _show_secret(hook: Webhook, secret: str, created: bool) -> Any:
 @admin_required
 def index() -> Any:
     hooks = hook_service.hooks()
-    return render_template("webhooks/index.html", hooks=hooks,
+    types = {h.id: hook_service.event_types_of(h) for h in hooks}
+    return render_template("webhooks/index.html", hooks=hooks, types=types,
                            counts=hook_service.counts(h.id for h in hooks))
 
 
@@ -69,7 +70,7 @@ def edit(hook_id: int) -> Any:
     hook = _hook(hook_id)
     form = WebhookForm(obj=hook)
     if request.method == "GET":
-        form.events.data = list(hook.event_types or [])
+        form.events.data = hook_service.event_types_of(hook)
     if form.validate_on_submit():
         try:
             hook_service.update(hook, form.url.data, form.description.data or "", form.events.data or [])
