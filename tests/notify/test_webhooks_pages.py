@@ -188,7 +188,7 @@ def test_odd_stored_rows_never_fail_the_pages_or_the_listener(admin_client, app_
 
     hook, delivery = _fixture_hook()
     hook.event_types = stored
-    delivery.status, delivery.last_status_code, delivery.last_error = "weird", 999, "\x00<b>bold</b>"
+    delivery.status, delivery.last_status_code, delivery.last_error = "weird", 999, "\x1b<b>bold</b>"
     db.session.commit()
     for path in ("/admin/webhooks", f"/admin/webhooks/{hook.id}/edit", f"/admin/webhooks/{hook.id}/deliveries"):
         resp = admin_client.get(path)
