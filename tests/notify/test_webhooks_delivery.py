@@ -370,3 +370,29 @@ def test_the_query_string_is_kept_and_https_to_a_plain_server_fails_cleanly(app_
 def test_a_stored_url_that_breaks_the_rules_is_never_fetched(app_ctx, url):
     outcome = webhook_delivery.post(url, b"{}", {})
     assert not outcome.ok and outcome.status is None and outcome.error
+
+
+def test_a_sender_killed_after_the_post_repeats_it_once_with_the_same_id(app_ctx, receiver):
+    _hook(receiver.url())
+    for i in range(3):
+        publish(LabEvent("booking.created", NOW, {**BOOKING, "booking_id": i}))
+    db.session.commit()
+    calls = []
+
+    def dies_after_the_second(url, body, headers):
+        outcome = webhook_delivery.post(url, body, headers)
+        calls.append(outcome)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed between the receiver's answer and our commit")
+        return outcome
+
+    with pytest.raises(KeyboardInterrupt):
+        webhook_delivery.deliver_due(NOW, sender=dies_after_the_second)
+    db.session.rollback()
+    assert len(receiver.requests) == 2 and _count(WebhookDelivery, WebhookDelivery.status == "sent") == 1
+    # Another sender takes over when the lease ends: the unrecorded one once more, the third once.
+    later = NOW + webhook_delivery.LEASE + timedelta(seconds=1)
+    assert webhook_delivery.deliver_due(later).sent == 2
+    ids = [r.headers["X-Fablab-Delivery"] for r in receiver.requests]
+    assert len(ids) == 4 and len(set(ids)) == 3 and ids[1] == ids[2]
+    assert _count(WebhookDelivery, WebhookDelivery.status == "sent") == 3
