@@ -6,7 +6,7 @@ anything. Add a listener here, one line each, with what it means in words.
 from __future__ import annotations
 
 from . import metrics
-from .services import bookings, lab_events, notice_rules, notice_scans, waitlist, windows
+from .services import bookings, lab_events, notice_rules, notice_scans, waitlist, webhooks, windows
 
 
 def wire() -> None:
@@ -22,3 +22,5 @@ def wire() -> None:
     lab_events.subscribe(notice_scans.on_task_due)
     # Bookings made are counted for Prometheus (fablab/metrics.py).
     lab_events.subscribe(metrics.on_lab_event)
+    # Integrations hear what happened: each event a webhook subscribed to is queued for it (signed, retried).
+    lab_events.subscribe(webhooks.on_event)

@@ -8,6 +8,7 @@ from typing import Any
 from flask import url_for
 
 from ..auth import public
+from ..domain import webhook_body
 from ..domain.bounded import MAX_ID
 from ..domain.input_schema import Body, Field
 from . import bp
@@ -94,6 +95,8 @@ def openapi() -> Any:
         "servers": [{"url": url_for("api.openapi").rsplit("/", 1)[0]}],
         "security": [{"bearer": []}],
         "paths": PATHS,
+        # What fablab POSTs to the URLs admins register (signed; see the README's Webhooks section).
+        "webhooks": webhook_body.openapi_webhooks(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "fablab create-token EMAIL prints one"}},

@@ -7,6 +7,7 @@ from .machines import Machine, MachineStatus, MachineType, Qualification
 from .members import ApiToken, LoginThrottle, Member, MemberSession, Role
 from . import series  # recurring bookings (booking_series)
 from . import notifications  # notices, the mail outbox, preferences
+from . import webhooks as webhooks  # webhooks and their deliveries (the alias marks the re-export)
 
 __all__ = [
     "ACTIVE_STATUSES",
