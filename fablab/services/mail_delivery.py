@@ -192,8 +192,8 @@ def _send_all(batch: _Batch, mails: list[OutboxMail], should_stop: Callable[[], 
         except BuildError as exc:
             broken.append((mail, exc))
     db.session.commit()  # end the read transaction before talking to the server
-    for mail, exc in broken:
-        batch.failed(mail, str(exc))
+    for mail, error in broken:
+        batch.failed(mail, str(error))
     if not to_send:
         return
     conn = SmtpConnection(batch.settings)
