@@ -133,10 +133,12 @@ class _Batch:
         db.session.commit()
         self.result.released += len(ids)
 
+    def renew_due(self) -> bool:
+        """Whether a third of the lease has gone since it was taken or last renewed."""
+        return time.monotonic() - self._renewed >= self.lease.total_seconds() / 3
+
     def renew(self, ids: list[int]) -> None:
-        """Keep the lease on the mails still to send while a long batch runs (a third of the lease gone)."""
-        if not ids or time.monotonic() - self._renewed < self.lease.total_seconds() / 3:
-            return
+        """Keep the lease on the mails still to send while a long batch runs."""
         self._write()
         db.session.execute(update(OutboxMail).where(OutboxMail.id.in_(ids), OutboxMail.status == "pending")
                            .values(lease_until=self.clock() + self.lease),
@@ -205,17 +207,18 @@ def _send_all(batch: _Batch, mails: list[OutboxMail], should_stop: Callable[[], 
             batch.temporary(mail, str(exc))
         return
     with conn:
+        ids = [m.id for m, _ in to_send]
         for i, (mail, message) in enumerate(to_send):
-            rest = [m.id for m, _ in to_send[i:]]
             if should_stop is not None and should_stop():
-                batch.release(rest)
+                batch.release(ids[i:])
                 return
-            batch.renew(rest)
+            if batch.renew_due():
+                batch.renew(ids[i:])
             try:
-                conn.send(message.message, message.sender, message.recipient)
+                conn.send(message.data, message.sender, message.recipient)
             except ConnectionLost as exc:
                 batch.temporary(mail, str(exc))
-                batch.release(rest[1:])
+                batch.release(ids[i + 1:])
                 return
             except PermanentError as exc:
                 batch.failed(mail, str(exc))
