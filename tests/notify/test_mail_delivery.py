@@ -161,3 +161,16 @@ def test_batch_limit_and_order(mail_config, make_member):  # noqa: F811
     assert deliver_due(NOW, limit=2).sent == 2
     assert deliver_due(NOW, limit=2).sent == 1
     assert _arrived(mail_config) == ids and mail_config.connections == 3
+
+
+def test_a_server_closing_mid_batch_costs_one_attempt_and_the_rest_go_next_round(mail_config, make_member):  # noqa: F811
+    ids = _queue(make_member(), 3)
+    mail_config.fail_next(1, "421 4.3.2 Service shutting down")
+    r1 = deliver_due(NOW)
+    assert (r1.retried, r1.released, r1.sent) == (1, 2, 0)
+    first, *rest = _mails()
+    assert first.attempts == 1 and first.last_error.startswith("421")
+    assert all(m.attempts == 0 and m.lease_until is None and m.status == "pending" for m in rest)
+    assert deliver_due(NOW).sent == 2  # not held back by the back-off: they were never tried
+    assert deliver_due(NOW + timedelta(minutes=5)).sent == 1
+    assert sorted(_arrived(mail_config)) == sorted(ids) and mail_config.connections == 3
