@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from ..database import begin_write
@@ -229,9 +228,7 @@ def _send_all(batch: _Batch, mails: list[OutboxMail], should_stop: Callable[[], 
             batch.sent(mail.id)
 
 
-def outbox_counts() -> dict[str, Any]:
+def outbox_counts() -> dict[str, int]:
     """How many mails are pending, sent and failed (for logs and the admin page)."""
-    from sqlalchemy import func
-
     rows = db.session.execute(select(OutboxMail.status, func.count()).group_by(OutboxMail.status))
-    return {status: n for status, n in rows}
+    return {str(status): int(n) for status, n in rows}

@@ -100,6 +100,7 @@ def test_permanent_550_fails_the_mail_and_tells_the_admins(mail_config, make_mem
     line = summary(notice)
     assert member.email in line and "550" in line and "booking_confirmed" in line
     assert deliver_due(NOW + timedelta(hours=2)).claimed == 0  # never retried
+    assert mail_delivery.outbox_counts() == {"failed": 1, "sent": 1}
 
 
 def test_retry_budget_spent_fails_with_the_reason(mail_config, make_member):  # noqa: F811
