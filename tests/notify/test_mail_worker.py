@@ -145,7 +145,7 @@ def test_once_runs_one_round_in_process(app, app_ctx, smtp_server, make_member, 
     ids = _queue(make_member, 3)
     db.session.remove()
     results = NotifyWorker(app, limit=2).run_once()
-    assert [d.name for d in DELIVERIES] == ["mail"] and results["mail"].sent == 2
+    assert [d.name for d in DELIVERIES] == ["mail", "webhooks"] and results["mail"].sent == 2
     assert NotifyWorker(app).run_once()["mail"].sent == 1
     assert {m["Message-ID"] for m in smtp_server.messages} == ids
 
