@@ -2,7 +2,7 @@
 
 Call these inside the transaction of the change that causes the notice; they only add rows and never send
 (`fablab notify` delivers the outbox, fablab/services/mail_delivery.py). Listeners that turn lab events into
-notices live in fablab/services/notice_rules.py and are connected in fablab/wiring.py.
+notices live in fablab/services/notice_rules.py, timed ones in notice_scans.py; both are connected in fablab/wiring.py.
 """
 
 from __future__ import annotations
