@@ -203,6 +203,10 @@ def mosquitto_config_cmd(directory: str) -> None:
         raise click.ClickException("Set FABLAB_MQTT_URL with the server's user and password, "
                                    "e.g. mqtt://fablab:SECRET@127.0.0.1:1883.")
     passwd, acl = usage.write_mosquitto_files(Path(directory), settings.username, settings.password)
+    if current_app.config["FABLAB_HA_DISCOVERY"]:  # the worker also publishes Home Assistant discovery
+        from .services.ha_discovery import add_acl_rules
+
+        acl.write_text(add_acl_rules(acl.read_text(), settings.username, current_app.config["FABLAB_HA_PREFIX"]))
     click.echo(f"Wrote {passwd} and {acl}. In mosquitto.conf:\n  password_file {passwd}\n  acl_file {acl}\n"
                "  allow_anonymous false")
 
