@@ -100,6 +100,9 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         # Home Assistant MQTT discovery: the worker publishes each machine as a device (services/ha_discovery.py).
         "FABLAB_HA_DISCOVERY": _bool("FABLAB_HA_DISCOVERY", False),
         "FABLAB_HA_PREFIX": os.environ.get("FABLAB_HA_PREFIX", "homeassistant").strip("/") or "homeassistant",
+        # Home Assistant's own broker account, written by `fablab mosquitto-config` (read-only) when both are set.
+        "FABLAB_HA_MQTT_USER": os.environ.get("FABLAB_HA_MQTT_USER", ""),
+        "FABLAB_HA_MQTT_PASSWORD": os.environ.get("FABLAB_HA_MQTT_PASSWORD", ""),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Off for the plain-HTTP demo; on in production behind HTTPS (also sends HSTS). A request that came

@@ -41,6 +41,13 @@ def add_acl_rules(acl_text: str, server_user: str, prefix: str) -> str:
     return "\n".join(lines[:at] + acl_rules(prefix) + lines[at:]) + "\n"
 
 
+def reader_block(user: str, prefix: str) -> list[str]:
+    """Home Assistant's account: reads discovery, the server's state and the machines' status, writes nothing
+    (its birth message `<prefix>/status` aside)."""
+    return [f"user {user}", f"topic read {prefix}/#", f"topic write {prefix}/status",
+            f"topic read {ha.STATE_PREFIX}/#", "topic read fablab/v1/#", ""]
+
+
 def _label(member: Member | None, show_names: bool) -> str | None:
     if member is None:
         return None

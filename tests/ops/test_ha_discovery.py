@@ -188,7 +188,7 @@ class Recorder:
 @pytest.fixture
 def acl_broker(app, app_ctx, make_machine, monkeypatch, tmp_path) -> Iterator[tuple[int, str]]:
     """Two machines, a bridge each, discovery on with a per-test prefix, and Mosquitto started with the
-    files `fablab mosquitto-config` wrote (plus a read-only Home Assistant user)."""
+    files `fablab mosquitto-config` wrote (with the read-only Home Assistant user the recorder signs in as)."""
     prefix = f"hatest-{uuid.uuid4().hex[:6]}"
     make_machine("printer-1", name="Printer One", type_slug="3d_printer")
     make_machine("laser-1", name="Laser One", type_slug="laser_cutter")
@@ -198,12 +198,12 @@ def acl_broker(app, app_ctx, make_machine, monkeypatch, tmp_path) -> Iterator[tu
     monkeypatch.setitem(app.config, "FABLAB_MQTT_URL", "mqtt://fablab:server-secret@127.0.0.1:1883")
     monkeypatch.setitem(app.config, "FABLAB_HA_DISCOVERY", True)
     monkeypatch.setitem(app.config, "FABLAB_HA_PREFIX", prefix)
+    monkeypatch.setitem(app.config, "FABLAB_HA_MQTT_USER", "homeassistant")
+    monkeypatch.setitem(app.config, "FABLAB_HA_MQTT_PASSWORD", "ha-secret")
     conf_dir = tmp_path / "conf"
     result = app.test_cli_runner().invoke(args=["mosquitto-config", str(conf_dir)])
     assert result.exit_code == 0, result.output
     passwd, acl = conf_dir / "passwd", conf_dir / "acl"
-    passwd.write_text(passwd.read_text() + f"homeassistant:{usage_service.mosquitto_hash('ha-secret')}\n")
-    acl.write_text(acl.read_text() + f"\nuser homeassistant\ntopic read {prefix}/#\ntopic read fablab/#\n")
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
@@ -274,6 +274,10 @@ def test_worker_publishes_updates_and_unpublishes_through_mosquitto(app, acl_bro
         time.sleep(0.3)
         assert not set(laser_cfg) & late.latest().keys()
         assert late.latest()[ha.SERVER_STATUS_TOPIC] == b"offline"
+        # Home Assistant's account reads only: a forged bridge status is dropped by the broker
+        late.c.publish("fablab/v1/bridge/bridge-a/status", b"forged", qos=1).wait_for_publish(5)
+        time.sleep(0.5)
+        assert b"forged" not in late.latest().values()
     finally:
         late.close()
 
