@@ -56,6 +56,11 @@ def ident(slug: str) -> str:
     return "fablab_" + re.sub(r"[^a-zA-Z0-9_-]", "_", slug)
 
 
+def entity_slug(text: str) -> str:
+    """An entity id's object part: lowercase letters, digits and underscores only."""
+    return re.sub(r"[^a-z0-9_]", "_", text.lower())
+
+
 def config_topic(prefix: str, slug: str, key: str) -> str:
     component = ENTITIES[key][0]
     return f"{prefix}/{component}/{ident(slug)}/{key}/config"
@@ -108,7 +113,7 @@ def entity_config(m: MachineInfo, key: str, lab_name: str, url: str | None = Non
     out: dict[str, Any] = {
         "name": label,
         "unique_id": uid,
-        "default_entity_id": f"{component}.{uid}",
+        "default_entity_id": f"{component}.{entity_slug(uid)}",  # replaces object_id (Home Assistant 2025.10)
         "state_topic": state_topic(m.slug) if server_side else machine_status_topic(m.slug),
         "value_template": _TEMPLATES[key],
         "device": device,

@@ -9,6 +9,7 @@ The payloads are built in fablab/domain/ha_discovery.py; this module loads the d
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -116,12 +117,14 @@ class DiscoveryPublisher:
         self.published: dict[str, str] = {}  # topic → digest of what we last sent
         self.cleared: set[str] = set()  # topics emptied in this connection
         self.states_at: datetime | None = None
+        self.lock = threading.Lock()  # reset() comes from the MQTT network thread, sync() from the loop
 
     def reset(self) -> None:
         """After a (re)connect: send everything again once (the broker may have lost it)."""
-        self.published.clear()
-        self.cleared.clear()
-        self.states_at = None
+        with self.lock:
+            self.published.clear()
+            self.cleared.clear()
+            self.states_at = None
 
     def sync(self, now: datetime) -> tuple[int, int]:
         """Publish what changed and clear what went away; returns (sent, cleared)."""
@@ -130,20 +133,21 @@ class DiscoveryPublisher:
                 want, retired = wanted(now)
             finally:
                 db.session.remove()
-        forced: set[str] = set()
-        if self.states_at is None or now - self.states_at >= STATE_EVERY:
-            forced = {t for t in want if t.startswith(ha.STATE_PREFIX + "/")}
-            self.states_at = now
-        send, clear = ha.plan(self.published, want, forced)
-        clear += [t for t in retired if t not in self.cleared and t not in clear]
-        for topic, data in send.items():
-            self.send(topic, data, True)
-            self.published[topic] = ha.digest(data)
-            self.cleared.discard(topic)
-        for topic in clear:
-            self.send(topic, b"", True)  # an empty retained payload removes the entity (and the retained state)
-            self.published.pop(topic, None)
-            self.cleared.add(topic)
+        with self.lock:
+            forced: set[str] = set()
+            if self.states_at is None or now - self.states_at >= STATE_EVERY:
+                forced = {t for t in want if t.startswith(ha.STATE_PREFIX + "/")}
+                self.states_at = now
+            send, clear = ha.plan(self.published, want, forced)
+            clear += [t for t in retired if t not in self.cleared and t not in clear]
+            for topic, data in send.items():
+                self.send(topic, data, True)
+                self.published[topic] = ha.digest(data)
+                self.cleared.discard(topic)
+            for topic in clear:
+                self.send(topic, b"", True)  # an empty retained payload removes the entity (and its state)
+                self.published.pop(topic, None)
+                self.cleared.add(topic)
         if send or clear:
             log.info("home assistant discovery: %d sent, %d cleared", len(send), len(clear))
         return len(send), len(clear)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import subprocess
 import threading
 import time
@@ -51,7 +52,8 @@ def test_every_entity_has_the_schema_keys_and_a_device() -> None:
     for topic, payload in configs.items():
         assert topic.startswith("homeassistant/") and topic.endswith("/config")
         assert SCHEMA_KEYS <= payload.keys(), (topic, payload.keys())
-        assert payload["default_entity_id"] == f"{topic.split('/')[1]}.{payload['unique_id']}"
+        assert payload["default_entity_id"] == f"{topic.split('/')[1]}.{payload['unique_id'].replace('-', '_')}"
+        assert re.fullmatch(r"(sensor|binary_sensor)\.[a-z0-9_]+", payload["default_entity_id"])
         for a in payload["availability"]:
             assert {"topic", "payload_available", "payload_not_available"} <= a.keys()
         device = payload["device"]
@@ -272,6 +274,9 @@ def test_worker_publishes_updates_and_unpublishes_through_mosquitto(app, acl_bro
     try:
         wait_until(lambda: set(printer_cfg) <= late.latest().keys(), what="retained configs")
         time.sleep(0.3)
+        with late.lock:
+            assert all(retained for t, _, retained in late.messages if t in printer_cfg)
+        assert json.loads(late.latest()["fablab/ha/printer-1/state"])["user"] == pseudonym
         assert not set(laser_cfg) & late.latest().keys()
         assert late.latest()[ha.SERVER_STATUS_TOPIC] == b"offline"
         # Home Assistant's account reads only: a forged bridge status is dropped by the broker
