@@ -113,6 +113,36 @@ def test_gunicorn_loads_the_app_with_the_deploy_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_web_units_commands_migrate_and_serve(tmp_path: Path) -> None:
+    """ExecStartPre then ExecStart of fablab-web.service, with the unit's environment, on a fresh database:
+    migrated, then gunicorn answers /readyz."""
+    unit = _unit("fablab-web.service")["Service"]
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env |= dict(pair.split("=", 1) for pair in shlex.split(unit["Environment"]))
+    for name in unit.get("UnsetEnvironment", "").split():
+        env.pop(name, None)
+    port = free_port()
+    env |= {"FABLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "FABLAB_SECRET_KEY": "k" * 32,
+            "FABLAB_METRICS_DIR": str(tmp_path / "metrics"), "FABLAB_BIND": f"127.0.0.1:{port}",
+            "FABLAB_WORKERS": "1", "FABLAB_UPLOAD_DIR": str(tmp_path / "uploads")}
+    pre = shlex.split(unit["ExecStartPre"])
+    assert pre[1:] == ["init-db"]
+    migrated = subprocess.run([sys.executable, "-c", "from fablab.cli import main; main()", *pre[1:]], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert migrated.returncode == 0, migrated.stderr
+    argv = shlex.split(unit["ExecStart"])
+    proc = subprocess.Popen([str(VENV_BIN / "gunicorn"), *argv[1:]], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port("127.0.0.1", port, timeout=30)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as resp:
+            assert resp.status == 200 and json.loads(resp.read())["status"] == "ok"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+
+
 # --- nginx ------------------------------------------------------------------------------------------
 
 
