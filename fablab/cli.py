@@ -236,6 +236,16 @@ def mosquitto_config_cmd(directory: str) -> None:
         raise click.ClickException("Set FABLAB_MQTT_URL with the server's user and password, "
                                    "e.g. mqtt://fablab:SECRET@127.0.0.1:1883.")
     passwd, acl = usage.write_mosquitto_files(Path(directory), settings.username, settings.password)
+    if current_app.config["FABLAB_HA_DISCOVERY"]:  # the worker also publishes Home Assistant discovery
+        from .services import ha_discovery as ha
+
+        cfg = current_app.config
+        acl.write_text(ha.add_acl_rules(acl.read_text(), settings.username, cfg["FABLAB_HA_PREFIX"]))
+        if cfg["FABLAB_HA_MQTT_USER"] and cfg["FABLAB_HA_MQTT_PASSWORD"]:
+            with passwd.open("a") as f:
+                f.write(f"{cfg['FABLAB_HA_MQTT_USER']}:{usage.mosquitto_hash(cfg['FABLAB_HA_MQTT_PASSWORD'])}\n")
+            with acl.open("a") as f:
+                f.write("\n" + "\n".join(ha.reader_block(cfg["FABLAB_HA_MQTT_USER"], cfg["FABLAB_HA_PREFIX"])))
     click.echo(f"Wrote {passwd} and {acl}. In mosquitto.conf:\n  password_file {passwd}\n  acl_file {acl}\n"
                "  allow_anonymous false")
 

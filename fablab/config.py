@@ -97,6 +97,12 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "FABLAB_MAIL_FROM": os.environ.get("FABLAB_MAIL_FROM", "fablab@localhost"),
         # The address members reach the app at: links in mails and webhooks are made from it.
         "FABLAB_BASE_URL": os.environ.get("FABLAB_BASE_URL", "http://localhost:5000").rstrip("/"),
+        # Home Assistant MQTT discovery: the worker publishes each machine as a device (services/ha_discovery.py).
+        "FABLAB_HA_DISCOVERY": _bool("FABLAB_HA_DISCOVERY", False),
+        "FABLAB_HA_PREFIX": os.environ.get("FABLAB_HA_PREFIX", "homeassistant").strip("/") or "homeassistant",
+        # Home Assistant's own broker account, written by `fablab mosquitto-config` (read-only) when both are set.
+        "FABLAB_HA_MQTT_USER": os.environ.get("FABLAB_HA_MQTT_USER", ""),
+        "FABLAB_HA_MQTT_PASSWORD": os.environ.get("FABLAB_HA_MQTT_PASSWORD", ""),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Off for the plain-HTTP demo; on in production behind HTTPS (also sends HSTS). A request that came

@@ -9,7 +9,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -17,6 +17,8 @@ from flask import Flask
 
 from devices import events as ev
 
+from ..domain import ha_discovery as ha_domain
+from ..services.ha_discovery import DiscoveryPublisher
 from .ingest import Incoming, Ingestor
 
 log = logging.getLogger("fablab.worker")
@@ -66,6 +68,7 @@ class MqttWorker:
         self.client.on_disconnect = self._on_disconnect
         self.client.reconnect_delay_set(1, 30)
         self.ingestor = Ingestor(app, publish=self._publish)
+        self.ha = self._ha_publisher(app)
         self.handling_since: datetime | None = None  # received time of the batch being stored (readiness)
 
     @property
@@ -80,6 +83,9 @@ class MqttWorker:
 
         # noLocal: our own auth responses do not come back (not allowed on shared subscriptions).
         client.subscribe(self.topic, options=SubscribeOptions(qos=1, noLocal=not self.shared))
+        if self.ha is not None:
+            self.ha.reset()  # everything once more on this connection
+            client.publish(ha_domain.SERVER_STATUS_TOPIC, ha_domain.ONLINE, qos=1, retain=True)
         self.connected.set()
         log.info("connected to %s:%s, subscribed to %s", self.settings.host, self.settings.port, self.topic)
 
@@ -93,6 +99,17 @@ class MqttWorker:
 
     def _publish(self, message: ev.Message) -> None:
         self.client.publish(message.topic(), ev.encode(message), qos=message.QOS, retain=message.RETAIN)
+
+    def _ha_publisher(self, app: Flask) -> DiscoveryPublisher | None:
+        """Home Assistant discovery on this same connection; the Last Will marks the server-side sensors
+        unavailable when the worker goes away."""
+        if not app.config.get("FABLAB_HA_DISCOVERY"):
+            return None
+        self.client.will_set(ha_domain.SERVER_STATUS_TOPIC, ha_domain.OFFLINE, qos=1, retain=True)
+        return DiscoveryPublisher(app, self._send_retained)
+
+    def _send_retained(self, topic: str, data: bytes, retain: bool) -> None:
+        self.client.publish(topic, data, qos=1, retain=retain)
 
     def start(self) -> None:
         from paho.mqtt.packettypes import PacketTypes
@@ -117,9 +134,20 @@ class MqttWorker:
                 self._handle(batch)
             if time.monotonic() >= next_tick:
                 self.ingestor.tick()
+                self._sync_ha()
                 next_tick = time.monotonic() + self.tick_seconds
+        if self.ha is not None:  # a clean disconnect sends no Last Will
+            self.client.publish(ha_domain.SERVER_STATUS_TOPIC, ha_domain.OFFLINE, qos=1, retain=True)
         self.client.disconnect()
         self.client.loop_stop()
+
+    def _sync_ha(self) -> None:
+        if self.ha is None or not self.connected.is_set():
+            return  # sent in full after the next connect
+        try:
+            self.ha.sync(datetime.now(UTC))
+        except Exception:  # noqa: BLE001 - discovery must never stop the ingest
+            log.exception("home assistant discovery failed; retrying next tick")
 
     def _drain(self, timeout: float) -> list[Incoming]:
         try:
