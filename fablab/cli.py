@@ -15,7 +15,7 @@ from .extensions import db
 
 def register_cli(app: Flask) -> None:
     for cmd in (init_db, create_user, create_token, grant_cmd, seed_demo, run_cmd, demo_cmd, worker_cmd,
-                add_bridge_cmd, mosquitto_config_cmd):
+                add_bridge_cmd, mosquitto_config_cmd, notify_cmd):
         app.cli.add_command(cmd)
 
 
@@ -157,6 +157,39 @@ def worker_cmd(client_id: str, shared: bool) -> None:
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     click.echo(f"fablab worker {client_id} on {app.config['FABLAB_MQTT_URL'].split('@')[-1]}")
     worker.run()
+
+
+@click.command("notify")
+@click.option("--every", default=2.0, type=click.FloatRange(min=0.05), show_default=True,
+              help="Seconds between delivery rounds.")
+@click.option("--batch", default=500, type=click.IntRange(min=1), show_default=True, help="Mails per round.")
+@click.option("--lease", default=300.0, type=click.FloatRange(min=1), show_default=True,
+              help="Seconds a claimed mail stays this process's (a killed process's mails go out after it).")
+@click.option("--once", is_flag=True, help="One round, then exit.")
+@with_appcontext
+def notify_cmd(every: float, batch: int, lease: float, once: bool) -> None:
+    """Deliver the outbox: mail over FABLAB_SMTP_URL, retried with back-off; several may run side by side."""
+    import logging
+    import signal
+    from datetime import timedelta
+
+    from .services.mail_transport import parse_smtp_url
+    from .worker.notify import NotifyWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        smtp = parse_smtp_url(app.config["FABLAB_SMTP_URL"])
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    worker = NotifyWorker(app, every=every, limit=batch, lease=timedelta(seconds=lease))
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    click.echo(f"fablab notify: mail via {smtp.describe() if smtp else 'nothing (FABLAB_SMTP_URL is empty)'}")
+    if once:
+        worker.run_once()
+    else:
+        worker.run()
 
 
 @click.command("add-bridge")

@@ -8,7 +8,9 @@ update an event instead of duplicating it; cancelled bookings stay in the feed a
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
+from flask import current_app
 from icalendar import Calendar, Event
 from sqlalchemy import select
 
@@ -17,6 +19,13 @@ from ..models import ACTIVE_STATUSES, Booking, BookingStatus, Machine, Member
 from ..models.types import utcnow
 
 KEEP_PAST = timedelta(days=60)
+
+
+def booking_uid(booking_id: int) -> str:
+    """A booking's UID, shared by the feeds and the mailed invitations (fablab/services/invitations.py) so a
+    calendar app sees one event: the host is FABLAB_BASE_URL's, not the host a request came in on."""
+    host = urlsplit(current_app.config["FABLAB_BASE_URL"]).netloc or "fablab.invalid"
+    return f"booking-{booking_id}@{host}"
 
 
 def _calendar(name: str) -> Calendar:
@@ -30,7 +39,7 @@ def _calendar(name: str) -> Calendar:
 
 def _event(b: Booking, host: str, summary: str, description: str = "") -> Event:
     ev = Event()
-    ev.add("uid", f"booking-{b.id}@{host}")
+    ev.add("uid", booking_uid(b.id))
     ev.add("dtstamp", b.updated_at or utcnow())
     ev.add("dtstart", b.start_at)
     ev.add("dtend", b.end_at)
