@@ -89,3 +89,31 @@ def test_configured_smtp_url_means_no_sink(app, smtp_server):
     assert (url, sink) == (smtp_server.url, None)
     with app.app_context():
         assert not sent_mail.available()
+
+
+def test_a_queued_notice_goes_through_deliver_due_into_the_sink_and_shows(app, demo_sink, make_member, client):
+    from datetime import UTC, datetime
+
+    from fablab.extensions import db
+    from fablab.services import notify
+    from fablab.services.mail_delivery import deliver_due
+
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    ada = make_member(email="ada@fablab.example", name="Ada <b>Lovelace</b>")
+    notify.notify(ada, "booking_confirmed", {"machine": "Ender 3", "start": "2026-03-03T10:00:00+00:00",
+                                             "end": "2026-03-03T12:00:00+00:00"}, now=now, link="/bookings/1")
+    db.session.commit()
+    app.config["FABLAB_SMTP_URL"] = demo_sink.url
+    try:
+        result = deliver_due(now)
+    finally:
+        app.config["FABLAB_SMTP_URL"] = ""
+    assert result.sent == 1
+    admin = make_member(role=Role.ADMIN)
+    login(client, admin.email)
+    html = client.get("/admin/mail/sent").get_data(as_text=True)
+    assert "Booked: Ender 3" in html and "ada@fablab.example" in html
+    key = next((demo_sink.maildir / "new").iterdir()).name
+    one = client.get(f"/admin/mail/sent/{key}").get_data(as_text=True)
+    assert "List-Unsubscribe" in one and "Ada &lt;b&gt;Lovelace&lt;/b&gt;" in one
+    assert "<b>Lovelace</b>" not in one
