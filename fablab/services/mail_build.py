@@ -1,4 +1,4 @@
-"""One outbox row → one email.message.EmailMessage: plain text and HTML (templates/mail/layout.html around the
+"""One outbox row → one MIME message, ready for the wire: plain text and HTML (templates/mail/layout.html around the
 notice's own body), the Message-ID fixed at queue time, one-click unsubscribe (RFC 8058) for kinds a member
 may turn off, and the calendar invitation when the mail asks for one.
 """
@@ -8,8 +8,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
+from email import charset as email_charset
+from email.encoders import encode_base64
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import format_datetime, formataddr, parseaddr
 
 from flask import current_app
@@ -25,6 +32,11 @@ from .notify import absolute_url, unsubscribe_token
 
 PREFERENCES_PATH = "/notices/preferences"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Built with the classic MIME classes: a tenth of the cost of EmailMessage's parsed headers, which matters
+# for a batch of thousands. Text goes out quoted-printable (readable, 7-bit), lines end CRLF on the wire.
+_UTF8_QP = email_charset.Charset("utf-8")
+_UTF8_QP.body_encoding = email_charset.QP
+_WIRE = compat32.clone(linesep="\r\n")
 
 
 class BuildError(ValueError):
@@ -33,7 +45,8 @@ class BuildError(ValueError):
 
 @dataclass(frozen=True)
 class BuiltMail:
-    message: EmailMessage
+    message: Message
+    data: bytes  # what goes over the wire (CRLF line ends)
     sender: str  # envelope sender (MAIL FROM)
     recipient: str  # envelope recipient (RCPT TO)
 
@@ -45,17 +58,21 @@ def sender_address() -> tuple[str, str]:
 
 
 def check_address(address: str) -> str:
-    """The address, if it is one mail can go to; BuildError otherwise."""
+    """The address in the form it goes to the server (an international domain as IDNA), if mail can go to
+    it; BuildError otherwise."""
     if not address or _CONTROL.search(address) or " " in address or address.count("@") != 1:
         raise BuildError(f"not a mail address: {address!r}")
     local, domain = address.split("@")
-    if not local or not domain or "." not in domain.strip(".") and domain != "localhost":
+    if not local or not local.isascii() or any(c in local for c in '<>()[],;:"\\'):
         raise BuildError(f"not a mail address: {address!r}")
     try:
-        Address(addr_spec=address)
-    except (ValueError, IndexError) as exc:
-        raise BuildError(f"not a mail address: {address!r} ({exc})") from None
-    return address
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise BuildError(f"not a mail address: {address!r} (the domain)") from None
+    if not domain or ("." not in domain.strip(".") and domain != "localhost") or \
+            not re.fullmatch(r"[A-Za-z0-9.-]+", domain):
+        raise BuildError(f"not a mail address: {address!r}")
+    return f"{local}@{domain}"
 
 
 def _why(kind_name: str, lab: str) -> str:
@@ -67,20 +84,44 @@ def _why(kind_name: str, lab: str) -> str:
     return f"You get this mail because you chose email for “{k.group}” notices at {lab}."
 
 
-def _headers(mail: OutboxMail, kind_name: str, safety: bool, member: Member | None, recipient: str, subject: str,
-             sender_name: str, sender: str, now: datetime) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = formataddr((sender_name, sender))
-    msg["To"] = formataddr((member.name, recipient)) if member is not None and member.name else recipient
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = mail.message_id
-    msg["Auto-Submitted"] = "auto-generated"
-    if not safety and mail.member_id is not None:
-        url = absolute_url("/notices/unsubscribe/" + unsubscribe_token(mail.member_id, kind_name))
-        msg["List-Unsubscribe"] = f"<{url}>"
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    return msg
+class _Unfolded:
+    """A header value written in one piece (the generator folds only at spaces, and would put a long
+    List-Unsubscribe URL alone on a continuation line); fine up to RFC 5322's 998 characters."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def encode(self, linesep: str = "\n", maxlinelen: int | None = None, **_: object) -> str:
+        return self.value
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _clean(text: str) -> str:
+    """A display name for a header: no line breaks or control characters (header injection)."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
+def _header_text(text: str) -> str | Header:
+    return text if text.isascii() else Header(text, "utf-8")
+
+
+def _text_part(text: str, subtype: str) -> MIMENonMultipart:
+    if text.isascii():
+        return MIMEText(text, subtype, "us-ascii")
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(text, _UTF8_QP)  # sets charset and Content-Transfer-Encoding
+    return part
+
+
+def _calendar_part(ics: bytes, method: str, filename: str | None = None) -> MIMEBase:
+    part = MIMEBase("text", "calendar", method=method, charset="utf-8")
+    part.set_payload(ics)
+    encode_base64(part)  # keeps the CRLF line ends RFC 5545 wants
+    if filename:
+        part.add_header("Content-Disposition", "attachment", filename=filename)
+    return part
 
 
 def build(mail: OutboxMail, now: datetime) -> BuiltMail:
@@ -109,12 +150,10 @@ def build(mail: OutboxMail, now: datetime) -> BuiltMail:
     text = f"{rendered.text}\n\n-- \n{why}\nChoose what you receive: {prefs}\n"
 
     name, address = sender_address()
-    try:
-        msg = _headers(mail, k.name, k.safety, member, recipient, rendered.subject, name, address, now)
-    except (ValueError, TypeError) as exc:  # a name or subject no header can hold
-        raise BuildError(f"cannot make the headers: {exc}") from None
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
+    body = MIMEMultipart("alternative")
+    body.attach(_text_part(text, "plain"))
+    body.attach(_text_part(html, "html"))
+    msg: Message = body
     spec = (mail.params or {}).get("ics")
     if spec:
         if not isinstance(spec, dict):
@@ -124,7 +163,23 @@ def build(mail: OutboxMail, now: datetime) -> BuiltMail:
         except invitations.InvitationError as exc:
             raise BuildError(str(exc)) from None
         # In the alternative (how calendar clients find it) and as a file (how people find it).
-        msg.add_alternative(ics, maintype="text", subtype="calendar", params={"method": method, "charset": "utf-8"})
-        msg.add_attachment(ics, maintype="text", subtype="calendar", filename="invite.ics",
-                           params={"method": method, "charset": "utf-8"})
-    return BuiltMail(message=msg, sender=address, recipient=recipient)
+        body.attach(_calendar_part(ics, method))
+        msg = MIMEMultipart("mixed")
+        msg.attach(body)
+        msg.attach(_calendar_part(ics, method, "invite.ics"))
+    msg["From"] = formataddr((_clean(name), address), charset="utf-8")
+    to_name = _clean(member.name) if member is not None and member.name else ""
+    msg["To"] = formataddr((to_name, recipient), charset="utf-8") if to_name else recipient
+    msg["Subject"] = _header_text(_clean(rendered.subject))  # type: ignore[assignment]  # a Header is fine
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = mail.message_id
+    msg["Auto-Submitted"] = "auto-generated"
+    if not k.safety and mail.member_id is not None:
+        url = absolute_url("/notices/unsubscribe/" + unsubscribe_token(mail.member_id, k.name))
+        msg["List-Unsubscribe"] = _Unfolded(f"<{url}>")  # type: ignore[assignment]
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    for part in msg.walk():
+        if part is not msg:
+            del part["MIME-Version"]  # the MIME classes put one on every part; it belongs at the top only
+    data = msg.as_bytes(policy=_WIRE)
+    return BuiltMail(message=msg, data=data, sender=address, recipient=recipient)

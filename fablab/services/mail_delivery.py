@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from ..database import begin_write
@@ -133,10 +132,12 @@ class _Batch:
         db.session.commit()
         self.result.released += len(ids)
 
+    def renew_due(self) -> bool:
+        """Whether a third of the lease has gone since it was taken or last renewed."""
+        return time.monotonic() - self._renewed >= self.lease.total_seconds() / 3
+
     def renew(self, ids: list[int]) -> None:
-        """Keep the lease on the mails still to send while a long batch runs (a third of the lease gone)."""
-        if not ids or time.monotonic() - self._renewed < self.lease.total_seconds() / 3:
-            return
+        """Keep the lease on the mails still to send while a long batch runs."""
         self._write()
         db.session.execute(update(OutboxMail).where(OutboxMail.id.in_(ids), OutboxMail.status == "pending")
                            .values(lease_until=self.clock() + self.lease),
@@ -192,8 +193,8 @@ def _send_all(batch: _Batch, mails: list[OutboxMail], should_stop: Callable[[], 
         except BuildError as exc:
             broken.append((mail, exc))
     db.session.commit()  # end the read transaction before talking to the server
-    for mail, exc in broken:
-        batch.failed(mail, str(exc))
+    for mail, error in broken:
+        batch.failed(mail, str(error))
     if not to_send:
         return
     conn = SmtpConnection(batch.settings)
@@ -205,17 +206,18 @@ def _send_all(batch: _Batch, mails: list[OutboxMail], should_stop: Callable[[], 
             batch.temporary(mail, str(exc))
         return
     with conn:
+        ids = [m.id for m, _ in to_send]
         for i, (mail, message) in enumerate(to_send):
-            rest = [m.id for m, _ in to_send[i:]]
             if should_stop is not None and should_stop():
-                batch.release(rest)
+                batch.release(ids[i:])
                 return
-            batch.renew(rest)
+            if batch.renew_due():
+                batch.renew(ids[i:])
             try:
-                conn.send(message.message, message.sender, message.recipient)
+                conn.send(message.data, message.sender, message.recipient)
             except ConnectionLost as exc:
                 batch.temporary(mail, str(exc))
-                batch.release(rest[1:])
+                batch.release(ids[i + 1:])
                 return
             except PermanentError as exc:
                 batch.failed(mail, str(exc))
@@ -226,9 +228,7 @@ def _send_all(batch: _Batch, mails: list[OutboxMail], should_stop: Callable[[], 
             batch.sent(mail.id)
 
 
-def outbox_counts() -> dict[str, Any]:
+def outbox_counts() -> dict[str, int]:
     """How many mails are pending, sent and failed (for logs and the admin page)."""
-    from sqlalchemy import func
-
     rows = db.session.execute(select(OutboxMail.status, func.count()).group_by(OutboxMail.status))
-    return {status: n for status, n in rows}
+    return {str(status): int(n) for status, n in rows}

@@ -16,7 +16,6 @@ from __future__ import annotations
 import smtplib
 import ssl
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from types import TracebackType
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -151,13 +150,13 @@ class SmtpConnection:
             self.close()
             raise TemporaryError(f"cannot reach {s.describe()}: {type(exc).__name__}: {exc}") from None
 
-    def send(self, msg: EmailMessage, sender: str, recipient: str) -> None:
-        """Hand one message to the server; returns once it accepted it. TemporaryError, PermanentError, or
-        ConnectionLost (the connection is unusable; do not send more on it)."""
+    def send(self, data: bytes, sender: str, recipient: str) -> None:
+        """Hand one message (its bytes, CRLF line ends) to the server; returns once it accepted it.
+        TemporaryError, PermanentError, or ConnectionLost (the connection is unusable; send no more on it)."""
         if self._smtp is None:
             raise ConnectionLost("not connected")
         try:
-            refused = self._smtp.send_message(msg, from_addr=sender, to_addrs=[recipient])
+            refused = self._smtp.sendmail(sender, [recipient], data)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             raise _by_code(code, f"recipient refused: {_reply(code, text)}") from None

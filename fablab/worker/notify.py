@@ -52,8 +52,11 @@ class NotifyWorker:
                 break
             with self.app.app_context():
                 try:
-                    results[d.name] = d.run(self.clock(), limit=self.limit, lease=self.lease,
-                                            should_stop=self.stop_event.is_set)
+                    result = d.run(self.clock(), limit=self.limit, lease=self.lease,
+                                   should_stop=self.stop_event.is_set)
+                    if getattr(result, "claimed", 0):
+                        log.info("%s: %s", d.name, result)
+                    results[d.name] = result
                 except Exception as exc:  # noqa: BLE001 (the next delivery and the next round still run)
                     db.session.rollback()
                     log.exception("delivery %s failed; it runs again next round", d.name)

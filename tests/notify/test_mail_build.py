@@ -16,6 +16,7 @@ from fablab.extensions import db
 from fablab.models import Booking, BookingStatus, Member
 from fablab.models.notifications import Notice, OutboxMail
 from fablab.services import ical, notify
+from fablab.services.mail_build import BuildError, check_address
 from fablab.services.mail_delivery import deliver_due
 from tests.support.smtp import SmtpSink, parse_ics
 
@@ -70,8 +71,8 @@ def calendar_parts(msg: EmailMessage) -> list[EmailMessage]:
 
 
 def test_booking_mail_headers_text_html_and_invitation(mail_config, make_member, make_machine):
-    member = make_member(email="ada@example.org", name="Ada Lovelace")
-    machine = make_machine(name="Laser <Mk2>", location="Room 1")
+    member = make_member(email="ada@example.org", name="Ada Lovelace-Zoë")
+    machine = make_machine(name="Laser <Mk2> Fräse", location="Room 1")
     booking = make_booking(member, machine, sequence=3)
     mail = queue_confirmation(member, booking)
 
@@ -82,8 +83,8 @@ def test_booking_mail_headers_text_html_and_invitation(mail_config, make_member,
     assert msg["From"].addresses[0].display_name == "Test Lab"
     assert msg["From"].addresses[0].addr_spec == "lab@fablab.example.org"
     assert msg["To"].addresses[0].addr_spec == "ada@example.org"
-    assert msg["To"].addresses[0].display_name == "Ada Lovelace"
-    assert msg["Subject"].startswith("Booked: Laser <Mk2>, Tue 12 Mar, 15:00")  # Europe/Berlin
+    assert msg["To"].addresses[0].display_name == "Ada Lovelace-Zoë"
+    assert msg["Subject"] == "Booked: Laser <Mk2> Fräse, Tue 12 Mar, 15:00"  # in the lab's zone, Europe/Berlin
     assert msg["Message-ID"] == mail.message_id
     assert parsedate_to_datetime(msg["Date"]) == NOW
     assert msg["Auto-Submitted"] == "auto-generated"
@@ -94,11 +95,11 @@ def test_booking_mail_headers_text_html_and_invitation(mail_config, make_member,
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
     text = msg.get_body(("plain",)).get_content()
-    assert "Hello Ada Lovelace" in text and "Laser <Mk2>" in text
+    assert "Hello Ada Lovelace-Zoë" in text and "Laser <Mk2> Fräse" in text
     assert f"https://lab.example.org/bookings/{booking.id}" in text
     assert "https://lab.example.org/notices/preferences" in text and "You get this mail because" in text
     html = msg.get_body(("html",)).get_content()
-    assert "Laser &lt;Mk2&gt;" in html and "<Mk2>" not in html  # a name someone typed is text, not markup
+    assert "Laser &lt;Mk2&gt; Fräse" in html and "<Mk2>" not in html  # a name someone typed is text, not markup
     assert "Test Lab" in html and 'href="https://lab.example.org/notices/preferences"' in html
     assert "<script" not in html and "<style" not in html  # inline styles only
 
@@ -125,6 +126,15 @@ def test_booking_mail_headers_text_html_and_invitation(mail_config, make_member,
     db.session.expire_all()
     assert db.session.get(OutboxMail, mail.id).status == "sent"
     assert db.session.get(OutboxMail, mail.id).sent_at is not None
+
+
+def test_addresses_are_checked_and_international_domains_encoded():
+    assert check_address("a.b+c@bücher.example") == "a.b+c@xn--bcher-kva.example"
+    assert check_address("root@localhost") == "root@localhost"
+    for bad in ("", "no-at", "a@b@c.org", "a b@c.org", "a@c.org\r\nBcc: x@y.org", "<a@c.org>", "zoë@c.org",
+                "a@nodot", "a@", "@c.org", "a@c_d.org"):
+        with pytest.raises(BuildError):
+            check_address(bad)
 
 
 def test_cancellation_removes_the_event(mail_config, make_member, make_machine):
