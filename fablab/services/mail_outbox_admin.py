@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models.notifications import OutboxMail
+from .mail_delivery import outbox_counts
 
 STATUSES = ("pending", "sent", "failed", "discarded")
 PER_PAGE = 50
@@ -34,8 +35,7 @@ class FailedPage:
 
 def counts() -> dict[str, int]:
     """Mails per status (every status present, 0 when none), plus 'retrying': pending after a failure."""
-    found = {status: n for status, n in
-             db.session.execute(select(OutboxMail.status, func.count()).group_by(OutboxMail.status))}
+    found = outbox_counts()
     out = {s: int(found.get(s, 0)) for s in STATUSES}
     out["retrying"] = int(db.session.scalar(select(func.count()).select_from(OutboxMail).where(
         OutboxMail.status == "pending", OutboxMail.attempts > 0)) or 0)
