@@ -1,6 +1,7 @@
 """`fablab demo`: everything a newcomer needs on one machine, from one command: the web app on the
-demo lab, an MQTT broker, the usage worker, and two simulated machines (a Marlin printer and a GRBL
-laser) each behind a real pseudo-terminal with a real `fablab-bridge` reporting their use."""
+demo lab, an MQTT broker, the usage worker, the mail delivery (`fablab notify`, into an embedded SMTP sink
+unless FABLAB_SMTP_URL is set), and two simulated machines (a Marlin printer and a GRBL laser) each behind a
+real pseudo-terminal with a real `fablab-bridge` reporting their use."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ..extensions import db
 from ..models.types import utcnow
 from .broker import DemoBroker, find_mosquitto
 from .lab import DEMO_PASSWORD, demo_logins, seed
+from .mail_sink import demo_smtp
 
 DEMO_MACHINES = {"ender-3": "marlin", "laser-k40": "grbl"}
 BRIDGE_ID = "demo-bridge"
@@ -125,11 +127,21 @@ def run_demo(host: str, port: int) -> None:
     ports = {"ender-3": marlin.start(), "laser-k40": grbl.start()}
     toml = work / "bridge.toml"
     toml.write_text(_bridge_toml(work / "bridge-state", broker.port, bridge_password, ports))
+    # Mail: the configured server, else an embedded sink whose mails the admin's "Sent mail" page shows.
+    smtp_url, mail_sink = demo_smtp(app)
+    if mail_sink is not None:
+        atexit.register(mail_sink.stop)
+    base = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{port}"
+    app.config["FABLAB_SMTP_URL"] = smtp_url
+    if not os.environ.get("FABLAB_BASE_URL"):
+        app.config["FABLAB_BASE_URL"] = base  # links in the mails lead to this demo
     env = dict(os.environ, FABLAB_MQTT_URL=mqtt_url, FABLAB_DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-               FABLAB_SECRET_KEY=app.config["SECRET_KEY"])
+               FABLAB_SECRET_KEY=app.config["SECRET_KEY"], FABLAB_SMTP_URL=smtp_url,
+               FABLAB_BASE_URL=app.config["FABLAB_BASE_URL"], FABLAB_MAIL_FROM=app.config["FABLAB_MAIL_FROM"])
     logs = open(work / "processes.log", "ab")  # noqa: SIM115 - lives as long as the demo
     procs = [
         subprocess.Popen([sys.executable, "-m", "fablab.cli", "worker"], env=env, stdout=logs, stderr=logs),
+        subprocess.Popen([sys.executable, "-m", "fablab.cli", "notify"], env=env, stdout=logs, stderr=logs),
         subprocess.Popen([sys.executable, "-m", "fablab_bridge", str(toml)], env=env, stdout=logs, stderr=logs),
     ]
 
@@ -154,12 +166,16 @@ def run_demo(host: str, port: int) -> None:
     _, kiosk_token = kiosk_service.register_kiosk("Demo kiosk")
     db.session.commit()
 
-    base = f"http://{host}:{port}"
     click.echo("")
     click.echo(f"  fablab demo lab:   {base}/")
     click.echo(f"  Demo kiosk:        {base}/kiosk/activate/{kiosk_token}  (touch screen view; badges below)")
     click.echo(f"  Broker:            {broker.kind} on 127.0.0.1:{broker.port}; worker and bridge logs in "
                f"{work / 'processes.log'}")
+    if mail_sink is not None:
+        click.echo(f"  Mail:              embedded SMTP sink on 127.0.0.1:{mail_sink.port}; what members would "
+                   f"receive is under Admin > Sent mail ({base}/admin/mail/sent)")
+    else:
+        click.echo("  Mail:              sent through FABLAB_SMTP_URL; the outbox is under Admin > Outbox")
     click.echo("  Simulated machines: Ender 3 V2 (Marlin) and K40 laser (GRBL) start jobs every few minutes.")
     if booked:
         click.echo(f"                     {booked}")
