@@ -75,8 +75,8 @@ class MachineConfig:
     lock: str = "none"
     start_locked: bool = False
     auth_timeout: float = 5.0
-    passthrough: str | None = None  # GRBL: symlink path of the pty offered to a G-code sender
-    passthrough_tcp: tuple[str, int] | None = None  # GRBL: (host, port) a sender connects to over TCP
+    passthrough: str | None = None  # GRBL, Marlin: symlink path of the pty offered to a G-code sender
+    passthrough_tcp: tuple[str, int] | None = None  # GRBL, Marlin: (host, port) a sender connects to
     source: str | None = None  # octoprint: the plugin's base topic; moonraker: the instance name
     plug: PlugConfig | None = None
     badge: BadgeConfig | None = None
@@ -230,8 +230,8 @@ def _machine(raw: Any, index: int) -> MachineConfig:
         value = _take(raw, "passthrough_tcp", (str, int), w)
         m.passthrough_tcp = listen_address(value, f"{w}.passthrough_tcp")
     for key in ("passthrough", "passthrough_tcp"):
-        if getattr(m, key) and driver != "grbl":
-            raise ConfigError(f"{w}.{key}: only supported for the grbl driver")
+        if getattr(m, key) and driver not in ("grbl", "marlin"):
+            raise ConfigError(f"{w}.{key}: only supported for the grbl and marlin drivers")
     if m.passthrough and m.passthrough_tcp:
         raise ConfigError(f"{w}: use either passthrough (pty) or passthrough_tcp, not both: "
                           "a controller can serve one G-code sender at a time")
