@@ -15,6 +15,7 @@ from devices.lines import LineBuffer
 from devices.marlin import MarlinCodec
 from devices.marlin_flow import MarlinFlow
 from devices.observations import Ack, Busy, Firmware, Observation, Resend, Reset
+from devices.passthrough import PtyPort
 
 if TYPE_CHECKING:
     from fablab_bridge.machine import MachineRunner
@@ -27,6 +28,16 @@ def _read(fd: int) -> bytes:
     if not data:
         raise serial.SerialException("device disconnected")
     return data
+
+
+def _write(fd: int, data: bytes) -> None:
+    """All of ``data`` to the printer (os.write on the port's fd: pyserial's write costs more per line)."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            select.select([], [fd], [], 2.0)
 
 
 def run_marlin(r: MachineRunner, ser: serial.Serial) -> None:
@@ -45,14 +56,14 @@ def run_marlin(r: MachineRunner, ser: serial.Serial) -> None:
     def init(now: float) -> None:
         flow.bridge_queue.clear()
         state["autoreport"] = False
-        ser.write(flow.reset(now).encode())
+        _write(fd, flow.reset(now).encode())
         flow.bridge_queue.append("M115")
 
     def from_printer(line: str, now: float, to_sender: list[str]) -> None:
         out, write = flow.from_printer(line, now)
         to_sender += out
         for raw in write:
-            ser.write(raw.encode())
+            _write(fd, raw.encode())
         rest: list[Observation] = []
         for o in codec.feed(line):
             if isinstance(o, Reset):
@@ -84,7 +95,7 @@ def run_marlin(r: MachineRunner, ser: serial.Serial) -> None:
     next_poll = time.monotonic()
     had_sender = False
     while not r._stop.is_set():
-        watch = [fd] + (sender.fds() if sender else [])
+        watch = [fd, *sender.fds()] if sender else [fd]
         ready, _, _ = select.select(watch, [], [], 0.02)
         now = time.monotonic()
         to_sender: list[str] = []
@@ -92,7 +103,7 @@ def run_marlin(r: MachineRunner, ser: serial.Serial) -> None:
             for line in lines.feed(_read(fd)):
                 from_printer(line, now, to_sender)
         if sender is not None:
-            has_sender = sender.connected()
+            has_sender = len(watch) > 1 if isinstance(sender, PtyPort) else sender.connected()
             if had_sender and not has_sender:
                 flow.sender_gone()
                 sender_lines.clear()
@@ -118,6 +129,6 @@ def run_marlin(r: MachineRunner, ser: serial.Serial) -> None:
             r.observe(codec.expire_error())
             to_sender += flow.flush()
         for raw in flow.next_lines(now):
-            ser.write(raw.encode())
-        if to_sender and sender is not None and sender.connected():
+            _write(fd, raw.encode())
+        if to_sender and had_sender and sender is not None:
             sender.write(("\n".join(to_sender) + "\n").encode(), timeout=0.05)
