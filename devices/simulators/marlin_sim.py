@@ -47,6 +47,7 @@ class MarlinSimulator(PtySimulator):
         checksum_error: str = "checksum mismatch",  # firmwares word it differently ("Missing checksum")
         checksum_strict: bool = False,  # refuse lines without N and checksum (asks for them again)
         ack_delay: float = 0.0,  # seconds a command takes before its ok (a printer's own ack rate)
+        baud: int | None = None,  # also delay each ok by the line's time on a UART at this rate
         seed: int | None = None,
     ) -> None:
         super().__init__(link, tick=tick, seed=seed)
@@ -54,6 +55,8 @@ class MarlinSimulator(PtySimulator):
         self.checksum_error = checksum_error
         self.checksum_strict = checksum_strict
         self.ack_delay = ack_delay
+        self.baud = baud
+        self._line_delay = 0.0
         self.commands: list[tuple[int | None, str]] = []  # (line number, command) executed, in order
         self.overruns = 0  # lines that arrived while a command's ok was still due (a host ahead of acks)
         self._due_ok: list[tuple[float, str]] = []
@@ -164,6 +167,8 @@ class MarlinSimulator(PtySimulator):
         if self.killed:
             return  # halted: Marlin no longer processes commands
         self._now = now
+        if self.baud:  # start bit, 8 data bits, stop bit per byte, and the newline
+            self._line_delay = (len(line) + 1) * 10 / self.baud
         if self._due_ok and line.strip():
             self.overruns += 1
         n, cmd, ok = parse_numbered(line)
@@ -194,8 +199,8 @@ class MarlinSimulator(PtySimulator):
         self._execute(cmd, now)
 
     def _ok(self, text: str = "ok") -> None:
-        if self.ack_delay:
-            self._due_ok.append((self._now + self.ack_delay, text))
+        if self.ack_delay or self._line_delay:
+            self._due_ok.append((self._now + self.ack_delay + self._line_delay, text))
         else:
             self.send(text + "\n")
 

@@ -104,3 +104,26 @@ def test_sender_sees_replies_to_its_own_queries_and_gets_resend_for_its_bad_line
     assert evs[2].reason == "done"
     assert not [x for x in rec.of(events.MachineEvent, m) if x.type == "error"]
     sender.port.close()
+
+
+def test_sender_over_tcp_shares_the_printer(make_bridge, marlin_sim, recorder, uid):
+    import socket
+
+    rec = recorder()
+    m = uid("prusa")
+    sim = marlin_sim(checksum_strict=True)
+    bridge = make_bridge([{"id": m, "driver": "marlin", "port": sim.path, "passthrough_tcp": "127.0.0.1:0",
+                           "poll_interval": 0.2}], bridge_id=uid("b"))
+    rec.wait_state(m, "idle")
+    port = bridge.machines[m].passthrough
+    enc, buf, seen = MarlinLineEncoder(), LineBuffer(), []
+    with socket.create_connection(port.address, timeout=2) as sock:
+        wait_until(port.connected, what="bridge to accept the sender")
+        for raw in [enc.reset()] + [enc.encode(c) for c in moves(300)]:
+            sock.sendall(raw.encode())
+            while not (seen and seen[-1].startswith("ok")):
+                seen += buf.feed(sock.recv(4096))
+            seen.append("")  # next line's ok
+    assert sum(x.startswith("ok") for x in seen) == 301
+    assert [c for _, c in sim.commands if c.startswith("G1")] == moves(300)
+    assert not [x for x in seen if x.startswith(("ok T:", "SD printing", "Not SD", "Resend"))]
