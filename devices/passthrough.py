@@ -8,7 +8,8 @@ bytes once one of those fds is readable) and ``write``.
 Everything the sender writes goes to the controller unchanged. The bridge injects its own ``?`` status
 queries; GRBL answers each ``?`` with one ``<...>`` line, so ``GrblStatusFilter`` counts the queries that
 are outstanding and withholds as many status replies from the sender as the bridge asked for, unless
-the sender asked too. Every line from the controller is still observed by the bridge.
+the sender asked too. Every line from the controller is still observed by the bridge. For Marlin the
+ports are the same, and ``devices.marlin_flow.MarlinFlow`` keeps the two line streams apart.
 """
 
 from __future__ import annotations

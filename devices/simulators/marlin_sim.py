@@ -7,6 +7,10 @@ line-number/checksum checking with (optionally random) ``Resend:`` requests.
     sim.start_print("benchy.gcode")   # as if started from the printer's screen
     sim.inject_error()          # thermal runaway -> "Error:...", halted until replug/reboot
     sim.unplug(); sim.replug()
+
+Like real firmwares it can word its checksum error differently (``checksum_error=" Missing checksum"``),
+refuse unnumbered lines (``checksum_strict``), take time per command (``ack_delay``, ``baud``: each ok
+waits for the line's time on the UART) and count lines that arrive before the previous ok (``overruns``).
 """
 
 from __future__ import annotations
