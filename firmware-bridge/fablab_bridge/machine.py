@@ -99,6 +99,7 @@ class MachineRunner:
         self._commands: deque[str] = deque()  # lines for the serial thread to send (Marlin)
         self._resumable = False  # a job was cut off by port loss: one seen running next is its resumption
         self._sender_errors: list[str] = []  # the G-code sender's refused lines during the open job
+        self.sender_line = 0  # Marlin pass-through: the sender's own line number, kept across reconnects
         self._auth_waiters: dict[str, list[Any]] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -42,11 +42,21 @@ def _write(fd: int, data: bytes) -> None:
 
 def run_marlin(r: MachineRunner, ser: serial.Serial) -> None:
     codec, flow, lines = MarlinCodec(), MarlinFlow(), LineBuffer()
+    flow.sender_last = r.sender_line  # the sender did not go away with the printer's port
     r._codec = codec
+    try:
+        _loop(r, ser, codec, flow, lines)
+    finally:
+        r.sender_line = flow.sender_last
+
+
+def _loop(r: MachineRunner, ser: serial.Serial, codec: MarlinCodec, flow: MarlinFlow, lines: LineBuffer) -> None:
     cfg = r.cfg
     poll = cfg.poll_interval
     sender = r.passthrough
     sender_lines = LineBuffer()
+    if sender is None or not sender.connected():
+        flow.sender_last = 0  # whoever connects next starts its own numbering
     fd = ser.fileno()
     # a sender may turn auto-reports on or off for itself: with one, the bridge polls instead
     autoreport_ok = sender is None and poll >= 1

@@ -127,3 +127,21 @@ def test_sender_over_tcp_shares_the_printer(make_bridge, marlin_sim, recorder, u
     assert sum(x.startswith("ok") for x in seen) == 301
     assert [c for _, c in sim.commands if c.startswith("G1")] == moves(300)
     assert not [x for x in seen if x.startswith(("ok T:", "SD printing", "Not SD", "Resend"))]
+
+
+def test_sender_numbering_survives_the_printer_port_coming_back(make_bridge, marlin_sim, recorder, uid, tmp_path):
+    rec = recorder()
+    m, sim, link = start(make_bridge, marlin_sim, uid, tmp_path, reset_on_open=False)
+    rec.wait_state(m, "idle")
+    sender = Sender(link)
+    sender.reset()
+    for cmd in moves(5):
+        sender.send(cmd)
+    sim.unplug()
+    rec.wait_state(m, "offline")
+    sim.replug()  # a native-USB board: no reset; the sender carries on with N6
+    rec.wait_state(m, "idle", timeout=5)
+    for cmd in moves(10)[5:]:
+        sender.send(cmd)  # raises if asked to resend
+    assert [c for _, c in sim.commands if c.startswith("G1")] == moves(10)
+    sender.port.close()
