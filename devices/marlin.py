@@ -33,6 +33,10 @@ _CAP_RE = re.compile(r"Cap:([A-Z0-9_]+):([01])")
 # How Marlin announces that it has stopped (kill(), stop()): the halt itself, whatever error came before.
 _HALT_RE = re.compile(r"halted|kill|stopped", re.IGNORECASE)
 
+# A print a G-code host streams (pass-through): this many moves within this many seconds start a job.
+STREAM_MOVES, STREAM_WINDOW_S = 20, 10.0
+_M73_RE = re.compile(r"\bP(\d+(?:\.\d+)?)", re.IGNORECASE)
+
 SENSOR_NAMES = {"T": "hotend", "B": "bed", "C": "chamber", "P": "probe", "A": "ambient", "R": "redundant"}
 
 
@@ -72,6 +76,9 @@ class MarlinCodec:
         # An ``Error:`` line whose meaning depends on what follows: ``Resend:``/``ok`` (the firmware
         # carries on: a communication error) or a halt; wordings differ between firmwares and versions.
         self.pending_error: str | None = None
+        self.host_job = False  # the job is a stream from the pass-through's sender, not an SD print
+        self._host_first = self._host_last = 0.0
+        self._host_moves = 0
 
     @property
     def in_job(self) -> bool:
@@ -94,6 +101,7 @@ class MarlinCodec:
             out.append(JobFinished(reason=reason, file=self.file))
         self._set_state(state, out)
         self.sd_pos = None
+        self.host_job = False
 
     def feed(self, line: str) -> list[Observation]:
         out: list[Observation] = []
@@ -133,7 +141,7 @@ class MarlinCodec:
             self._error(line, out)
             return out
         if line == "Not SD printing":
-            if self.in_job:
+            if self.in_job and not self.host_job:
                 self._finish("stopped", out)
             return out
         if line.startswith("Done printing file"):
@@ -148,7 +156,7 @@ class MarlinCodec:
             if self.in_job:
                 out.append(JobFinished(reason="reset", file=self.file))
             out.append(Reset(banner=line))
-            self.pending_error = None
+            self.pending_error, self.host_job = None, False
             self._set_state("idle", out)
             self.sd_pos = None
             return out
@@ -173,6 +181,44 @@ class MarlinCodec:
         if line.startswith("Current file:"):
             self.file = line[len("Current file:") :].strip().split(" ")[0] or self.file
             return out
+        return out
+
+    # ---------------------------------------------------------------- prints streamed by a G-code host
+    def host_line(self, cmd: str, now: float) -> list[Observation]:
+        """A command the pass-through's sender sent. The printer knows nothing of a print a host streams, so
+        moves sent steadily are one (``STREAM_MOVES`` within ``STREAM_WINDOW_S``) until the stream stops
+        (``host_idle``); a slicer's ``M73 P<percent>`` gives its progress."""
+        out: list[Observation] = []
+        word = cmd.split(" ", 1)[0].upper()
+        if word in ("G0", "G1", "G2", "G3"):
+            self._host_last = now
+            if self.in_job:
+                return out
+            if now - self._host_first > STREAM_WINDOW_S:
+                self._host_first, self._host_moves = now, 0
+            self._host_moves += 1
+            if self._host_moves >= STREAM_MOVES:
+                self.host_job, self.file, self.file_size, self.sd_pos = True, None, None, None
+                out.append(JobStarted(file=None))
+                self._set_state("printing", out)
+        elif word == "M73" and self.host_job:
+            m = _M73_RE.search(cmd[3:])
+            if m:
+                out.append(Reading({"progress": round(min(100.0, float(m.group(1))) / 100, 4)}))
+        return out
+
+    def host_idle(self, now: float, idle_s: float) -> list[Observation]:
+        """The host's stream stopped for ``idle_s``: its print is over."""
+        if self.host_job and now - self._host_last > idle_s:
+            return self.host_stopped("done")
+        return []
+
+    def host_stopped(self, reason: str) -> list[Observation]:
+        out: list[Observation] = []
+        if self.host_job:
+            self.host_job = False
+            self._host_moves = 0
+            self._finish(reason, out)
         return out
 
     def _temps(self, line: str, out: list[Observation]) -> None:

@@ -72,6 +72,7 @@ class MachineConfig:
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
     session_idle_s: float = 600.0  # an open session without a job ends after this long
+    stream_idle_s: float = 60.0  # Marlin pass-through: a host's streamed print ends when it stops this long
     lock: str = "none"
     start_locked: bool = False
     auth_timeout: float = 5.0
@@ -216,7 +217,7 @@ def _machine(raw: Any, index: int) -> MachineConfig:
         raise ConfigError(f"{w}: driver {driver} needs 'port' (e.g. /dev/ttyUSB0)")
     m.baud = _take(raw, "baud", int, w, m.baud)
     for key in ("poll_interval", "telemetry_interval", "boot_wait", "ack_timeout", "reconnect_min",
-                "reconnect_max", "session_idle_s", "auth_timeout"):
+                "reconnect_max", "session_idle_s", "auth_timeout", "stream_idle_s"):
         setattr(m, key, _positive(_take(raw, key, float, w, getattr(m, key)), f"{w}.{key}"))
     if driver == "grbl" and m.poll_interval < 0.2:
         raise ConfigError(f"{w}.poll_interval: GRBL status polling is limited to 5 Hz (>= 0.2 s)")

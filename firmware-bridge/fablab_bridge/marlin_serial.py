@@ -117,11 +117,21 @@ def _loop(r: MachineRunner, ser: serial.Serial, codec: MarlinCodec, flow: Marlin
             if had_sender and not has_sender:
                 flow.sender_gone()
                 sender_lines.clear()
+                r.observe(codec.host_stopped("stopped"))  # the host left mid-print
             had_sender = has_sender
             data = sender.service(ready)
             if data:
-                replies = [flow.from_sender(line) for line in sender_lines.feed(data)]
-                to_sender += [x.rstrip("\n") for x in replies if x]
+                streamed: list[Observation] = []
+                for line in sender_lines.feed(data):
+                    queued = len(flow.sender_queue)
+                    reply = flow.from_sender(line)
+                    if reply:
+                        to_sender.append(reply.rstrip("\n"))
+                    elif len(flow.sender_queue) > queued:
+                        streamed += codec.host_line(flow.sender_queue[-1], now)
+                r.observe(streamed)
+            if codec.host_job:
+                r.observe(codec.host_idle(now, cfg.stream_idle_s))
         with r.lock:
             while r._commands:
                 flow.bridge_queue.append(r._commands.popleft())

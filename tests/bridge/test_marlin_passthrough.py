@@ -44,8 +44,8 @@ def start(make_bridge, marlin_sim, uid, tmp_path, **sim_kw):
     m = uid("prusa")
     sim = marlin_sim(checksum_strict=True, **sim_kw)
     link = str(tmp_path / "ttyPRUSA")
-    make_bridge([{"id": m, "driver": "marlin", "port": sim.path, "passthrough": link, "poll_interval": 0.2}],
-                bridge_id=uid("b"))
+    make_bridge([{"id": m, "driver": "marlin", "port": sim.path, "passthrough": link, "poll_interval": 0.2,
+                  "stream_idle_s": 1.0}], bridge_id=uid("b"))
     return m, sim, link
 
 
@@ -75,8 +75,12 @@ def test_sender_streams_10000_lines_in_order_with_every_ok(make_bridge, marlin_s
     # the bridge's replies are not the sender's
     assert not [x for x in sender.seen if x.startswith(("ok T:", "SD printing", "Not SD", "FIRMWARE", "Cap:",
                                                           "Error", "Resend"))]
+    assert sim.overruns == 0
+    # the host's print is reported as a job, ended when its stream stopped
+    evs = rec.wait_events(m, ["session_started", "job_started", "job_finished"], timeout=5)
+    assert evs[2].reason == "done"
+    rec.wait_state(m, "idle")
     sender.port.close()
-    assert rec.last_state(m) == "idle" and sim.overruns == 0
 
 
 def test_sender_sees_replies_to_its_own_queries_and_gets_resend_for_its_bad_lines(
@@ -144,4 +148,28 @@ def test_sender_numbering_survives_the_printer_port_coming_back(make_bridge, mar
     for cmd in moves(10)[5:]:
         sender.send(cmd)  # raises if asked to resend
     assert [c for _, c in sim.commands if c.startswith("G1")] == moves(10)
+    sender.port.close()
+
+
+def test_host_streamed_print_is_a_job_with_slicer_progress(make_bridge, marlin_sim, recorder, uid, tmp_path):
+    rec = recorder()
+    m, sim, link = start(make_bridge, marlin_sim, uid, tmp_path)
+    rec.wait_state(m, "idle")
+    sender = Sender(link)
+    sender.reset()
+    for cmd in moves(5):
+        sender.send(cmd)  # a few jogs are not a print
+    time.sleep(0.3)
+    assert "job_started" not in rec.event_types(m)
+    program = moves(40)
+    for i, cmd in enumerate(program):
+        sender.send(cmd)
+        if i == 30:
+            sender.send("M73 P50 R3")
+    rec.wait_state(m, "printing")
+    wait_until(lambda: [s for s in rec.of(events.MachineStatus, m) if s.job and s.job.progress == 0.5],
+               what="progress from M73")
+    evs = rec.wait_events(m, ["session_started", "job_started", "job_finished"], timeout=5)
+    assert evs[2].reason == "done"
+    rec.wait_state(m, "idle")
     sender.port.close()

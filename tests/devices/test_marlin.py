@@ -155,3 +155,18 @@ def test_error_never_hides_a_print_once_the_firmware_answers_again():
     assert codec.state == "error"
     out = feed_all(codec, ["ok", "SD printing byte 10/100"])  # M999, then a print from the screen
     assert of(JobStarted, out) and codec.state == "printing"
+
+
+def test_moves_a_host_streams_are_a_print_until_the_stream_stops():
+    codec = MarlinCodec()
+    out = []
+    for i in range(25):
+        out += codec.host_line(f"G1 X{i} E{i * 0.1:.1f}", now=i * 0.1)
+    assert of(JobStarted, out) == [JobStarted(file=None)] and codec.state == "printing"
+    assert codec.host_line("M73 P42 R10", now=2.6) == [Reading({"progress": 0.42})]
+    assert not of(JobFinished, codec.feed("Not SD printing"))  # the printer's SD is not the host's print
+    assert codec.host_idle(now=5.0, idle_s=10) == []
+    assert of(JobFinished, codec.host_idle(now=20.0, idle_s=10)) == [JobFinished(reason="done")]
+    assert codec.state == "idle" and not codec.host_job
+    # a few moves now and then (jogging) are not a print
+    assert not [o for t in range(0, 200, 11) for o in codec.host_line("G0 X1", now=100.0 + t)]
