@@ -7,12 +7,21 @@
    bridge and a private Mosquitto: Marlin pause/resume (pushed by the firmware as //action: lines) ->
    retained status; Marlin 'Done printing file' -> job_finished event (through the SQLite outbox);
    GRBL feed hold/resume, which the bridge only sees by polling '?' (at 5 Hz here). Target p99 < 200 ms.
+3. Marlin pass-through: a G-code file of --passthrough-lines (100,000) numbered, checksummed lines streamed
+   by a sender that waits for each ``ok`` (as OctoPrint and Pronterface do), through the bridge's pty to the
+   simulator in checksum-strict mode, against the same file written to the simulator's pty directly in the
+   same run. Target >= 0.8x. Run with the printer answering at once (the bridge's whole overhead shows:
+   two more process wake-ups per line), and with each ok delayed by the line's time on a --baud (250,000)
+   UART, where the printer's own acknowledgement rate is the limit; --ack-ms adds runs with a fixed delay.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import random
+import select
 import statistics
 import sys
 import tempfile
@@ -29,7 +38,8 @@ from fablab_bridge.config import parse_config  # noqa: E402
 
 from devices import events  # noqa: E402
 from devices.grbl import GrblCodec  # noqa: E402
-from devices.marlin import MarlinCodec  # noqa: E402
+from devices.lines import LineBuffer  # noqa: E402
+from devices.marlin import MarlinCodec, MarlinLineEncoder  # noqa: E402
 from devices.simulators.grbl_sim import GrblSimulator  # noqa: E402
 from devices.simulators.marlin_sim import MarlinSimulator  # noqa: E402
 from tests.support.broker import start_broker  # noqa: E402
@@ -181,11 +191,123 @@ def latency(rounds: int) -> None:
         broker.stop()
 
 
+def stream(path: str, program: list[str]) -> float:
+    """Lines/s of a sender that writes one numbered line and waits for its ``ok`` (raw pty, no pyserial)."""
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        buf, enc = LineBuffer(), MarlinLineEncoder(history=8)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+
+        def wait_ok() -> None:
+            while True:
+                if not poller.poll(5000):
+                    raise TimeoutError("no ok from the printer")
+                for line in buf.feed(os.read(fd, 4096)):
+                    if line.startswith("Resend"):
+                        raise RuntimeError(f"sender asked to resend: {line}")
+                    if line.startswith("ok"):
+                        return
+
+        time.sleep(0.3)  # the banner of a board reset by the open, then drain it
+        while poller.poll(100):
+            os.read(fd, 4096)
+        buf.clear()
+        os.write(fd, enc.reset().encode())
+        wait_ok()
+        start = time.perf_counter()
+        for cmd in program:
+            os.write(fd, enc.encode(cmd).encode())
+            wait_ok()
+        return len(program) / (time.perf_counter() - start)
+    finally:
+        os.close(fd)
+
+
+def _printer_process(link: str, ack_ms: float, baud: int | None, conn) -> None:  # noqa: ANN001
+    """The simulated printer in its own process (a real one is its own device): no shared interpreter lock."""
+    sim = MarlinSimulator(link, checksum_strict=True, ack_delay=ack_ms / 1000, baud=baud, tick=0.05)
+    conn.send(sim.start())
+    conn.recv()  # until told to stop
+    with sim.lock:
+        conn.send((list(sim.commands), sim.overruns))
+    sim.stop()
+
+
+def _sender_process(path: str, program: list[str], conn) -> None:  # noqa: ANN001
+    conn.send(stream(path, program))
+
+
+class _Child:
+    def __init__(self, target, *args) -> None:  # noqa: ANN001
+        ctx = multiprocessing.get_context("fork")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=target, args=(*args, child), daemon=True)
+        self.proc.start()
+
+    def recv(self, timeout: float = 600.0):  # noqa: ANN201
+        if not self.conn.poll(timeout):
+            raise TimeoutError("child process did not answer")
+        return self.conn.recv()
+
+    def stop(self):  # noqa: ANN201
+        self.conn.send("stop")
+        result = self.recv(10)
+        self.proc.join(5)
+        return result
+
+
+def passthrough(n: int, ack_ms: float, baud: int | None = None) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-passthrough-"))
+    program = [f"G1 X{i % 200}.{i % 10} Y{(i * 7) % 200} E{i * 0.01:.2f} F3000" for i in range(n)]
+    printer = _Child(_printer_process, str(tmp / "direct"), ack_ms, baud)
+    path = printer.recv(10)
+    direct = _Child(_sender_process, path, program).recv()
+    commands, _ = printer.stop()
+    assert [c for _, c in commands if c.startswith("G1")] == program
+    broker = start_broker(tmp / "broker")
+    printer = _Child(_printer_process, str(tmp / "printer"), ack_ms, baud)
+    path = printer.recv(10)
+    link = str(tmp / "ttyPRINTER")
+    raw = {
+        "bridge": {"id": "bench-pt", "state_dir": str(tmp / "state"), "log_level": "WARNING"},
+        "mqtt": {"host": broker.host, "port": broker.port},
+        "machine": [{"id": "printer", "driver": "marlin", "port": path, "passthrough": link, "boot_wait": 0.5}],
+    }
+    bridge = Bridge(parse_config(raw)).start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not bridge.machines["printer"].online:
+            time.sleep(0.05)
+        via = _Child(_sender_process, link, program).recv()
+    finally:
+        bridge.stop()
+        commands, overruns = printer.stop()
+        broker.stop()
+    assert [c for _, c in commands if c.startswith("G1")] == program, "lines lost or out of order"
+    assert all(num is not None for num, _ in commands) and overruns == 0
+    polls = sum(1 for _, c in commands if c in ("M105", "M27"))
+    ratio = via / direct
+    label = f"{baud:,} baud line time" if baud else f"printer ack {ack_ms:4.1f} ms"
+    print(f"  {label:<26}: direct {direct:9,.0f} lines/s   pass-through {via:9,.0f} lines/s   "
+          f"ratio {ratio:4.2f}x   {'OK' if ratio >= 0.8 else 'under target'}  ({polls} bridge polls interleaved)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=300_000)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--passthrough-lines", type=int, default=100_000)
+    parser.add_argument("--ack-ms", type=float, action="append", help="printer ack time per command (ms)")
+    parser.add_argument("--baud", type=int, default=250_000, help="UART rate of the modelled printer")
+    parser.add_argument("--only-passthrough", action="store_true")
     args = parser.parse_args()
+    print(f"Marlin pass-through, {args.passthrough_lines:,} lines, sender waiting for each ok (target >= 0.8x):")
+    for ack_ms in args.ack_ms or [0.0]:
+        passthrough(args.passthrough_lines, ack_ms)  # answering at once: the bridge's whole overhead
+    passthrough(args.passthrough_lines, 0.0, args.baud)  # each line's time on the printer's UART
+    if args.only_passthrough:
+        return
     print("Codec throughput (best of 3):")
     for name, factory, mix in (("Marlin", MarlinCodec, MARLIN_MIX), ("GRBL", GrblCodec, GRBL_MIX)):
         rate = codec_rate(factory, mix, args.lines)

@@ -182,7 +182,16 @@ class MachineStatus(MachineMessage):
 @dataclass(kw_only=True)
 class MachineEvent(MachineMessage):
     """``machine/{machine}/event``. ``seq`` increases per machine across sessions and bridge restarts;
-    ``session_id`` may be None only for ``error`` events outside a session."""
+    ``session_id`` may be None only for ``error`` events outside a session.
+
+    Reasons and details the bridge sends (informative; consumers must accept others): ``job_finished``
+    reason done, cancelled, stopped, reset, alarm, error, lost (the serial port went away: sent at the
+    time of loss, followed by ``session_ended`` reason lost); ``session_ended`` reason idle, locked,
+    checkout, new_badge, lost. ``job_started`` detail ``{"file"?, "resumed": true}`` when the firmware was
+    still running a job after the port came back (a new session: the gap is not use). ``job_finished``
+    detail ``{"file"?, "sender_errors": n, "last_sender_error": "error:22"}`` counts a G-code sender's
+    refused lines during the job; a sender's replies are never ``error`` events.
+    """
 
     type: str
     session_id: str | None

@@ -17,6 +17,7 @@ from devices.observations import (
     JobStarted,
     Observation,
     Reading,
+    Rejected,
     Reset,
     StateChanged,
 )
@@ -51,6 +52,9 @@ REALTIME_RESUME = b"~"
 REALTIME_RESET = b"\x18"
 STATUS_INTERVAL_MIN = 0.2  # at most 5 Hz: status queries cost the controller cycles
 
+# ``$I`` build options (``[OPT:V,15,128]``): letters of compiled-in features, then planner blocks, RX bytes.
+OPT_CAPS = {"V": "VARIABLE_SPINDLE", "N": "LINE_NUMBERS", "M": "MIST_COOLANT", "C": "COREXY", "P": "PARKING",
+            "+": "SAFETY_DOOR", "L": "HOMING_INIT_LOCK"}
 _BANNER_RE = re.compile(r"^Grbl\w*\s+(\S+)")
 # Realtime command bytes as the sender may interleave them anywhere in its stream.
 REALTIME_BYTES = frozenset(b"?!~\x18") | frozenset(range(0x80, 0xA2))
@@ -158,7 +162,9 @@ class GrblCodec:
             out.append(Ack())
             return out
         if first == "e" and line.startswith("error:"):
-            out.append(Fault(reason=f"error:{line[6:].strip()}", fatal=False))
+            # the reply to one line, which came from the operator's sender (the bridge sends none but
+            # ``$I``): its business, not a machine fault
+            out.append(Rejected(code=f"error:{line[6:].strip()}"))
             return out
         if first == "A" and line.startswith("ALARM:"):
             code = line[6:].strip()
@@ -170,10 +176,20 @@ class GrblCodec:
             return out
         if first == "[":
             if line.startswith("[MSG:Pgm End"):
+                # M2/M30 waits for the motion to end before saying so: the controller is idle now, and a
+                # status published with the finished job must not say busy
                 self._finish("done", out)
+                if self.grbl_state in ("Run", None):
+                    self.grbl_state = "Idle"
+                    self._set_state("idle", out)
             elif line.startswith("[VER:"):
                 version = line[5:].rstrip("]").split(":", 1)[0]
                 self.firmware = Firmware(name=f"Grbl {version}")
+                out.append(self.firmware)
+            elif line.startswith("[OPT:") and self.firmware is not None:
+                letters = line[5:].rstrip("]").split(",", 1)[0]
+                caps = {name: letter in letters for letter, name in OPT_CAPS.items()}
+                self.firmware = Firmware(name=self.firmware.name, caps=caps)
                 out.append(self.firmware)
             return out
         if first == "G":

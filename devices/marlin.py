@@ -30,8 +30,12 @@ _RESEND_RE = re.compile(r"(?:Resend|rs)[: ]\s*N?(\d+)")
 _FW_NAME_RE = re.compile(r"FIRMWARE_NAME:\s*(.+?)(?:\s+[A-Z_]+:|$)")
 _FILE_OPENED_RE = re.compile(r"File opened:\s*(\S+)(?:\s+Size:\s*(\d+))?")
 _CAP_RE = re.compile(r"Cap:([A-Z0-9_]+):([01])")
-# Communication errors Marlin recovers from by asking for a resend: not a machine fault.
-_COMM_ERRORS = ("checksum mismatch", "Line Number is not", "No Checksum", "No Line Number", "Format error")
+# How Marlin announces that it has stopped (kill(), stop()): the halt itself, whatever error came before.
+_HALT_RE = re.compile(r"halted|kill|stopped", re.IGNORECASE)
+
+# A print a G-code host streams (pass-through): this many moves within this many seconds start a job.
+STREAM_MOVES, STREAM_WINDOW_S = 20, 10.0
+_M73_RE = re.compile(r"\bP(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 SENSOR_NAMES = {"T": "hotend", "B": "bed", "C": "chamber", "P": "probe", "A": "ambient", "R": "redundant"}
 
@@ -69,6 +73,12 @@ class MarlinCodec:
         self._caps: dict[str, bool] = {}
         self._collecting_caps = False
         self._pause_pos: int | None = None
+        # An ``Error:`` line whose meaning depends on what follows: ``Resend:``/``ok`` (the firmware
+        # carries on: a communication error) or a halt; wordings differ between firmwares and versions.
+        self.pending_error: str | None = None
+        self.host_job = False  # the job is a stream from the pass-through's sender, not an SD print
+        self._host_first = self._host_last = 0.0
+        self._host_moves = 0
 
     @property
     def in_job(self) -> bool:
@@ -91,6 +101,7 @@ class MarlinCodec:
             out.append(JobFinished(reason=reason, file=self.file))
         self._set_state(state, out)
         self.sd_pos = None
+        self.host_job = False
 
     def feed(self, line: str) -> list[Observation]:
         out: list[Observation] = []
@@ -103,6 +114,9 @@ class MarlinCodec:
             out.append(self.firmware)
         first = line[0]
         if first == "o" and line.startswith("ok"):
+            self.pending_error = None  # the firmware answers: whatever the error was, it carried on
+            if self.state == "error":
+                self._set_state("idle", out)  # answering again (e.g. after M999): tracking resumes
             out.append(Ack())
             if line.startswith("ok T"):
                 self._temps(line, out)
@@ -118,6 +132,7 @@ class MarlinCodec:
             self._sd_status(line, out)
             return out
         if line.startswith(("Resend", "rs ")):
+            self.pending_error = None  # a communication error: the line is asked for again
             m = _RESEND_RE.match(line)
             if m:
                 out.append(Resend(int(m.group(1))))
@@ -126,7 +141,7 @@ class MarlinCodec:
             self._error(line, out)
             return out
         if line == "Not SD printing":
-            if self.in_job:
+            if self.in_job and not self.host_job:
                 self._finish("stopped", out)
             return out
         if line.startswith("Done printing file"):
@@ -141,6 +156,7 @@ class MarlinCodec:
             if self.in_job:
                 out.append(JobFinished(reason="reset", file=self.file))
             out.append(Reset(banner=line))
+            self.pending_error, self.host_job = None, False
             self._set_state("idle", out)
             self.sd_pos = None
             return out
@@ -167,6 +183,44 @@ class MarlinCodec:
             return out
         return out
 
+    # ---------------------------------------------------------------- prints streamed by a G-code host
+    def host_line(self, cmd: str, now: float) -> list[Observation]:
+        """A command the pass-through's sender sent. The printer knows nothing of a print a host streams, so
+        moves sent steadily are one (``STREAM_MOVES`` within ``STREAM_WINDOW_S``) until the stream stops
+        (``host_idle``); a slicer's ``M73 P<percent>`` gives its progress."""
+        out: list[Observation] = []
+        word = cmd.split(" ", 1)[0].upper()
+        if word in ("G0", "G1", "G2", "G3"):
+            self._host_last = now
+            if self.in_job:
+                return out
+            if now - self._host_first > STREAM_WINDOW_S:
+                self._host_first, self._host_moves = now, 0
+            self._host_moves += 1
+            if self._host_moves >= STREAM_MOVES:
+                self.host_job, self.file, self.file_size, self.sd_pos = True, None, None, None
+                out.append(JobStarted(file=None))
+                self._set_state("printing", out)
+        elif word == "M73" and self.host_job:
+            m = _M73_RE.search(cmd[3:])
+            if m:
+                out.append(Reading({"progress": round(min(100.0, float(m.group(1))) / 100, 4)}))
+        return out
+
+    def host_idle(self, now: float, idle_s: float) -> list[Observation]:
+        """The host's stream stopped for ``idle_s``: its print is over."""
+        if self.host_job and now - self._host_last > idle_s:
+            return self.host_stopped("done")
+        return []
+
+    def host_stopped(self, reason: str) -> list[Observation]:
+        out: list[Observation] = []
+        if self.host_job:
+            self.host_job = False
+            self._host_moves = 0
+            self._finish(reason, out)
+        return out
+
     def _temps(self, line: str, out: list[Observation]) -> None:
         temps = parse_temperatures(line)
         if temps:
@@ -181,7 +235,7 @@ class MarlinCodec:
             return  # garbled line: ignore rather than invent a job
         self.file_size = size
         if self.state == "error":
-            return
+            self._set_state("idle", out)  # the firmware reports again: it is no longer halted
         if not self.in_job:
             if pos >= size:
                 return  # a finished file that is still open: not a new job
@@ -200,12 +254,27 @@ class MarlinCodec:
 
     def _error(self, line: str, out: list[Observation]) -> None:
         text = line[6:].strip() if line.startswith("Error:") else line[2:].strip()
-        if any(marker in text for marker in _COMM_ERRORS):
-            return  # followed by Resend: handled by the line encoder
+        if not (line.startswith("!!") or _HALT_RE.search(text)):
+            # Decided by what follows: Resend/ok (recoverable) or a halt; see ``expire_error``.
+            if self.pending_error is None:
+                self.pending_error = text
+            return
+        self._halt(text, out)
+
+    def _halt(self, text: str, out: list[Observation]) -> None:
+        detail, self.pending_error = self.pending_error or text, None  # the cause, not "Printer halted"
         if self.state == "error":
             return  # one fault per halt; the following lines only repeat it
-        out.append(Fault(reason="firmware_error", detail=text, fatal=True))
+        out.append(Fault(reason="firmware_error", detail=detail, fatal=True))
         self._finish("error", out, state="error")
+
+    def expire_error(self) -> list[Observation]:
+        """An ``Error:`` that neither ``Resend:``/``ok`` nor a halt message followed within the caller's
+        timeout: the firmware stopped answering after it, so it is a halt."""
+        out: list[Observation] = []
+        if self.pending_error is not None:
+            self._halt(self.pending_error, out)
+        return out
 
     def _action(self, action: str, out: list[Observation]) -> None:
         name = action.split(" ", 1)[0]

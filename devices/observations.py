@@ -70,4 +70,14 @@ class Resend:
     line: int
 
 
-Observation = Reset | StateChanged | JobStarted | JobFinished | Fault | Reading | Firmware | Ack | Busy | Resend
+@dataclass(frozen=True)
+class Rejected:
+    """The controller refused one command line (GRBL ``error:N``): a reply to whoever sent the line, not a
+    machine fault. The line went from the operator's G-code sender, so it is job detail at most."""
+
+    code: str
+
+
+Observation = (
+    Reset | StateChanged | JobStarted | JobFinished | Fault | Reading | Firmware | Ack | Busy | Resend | Rejected
+)

@@ -8,7 +8,8 @@ bytes once one of those fds is readable) and ``write``.
 Everything the sender writes goes to the controller unchanged. The bridge injects its own ``?`` status
 queries; GRBL answers each ``?`` with one ``<...>`` line, so ``GrblStatusFilter`` counts the queries that
 are outstanding and withholds as many status replies from the sender as the bridge asked for, unless
-the sender asked too. Every line from the controller is still observed by the bridge.
+the sender asked too. Every line from the controller is still observed by the bridge. For Marlin the
+ports are the same, and ``devices.marlin_flow.MarlinFlow`` keeps the two line streams apart.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class GrblStatusFilter:
         self._injected: deque[float] = deque()  # send times of our outstanding queries
         self._expire_s = expire_s
         self._partial = bytearray()
+        self._own_lines: deque[float] = deque()  # send times of our own ``$I`` lines awaiting ``ok``
         self.dropped = 0
 
     @property
@@ -56,10 +58,18 @@ class GrblStatusFilter:
         self._injected.append(now)
         return b"?"
 
+    def inject_line(self, line: bytes, now: float) -> bytes:
+        """Our own line command (``$I``), sent only while no sender is connected: its ``[...]`` replies and
+        its ``ok`` are withheld from a sender that connects before they arrive."""
+        self._own_lines.append(now)
+        return line
+
     def from_controller(self, data: bytes, now: float) -> tuple[bytes, list[str]]:
         """Bytes from the controller -> (bytes for the sender, complete lines for the bridge to parse)."""
         while self._injected and now - self._injected[0] > self._expire_s:
             self._injected.popleft()  # a query lost to a reset must not swallow later replies
+        while self._own_lines and now - self._own_lines[0] > self._expire_s:
+            self._own_lines.popleft()
         self._partial += data
         if b"\n" not in data:
             return b"", []
@@ -77,6 +87,10 @@ class GrblStatusFilter:
                     self._injected.popleft()
                     self.dropped += 1
                     continue
+            elif self._own_lines and text.startswith(("[VER:", "[OPT:", "ok", "error:")):
+                if not text.startswith("["):
+                    self._own_lines.popleft()
+                continue
             to_sender += raw + b"\n"
         return bytes(to_sender), lines
 

@@ -77,7 +77,7 @@ class PtySimulator:
             if self._port.master is None:
                 time.sleep(self.tick_s)
                 continue
-            data = self._port.read(self.tick_s)
+            data = self._port.read(min(self.tick_s, max(0.0, self.wake_in(time.monotonic()))))
             now = time.monotonic()
             with self.lock:
                 is_open = self._port.connected()
@@ -89,6 +89,8 @@ class PtySimulator:
                     self.connected = False
                 if data and self.connected:
                     self.on_bytes(data, now)
+                if self.connected:
+                    self.on_poll(now)
                 if now - self._last_tick >= self.tick_s:
                     self.on_tick(now, now - self._last_tick)
                     self._last_tick = now
@@ -107,3 +109,10 @@ class PtySimulator:
 
     def on_tick(self, now: float, dt: float) -> None:
         """Periodic firmware work (heating, motion, auto-reports)."""
+
+    def on_poll(self, now: float) -> None:
+        """Work due at a precise time (a command's delayed ``ok``): runs after every read."""
+
+    def wake_in(self, now: float) -> float:
+        """Seconds until ``on_poll`` has work due; at most a tick."""
+        return self.tick_s

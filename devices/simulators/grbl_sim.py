@@ -34,10 +34,13 @@ class GrblSimulator(PtySimulator):
         *,
         move_time: float = 0.1,  # seconds per motion block
         homing_lock: bool = False,  # boot into Alarm until $H/$X, like $22=1
+        reset_on_open: bool = True,  # False: a controller (native USB, or DTR cut) that keeps its state
+        # and prints no banner when a host opens the port
         tick: float = 0.01,
         seed: int | None = None,
     ) -> None:
         super().__init__(link, tick=tick, seed=seed)
+        self.reset_on_open = reset_on_open
         self.move_time = move_time
         self.homing_lock = homing_lock
         self.state = "Idle"
@@ -102,8 +105,9 @@ class GrblSimulator(PtySimulator):
         self.substate = None
 
     def on_connect(self, now: float) -> None:
-        self.state = "Idle"
-        self._reset()
+        if self.reset_on_open:
+            self.state = "Idle"
+            self._reset()
 
     def on_bytes(self, data: bytes, now: float) -> None:
         # realtime commands act at once, wherever they appear in the stream

@@ -7,6 +7,10 @@ line-number/checksum checking with (optionally random) ``Resend:`` requests.
     sim.start_print("benchy.gcode")   # as if started from the printer's screen
     sim.inject_error()          # thermal runaway -> "Error:...", halted until replug/reboot
     sim.unplug(); sim.replug()
+
+Like real firmwares it can word its checksum error differently (``checksum_error=" Missing checksum"``),
+refuse unnumbered lines (``checksum_strict``), take time per command (``ack_delay``, ``baud``: each ok
+waits for the line's time on the UART) and count lines that arrive before the previous ok (``overruns``).
 """
 
 from __future__ import annotations
@@ -44,10 +48,23 @@ class MarlinSimulator(PtySimulator):
         ambient: float = 21.0,
         tick: float = 0.02,
         reset_on_open: bool = True,  # 8-bit boards reboot on DTR; native-USB boards keep printing
+        checksum_error: str = "checksum mismatch",  # firmwares word it differently ("Missing checksum")
+        checksum_strict: bool = False,  # refuse lines without N and checksum (asks for them again)
+        ack_delay: float = 0.0,  # seconds a command takes before its ok (a printer's own ack rate)
+        baud: int | None = None,  # also delay each ok by the line's time on a UART at this rate
         seed: int | None = None,
     ) -> None:
         super().__init__(link, tick=tick, seed=seed)
         self.reset_on_open = reset_on_open
+        self.checksum_error = checksum_error
+        self.checksum_strict = checksum_strict
+        self.ack_delay = ack_delay
+        self.baud = baud
+        self._line_delay = 0.0
+        self.commands: list[tuple[int | None, str]] = []  # (line number, command) executed, in order
+        self.overruns = 0  # lines that arrived while a command's ok was still due (a host ahead of acks)
+        self._due_ok: list[tuple[float, str]] = []
+        self._now = 0.0
         self.files = dict(files or {"benchy.gcode": 20_000})
         self.print_rate = print_rate
         self.heat_rate = heat_rate
@@ -110,10 +127,11 @@ class MarlinSimulator(PtySimulator):
                 self._end_print()
                 self.send("Done printing file\n")
 
-    def inject_error(self, message: str = "Thermal Runaway, system stopped! Heater_ID: 0") -> None:
+    def inject_error(self, message: str = "Thermal Runaway, system stopped! Heater_ID: 0",
+                     halt: str = "Error:Printer halted. kill() called!") -> None:
         """A fatal firmware error: the printer halts and stays silent until rebooted (replug/reboot)."""
         with self.lock:
-            self.send(f"Error:{message}\nError:Printer halted. kill() called!\n")
+            self.send(f"Error:{message}\n{halt}\n")
             self._end_print()
             self.killed = True
 
@@ -141,6 +159,7 @@ class MarlinSimulator(PtySimulator):
 
     def _boot(self) -> None:
         self.killed = False
+        self._due_ok.clear()
         self.printing = self.paused = False
         self.hotend[1] = self.bed[1] = 0.0
         self.last_line = 0
@@ -151,14 +170,22 @@ class MarlinSimulator(PtySimulator):
     def on_line(self, line: str, now: float) -> None:
         if self.killed:
             return  # halted: Marlin no longer processes commands
+        self._now = now
+        if self.baud:  # start bit, 8 data bits, stop bit per byte, and the newline
+            self._line_delay = (len(line) + 1) * 10 / self.baud
+        if self._due_ok and line.strip():
+            self.overruns += 1
         n, cmd, ok = parse_numbered(line)
+        if n is None and self.checksum_strict and cmd:
+            self._resend("No Checksum with line number")
+            return
         if n is not None:
             if cmd.upper().startswith("M110"):
                 self.last_line = n
                 self.send("ok\n")
                 return
             if not ok:
-                self._resend("checksum mismatch")
+                self._resend(self.checksum_error)
                 return
             if n != self.last_line + 1:
                 self.send(f"Error:Line Number is not Last Line Number+1, Last Line: {self.last_line}\n")
@@ -166,13 +193,20 @@ class MarlinSimulator(PtySimulator):
                 self.resends_requested += 1
                 return
             if self.resend_rate and self.rng.random() < self.resend_rate:
-                self._resend("checksum mismatch")
+                self._resend(self.checksum_error)
                 return
             self.last_line = n
         if not cmd:
             self.send("ok\n")
             return
+        self.commands.append((n, cmd))
         self._execute(cmd, now)
+
+    def _ok(self, text: str = "ok") -> None:
+        if self.ack_delay or self._line_delay:
+            self._due_ok.append((self._now + self.ack_delay + self._line_delay, text))
+        else:
+            self.send(text + "\n")
 
     def _resend(self, why: str) -> None:
         self.resends_requested += 1
@@ -190,7 +224,7 @@ class MarlinSimulator(PtySimulator):
                 return default
 
         if word == "M105":
-            self.send(f"ok {self._temps()}\n")
+            self._ok(f"ok {self._temps()}")
             return
         if word == "M115":
             self.send(FIRMWARE_LINE + "\n")
@@ -243,7 +277,14 @@ class MarlinSimulator(PtySimulator):
             self.psu_on = True
         elif not (word[:1] in ("G", "M", "T") and word[1:].isdigit()):
             self.send(f'echo:Unknown command: "{cmd}"\n')
-        self.send("ok\n")
+        self._ok()
+
+    def on_poll(self, now: float) -> None:
+        while not self.killed and self._due_ok and self._due_ok[0][0] <= now:
+            self.send(self._due_ok.pop(0)[1] + "\n")
+
+    def wake_in(self, now: float) -> float:
+        return min(self.tick_s, self._due_ok[0][0] - now) if self._due_ok else self.tick_s
 
     def on_tick(self, now: float, dt: float) -> None:
         if self.killed or not self.connected:

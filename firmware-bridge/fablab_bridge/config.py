@@ -72,11 +72,12 @@ class MachineConfig:
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
     session_idle_s: float = 600.0  # an open session without a job ends after this long
+    stream_idle_s: float = 60.0  # Marlin pass-through: a host's streamed print ends when it stops this long
     lock: str = "none"
     start_locked: bool = False
     auth_timeout: float = 5.0
-    passthrough: str | None = None  # GRBL: symlink path of the pty offered to a G-code sender
-    passthrough_tcp: tuple[str, int] | None = None  # GRBL: (host, port) a sender connects to over TCP
+    passthrough: str | None = None  # GRBL, Marlin: symlink path of the pty offered to a G-code sender
+    passthrough_tcp: tuple[str, int] | None = None  # GRBL, Marlin: (host, port) a sender connects to
     source: str | None = None  # octoprint: the plugin's base topic; moonraker: the instance name
     plug: PlugConfig | None = None
     badge: BadgeConfig | None = None
@@ -216,7 +217,7 @@ def _machine(raw: Any, index: int) -> MachineConfig:
         raise ConfigError(f"{w}: driver {driver} needs 'port' (e.g. /dev/ttyUSB0)")
     m.baud = _take(raw, "baud", int, w, m.baud)
     for key in ("poll_interval", "telemetry_interval", "boot_wait", "ack_timeout", "reconnect_min",
-                "reconnect_max", "session_idle_s", "auth_timeout"):
+                "reconnect_max", "session_idle_s", "auth_timeout", "stream_idle_s"):
         setattr(m, key, _positive(_take(raw, key, float, w, getattr(m, key)), f"{w}.{key}"))
     if driver == "grbl" and m.poll_interval < 0.2:
         raise ConfigError(f"{w}.poll_interval: GRBL status polling is limited to 5 Hz (>= 0.2 s)")
@@ -230,8 +231,8 @@ def _machine(raw: Any, index: int) -> MachineConfig:
         value = _take(raw, "passthrough_tcp", (str, int), w)
         m.passthrough_tcp = listen_address(value, f"{w}.passthrough_tcp")
     for key in ("passthrough", "passthrough_tcp"):
-        if getattr(m, key) and driver != "grbl":
-            raise ConfigError(f"{w}.{key}: only supported for the grbl driver")
+        if getattr(m, key) and driver not in ("grbl", "marlin"):
+            raise ConfigError(f"{w}.{key}: only supported for the grbl and marlin drivers")
     if m.passthrough and m.passthrough_tcp:
         raise ConfigError(f"{w}: use either passthrough (pty) or passthrough_tcp, not both: "
                           "a controller can serve one G-code sender at a time")

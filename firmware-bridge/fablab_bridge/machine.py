@@ -23,19 +23,15 @@ import serial
 from devices import events
 from devices.adapters import MoonrakerAdapter, OctoPrintAdapter
 from devices.grbl import STATUS_INTERVAL_MIN, GrblCodec
-from devices.lines import LineBuffer
-from devices.marlin import MarlinCodec, MarlinLineEncoder
+from devices.marlin import MarlinCodec
 from devices.observations import (
-    Ack,
-    Busy,
     Fault,
     Firmware,
     JobFinished,
     JobStarted,
     Observation,
     Reading,
-    Resend,
-    Reset,
+    Rejected,
     StateChanged,
 )
 from devices.passthrough import GrblStatusFilter, PtyPort, TcpPort
@@ -51,6 +47,7 @@ from devices.power_plug import (
 from devices.rfid import BadgeScan, Rdm6300Parser, WedgeReader
 from fablab_bridge import clean
 from fablab_bridge.config import MachineConfig
+from fablab_bridge.marlin_serial import run_marlin
 from fablab_bridge.mqtt_link import MqttLink
 from fablab_bridge.store import Store
 
@@ -100,6 +97,9 @@ class MachineRunner:
         self._published_progress: float | None = None
         self._dropped_readings: set[str] = set()  # names already logged as not sendable
         self._commands: deque[str] = deque()  # lines for the serial thread to send (Marlin)
+        self._resumable = False  # a job was cut off by port loss: one seen running next is its resumption
+        self._sender_errors: list[str] = []  # the G-code sender's refused lines during the open job
+        self.sender_line = 0  # Marlin pass-through: the sender's own line number, kept across reconnects
         self._auth_waiters: dict[str, list[Any]] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -248,7 +248,11 @@ class MachineRunner:
                     if not self.ms.job_open:
                         if self.ms.session_id is None:
                             self._start_session()
-                        detail = {"file": self.job_file} if self.job_file else None
+                        detail: dict[str, Any] | None = {"file": self.job_file} if self.job_file else None
+                        if self._resumable:  # still running after the port came back
+                            detail = (detail or {}) | {"resumed": True}
+                        self._resumable = False
+                        self._sender_errors = []
 
                         def open_job(st: Any) -> None:
                             st.job_open = True
@@ -258,6 +262,9 @@ class MachineRunner:
                 elif isinstance(obs, JobFinished):
                     self._finish_job(obs.reason, obs.energy_wh, obs.file)
                     status_dirty = True
+                elif isinstance(obs, Rejected):
+                    if self.ms.job_open and len(self._sender_errors) < 1000:
+                        self._sender_errors.append(obs.code)  # the sender's business: job detail only
                 elif isinstance(obs, Fault):
                     detail = {"message": obs.detail} if obs.detail else None
                     self._emit("error", reason=obs.reason, detail=detail)
@@ -276,8 +283,11 @@ class MachineRunner:
             st.job_open = False
 
         file = clean.file_name(file) or self.job_file
-        detail = {"file": file} if file else None
-        self._emit("job_finished", after=close_job, reason=reason, energy_wh=energy_wh, detail=detail)
+        detail: dict[str, Any] = {"file": file} if file else {}
+        if self._sender_errors:
+            detail |= {"sender_errors": len(self._sender_errors), "last_sender_error": self._sender_errors[-1]}
+            self._sender_errors = []
+        self._emit("job_finished", after=close_job, reason=reason, energy_wh=energy_wh, detail=detail or None)
         self.job_file, self.progress = None, None
         self._telemetry.pop("progress", None)
         self._last_activity = time.monotonic()
@@ -310,9 +320,11 @@ class MachineRunner:
                 codec = self._codec
                 if self.ms.session_id and not self.ms.job_open and now - self._last_activity > self.cfg.session_idle_s:
                     self._end_session("idle")
-                # a job remembered from before a restart or an unplugged cable that the controller no
-                # longer reports once we have heard from it for a while
+                # a job remembered from before a bridge restart that the controller no longer reports
+                # once we have heard from it for a while
                 settle = self.cfg.boot_wait + 3 * self.cfg.poll_interval + self.cfg.ack_timeout
+                if self._resumable and self.online and now - self._connected_at > settle:
+                    self._resumable = False  # back, and not running what the loss cut off
                 if (
                     self.ms.job_open
                     and self.online
@@ -348,11 +360,12 @@ class MachineRunner:
             log.info("%s: opened %s", self.id, self.cfg.port)
             try:
                 if self.cfg.driver == "marlin":
-                    self._run_marlin(ser)
+                    run_marlin(self, ser)
                 else:
                     self._run_grbl(ser)
             except (serial.SerialException, OSError) as exc:
                 log.warning("%s: serial port lost: %s", self.id, exc)
+                self._port_lost()
             finally:
                 with contextlib.suppress(Exception):
                     ser.close()
@@ -363,84 +376,15 @@ class MachineRunner:
                 self._codec = None
                 self._set_online(False)
 
-    @staticmethod
-    def _read(ser: serial.Serial, timeout: float) -> bytes:
-        ready, _, _ = select.select([ser.fileno()], [], [], timeout)
-        if not ready:
-            return b""
-        data = os.read(ser.fileno(), 4096)
-        if not data:
-            raise serial.SerialException("device disconnected")
-        return data
-
-    def _run_marlin(self, ser: serial.Serial) -> None:
-        codec, enc, lines = MarlinCodec(), MarlinLineEncoder(), LineBuffer()
-        self._codec = codec
-        poll = self.cfg.poll_interval
-        pending: float | None = None  # send time of the unacknowledged line
-        queue: deque[str] = deque()
-        autoreport = False
-
-        def init() -> None:
-            nonlocal pending, autoreport
-            queue.clear()
-            pending, autoreport = None, False
-            ser.write(enc.reset().encode())
-            pending = time.monotonic()
-            queue.append("M115")
-
-        # the board resets when the port opens: wait for its banner before talking to it
-        deadline = time.monotonic() + self.cfg.boot_wait
-        booted = False
-        while not booted and time.monotonic() < deadline and not self._stop.is_set():
-            for line in lines.feed(self._read(ser, 0.05)):
-                obs = codec.feed(line)
-                booted = booted or any(isinstance(o, Reset) for o in obs)
-                self.observe([o for o in obs if not isinstance(o, Reset)])
+    def _port_lost(self) -> None:
+        """The cable is out (or the board died): what ran on it ends now, at the time of loss, not when (or
+        if) the port returns. A job the firmware turns out to be still running then is a new job (with
+        ``resumed`` in its detail) in a new session."""
         with self.lock:
-            self.state = codec.state
-        self._set_online(True)
-        init()
-        next_poll = time.monotonic()
-        while not self._stop.is_set():
-            now = time.monotonic()
-            for line in lines.feed(self._read(ser, 0.02)):
-                obs = codec.feed(line)
-                rest: list[Observation] = []
-                for o in obs:
-                    if isinstance(o, Ack):
-                        pending = None
-                    elif isinstance(o, Busy):
-                        pending = now if pending is not None else None
-                    elif isinstance(o, Resend):
-                        try:
-                            for again in enc.resend(o.line):
-                                ser.write(again.encode())
-                        except KeyError:
-                            ser.write(enc.reset().encode())
-                        pending = now
-                    elif isinstance(o, Reset):
-                        log.info("%s: printer reset", self.id)
-                        init()
-                    else:
-                        if isinstance(o, Firmware) and poll >= 1:
-                            if o.caps.get("AUTOREPORT_TEMP") and o.caps.get("AUTOREPORT_SD_STATUS"):
-                                autoreport = True
-                                queue.append(f"M155 S{round(poll)}")
-                                queue.append(f"M27 S{round(poll)}")
-                        rest.append(o)
-                self.observe(rest)
-            with self.lock:
-                while self._commands:
-                    queue.append(self._commands.popleft())
-            if not autoreport and now >= next_poll:
-                next_poll = now + poll
-                for cmd in ("M105", "M27"):
-                    if cmd not in queue:
-                        queue.append(cmd)
-            if queue and (pending is None or now - pending > self.cfg.ack_timeout):
-                ser.write(enc.encode(queue.popleft()).encode())
-                pending = now
+            if self.ms.job_open:
+                self._resumable = True
+                self._finish_job("lost")
+            self._end_session("lost")
 
     def _run_grbl(self, ser: serial.Serial) -> None:
         codec, filt = GrblCodec(), GrblStatusFilter()
@@ -448,16 +392,19 @@ class MachineRunner:
         interval = max(STATUS_INTERVAL_MIN, self.cfg.poll_interval)
         sender = self.passthrough  # PtyPort or TcpPort: same interface
         fd = ser.fileno()
-        self._set_online(True)
-        with self.lock:
-            self.state = "idle"
-        next_poll = time.monotonic()
-        had_sender = False
+        opened = next_poll = time.monotonic()
+        had_sender = asked_version = False
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_poll:
                 ser.write(filt.inject_query(now))
                 next_poll = now + interval
+            if (not asked_version and codec.firmware is None and now - opened > self.cfg.boot_wait
+                    and not (sender and sender.connected())):
+                # no banner: a controller that does not reset on open (or it was missed); ask, while no
+                # sender can take the replies for its own
+                asked_version = True
+                ser.write(filt.inject_line(b"$I\n", now))
             watch = [fd] + (sender.fds() if sender else [])
             ready, _, _ = select.select(watch, [], [], max(0.0, min(0.05, next_poll - now)))
             if fd in ready:
@@ -469,6 +416,10 @@ class MachineRunner:
                     sender.write(to_sender, timeout=0.05)
                 for line in lines:
                     self.observe(codec.feed(line))
+                if not self.online and codec.grbl_state is not None:
+                    with self.lock:  # online once its state is known, and published with it
+                        self.state = codec.state
+                    self._set_online(True)
             if sender:
                 data = sender.service(ready)
                 if data:

@@ -135,7 +135,7 @@ def test_passthrough_tcp_addresses(value, expected):
         ({"passthrough_tcp": "300.1.1.1:2300"}, "not an IPv4 address"),
         ({"passthrough_tcp": "my host:2300"}, "not a host name"),
         ({"passthrough_tcp": True}, "passthrough_tcp: expected str or int, got bool"),
-        ({"driver": "marlin", "passthrough_tcp": "127.0.0.1:2300"}, "only supported for the grbl driver"),
+        ({"driver": "octoprint", "passthrough_tcp": "127.0.0.1:2300"}, "only supported for the grbl and marlin"),
         ({"passthrough": "/tmp/ttyCNC", "passthrough_tcp": "127.0.0.1:2300"}, "not both"),
     ],
 )

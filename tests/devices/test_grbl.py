@@ -1,5 +1,15 @@
 from devices.grbl import GrblCodec, parse_status
-from devices.observations import Ack, Fault, Firmware, JobFinished, JobStarted, Reading, Reset, StateChanged
+from devices.observations import (
+    Ack,
+    Fault,
+    Firmware,
+    JobFinished,
+    JobStarted,
+    Reading,
+    Rejected,
+    Reset,
+    StateChanged,
+)
 
 
 def of(kind, observations):
@@ -23,14 +33,17 @@ def test_recorded_job(capture):
     for line in capture("grbl_job.log"):
         obs.extend(codec.feed(line))
     assert isinstance(obs[0], Reset)
-    assert of(Firmware, obs) == [Firmware("Grbl 1.1h"), Firmware("Grbl 1.1h.20190825")]
+    fws = of(Firmware, obs)
+    assert [f.name for f in fws] == ["Grbl 1.1h", "Grbl 1.1h.20190825", "Grbl 1.1h.20190825"]
+    assert fws[-1].caps["VARIABLE_SPINDLE"] is True and fws[-1].caps["COREXY"] is False  # [OPT:V,15,128]
     assert of(JobStarted, obs) == [JobStarted(), JobStarted()]
     assert of(JobFinished, obs) == [JobFinished(reason="done"), JobFinished(reason="alarm")]
     assert [o.state for o in of(StateChanged, obs)] == [
         "alarm", "idle", "busy", "paused", "busy", "idle", "busy", "alarm",
     ]
-    faults = of(Fault, obs)
-    assert faults == [Fault("error:20", fatal=False), Fault("alarm:1", detail="hard limit", fatal=True)]
+    # a refused line is the sender's reply, never a machine fault
+    assert of(Fault, obs) == [Fault("alarm:1", detail="hard limit", fatal=True)]
+    assert of(Rejected, obs) == [Rejected("error:20")]
     assert len(of(Ack, obs)) == 4
     # WPos is derived from MPos once a WCO is known, and the other way round
     readings = [o.values for o in of(Reading, obs)]
@@ -55,3 +68,19 @@ def test_reset_mid_job_finishes_it():
     out = codec.feed("Grbl 1.1f ['$' for help]")
     assert of(JobFinished, out) == [JobFinished(reason="reset")]
     assert codec.feed("ALARM:x")[0] == Fault("alarm:x", detail="", fatal=True)
+
+
+def test_pgm_end_says_idle_at_once_with_the_finished_job():
+    codec = GrblCodec()
+    codec.feed("<Run|MPos:0,0,0|FS:0,0>")
+    out = codec.feed("[MSG:Pgm End]")
+    assert of(JobFinished, out) == [JobFinished(reason="done")]
+    assert of(StateChanged, out) == [StateChanged("idle", "busy")] and codec.state == "idle"
+    assert not codec.feed("<Idle|MPos:0,0,0|FS:0,0>")[:-1]  # only the reading: nothing changed
+
+
+def test_sender_error_replies_are_not_faults():
+    codec = GrblCodec()
+    codec.feed("<Run|MPos:0,0,0|FS:0,0>")
+    assert codec.feed("error:22") == [Rejected("error:22")]
+    assert codec.in_job and codec.state == "busy"

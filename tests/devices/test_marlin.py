@@ -125,3 +125,48 @@ def test_line_encoder_checksums_and_resend():
     assert parse_numbered("N7 M105*1") == (7, "M105", False)
     assert parse_numbered("N7 M105") == (7, "M105", False)
     assert parse_numbered("M105") == (None, "M105", True)
+
+
+@pytest.mark.parametrize("wording", ["Error: Missing checksum", "Error:checksum mismatch, Last Line: 4",
+                                     "Error:No Line Number with checksum, Last Line: 4", "Error:Format error"])
+def test_an_error_followed_by_resend_is_recoverable_whatever_its_wording(wording):
+    codec = MarlinCodec()
+    out = feed_all(codec, [wording, "Resend: 5", "ok"])
+    assert not of(Fault, out) and codec.state == "idle" and of(Resend, out) == [Resend(5)]
+    assert of(JobStarted, codec.feed("SD printing byte 10/100"))  # a later print is tracked
+    assert codec.state == "printing"
+
+
+def test_an_error_followed_by_a_halt_is_a_fault_with_its_cause():
+    codec = MarlinCodec()
+    codec.feed("SD printing byte 10/100")
+    out = feed_all(codec, ["Error:MAXTEMP triggered", "Error:Printer halted. kill() called!"])
+    assert of(Fault, out) == [Fault(reason="firmware_error", detail="MAXTEMP triggered")]
+    assert of(JobFinished, out) == [JobFinished(reason="error")] and codec.state == "error"
+    # an error nothing follows is a halt once the caller's timeout says so
+    codec = MarlinCodec()
+    assert codec.feed("Error:Heating failed") == [] and codec.expire_error() == [
+        Fault(reason="firmware_error", detail="Heating failed"), StateChanged("error", "idle")]
+
+
+def test_error_never_hides_a_print_once_the_firmware_answers_again():
+    codec = MarlinCodec()
+    feed_all(codec, ["Error:Printer stopped due to errors. Fix the error and use M999 to restart."])
+    assert codec.state == "error"
+    out = feed_all(codec, ["ok", "SD printing byte 10/100"])  # M999, then a print from the screen
+    assert of(JobStarted, out) and codec.state == "printing"
+
+
+def test_moves_a_host_streams_are_a_print_until_the_stream_stops():
+    codec = MarlinCodec()
+    out = []
+    for i in range(25):
+        out += codec.host_line(f"G1 X{i} E{i * 0.1:.1f}", now=i * 0.1)
+    assert of(JobStarted, out) == [JobStarted(file=None)] and codec.state == "printing"
+    assert codec.host_line("M73 P42 R10", now=2.6) == [Reading({"progress": 0.42})]
+    assert not of(JobFinished, codec.feed("Not SD printing"))  # the printer's SD is not the host's print
+    assert codec.host_idle(now=5.0, idle_s=10) == []
+    assert of(JobFinished, codec.host_idle(now=20.0, idle_s=10)) == [JobFinished(reason="done")]
+    assert codec.state == "idle" and not codec.host_job
+    # a few moves now and then (jogging) are not a print
+    assert not [o for t in range(0, 200, 11) for o in codec.host_line("G0 X1", now=100.0 + t)]
