@@ -42,8 +42,8 @@ class MqttLink:
             clean_session=True,
             protocol=mqtt.MQTTv311,
         )
-        will = events.BridgeStatus(src=bridge_id, bridge_id=bridge_id, online=False)
-        client.will_set(will.topic(), events.encode(will), qos=1, retain=True)
+        self.client = client
+        self._set_will()
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls or cfg.ca_file:
@@ -151,10 +151,17 @@ class MqttLink:
             except Exception:  # a broken hook must not kill the network thread
                 log.exception("on-connect hook failed")
 
+    def _set_will(self) -> None:
+        """A fresh Last Will (new msg_id and time) for the next connection: the server stores each message id
+        once, so a will reused after a reconnect would be dropped as a duplicate and the crash go unseen."""
+        will = events.BridgeStatus(src=self.bridge_id, bridge_id=self.bridge_id, online=False)
+        self.client.will_set(will.topic(), events.encode(will), qos=1, retain=True)
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
         if self.connected.is_set():
             (log.info if self._stop.is_set() else log.warning)("MQTT disconnected: %s", reason_code)
         self.connected.clear()
+        self._set_will()  # paho reconnects with whatever will is set now
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
         with self._ack_cond:

@@ -1,5 +1,7 @@
 """Broker outages and bridge restarts: every event arrives once, in order."""
 
+import pytest
+
 from devices import events
 from tests.bridge.conftest import wait_until
 
@@ -69,3 +71,30 @@ def test_nothing_lost_across_a_bridge_restart_during_an_outage(
     assert_once_in_order(rec, m, 3)
     assert evs[2].session_id == evs[0].session_id  # the session survived the restart
     assert rec.of(events.BridgeStatus)[-1].online is True
+
+
+# paho-mqtt drops its internal wake-up socket pair unclosed when a connection is reset under it.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_each_connection_leaves_its_own_last_will(private_broker, marlin_sim, make_bridge, recorder, uid):
+    """A bridge that crashes twice is seen offline twice: the server stores a msg_id once, so the second
+    connection's Last Will must not repeat the first one's."""
+    import socket
+
+    m = uid("prusa")
+    rec = recorder(private_broker, client_id=f"rec-{m}", persistent=True)
+    sim = marlin_sim()
+    bid = uid("b")
+    bridge = make_bridge([{"id": m, "driver": "marlin", "port": sim.path}], b=private_broker, bridge_id=bid)
+    rec.wait_state(m, "idle")
+
+    def wills() -> list[events.BridgeStatus]:
+        return [s for s in rec.of(events.BridgeStatus) if s.bridge_id == bid and not s.online]
+
+    for crash in (1, 2):
+        sock = bridge.link.client.socket()
+        assert sock is not None
+        sock.shutdown(socket.SHUT_RDWR)  # the connection dies without a DISCONNECT: the broker sends the will
+        wait_until(lambda n=crash: len(wills()) >= n, timeout=10, what=f"Last Will after crash {crash}")
+        wait_until(bridge.link.connected.is_set, timeout=15, what="bridge reconnected")
+    first, second = wills()[:2]
+    assert first.msg_id != second.msg_id
