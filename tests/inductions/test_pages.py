@@ -1,0 +1,140 @@
+"""Induction pages: sign-up and cancel in place (htmx, CSRF), refusals with the error partial, role checks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from fablab.domain import inductions as ind
+from fablab.extensions import db
+from fablab.models import Role
+from fablab.models.inductions import InductionSession, InductionSignup
+from fablab.services import inductions as svc
+from fablab.services import machines as machine_service
+from tests.conftest import csrf_token, login
+from tests.inductions.conftest import soon
+
+HX = {"HX-Request": "true"}
+
+
+def _member_client(client, make_member, **kw):
+    m = make_member(**kw)
+    login(client, m.email)
+    return m, {**HX, "X-CSRFToken": csrf_token(client, "/inductions")}
+
+
+def test_list_shows_places_and_signs_up_in_place(client, make_member, make_session) -> None:
+    s = make_session(capacity=1)
+    m, headers = _member_client(client, make_member)
+    page = client.get("/inductions").get_data(as_text=True)
+    assert f'id="induction-{s.id}"' in page and "1 of 1 places left" in page and "Sign up" in page
+    resp = client.post(f"/inductions/{s.id}/signup", headers=headers)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "You have a place" in html and "Cancel my place" in html
+    assert f'id="induction-{s.id}"' in html
+    # Twice: refused in place, with the refusal partial and the header the page's JS swaps on.
+    resp = client.post(f"/inductions/{s.id}/signup", headers=headers)
+    assert resp.status_code == 409 and resp.headers.get("X-Fablab-Refusal") == "1"
+    assert 'data-refusal="already_signed_up"' in resp.get_data(as_text=True)
+    resp = client.post(f"/inductions/{s.id}/cancel", headers=headers)
+    assert resp.status_code == 200 and "Cancelled" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    row = db.session.scalar(select(InductionSignup).where(InductionSignup.member_id == m.id))
+    assert row is not None and row.status == ind.CANCELLED
+
+
+def test_sign_up_without_csrf_refused(client, make_member, make_session) -> None:
+    s = make_session()
+    _member_client(client, make_member)
+    resp = client.post(f"/inductions/{s.id}/signup", headers=HX)
+    assert resp.status_code == 400
+    assert db.session.scalar(select(InductionSignup)) is None
+
+
+def test_prerequisite_refusal_offers_the_prerequisite_sessions(client, make_member, make_session, make_machine) -> None:
+    safety = make_machine("bench", type_slug="safety_induction").machine_type
+    s = make_session(prerequisite_type_ids=[safety.id])
+    _, headers = _member_client(client, make_member)
+    resp = client.post(f"/inductions/{s.id}/signup", headers=headers)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "Safety Induction" in html and f"/inductions?type={safety.id}" in html
+
+
+def test_unknown_session_and_bad_type_are_4xx(client, make_member) -> None:
+    _, headers = _member_client(client, make_member)
+    assert client.post("/inductions/999999/signup", headers=headers).status_code == 404
+    assert client.get("/inductions?type=abc").status_code == 400
+
+
+def test_member_cannot_schedule_cancel_or_mark(client, make_member, make_session) -> None:
+    s = make_session()
+    other = make_member()
+    svc.sign_up(other, s.id)
+    db.session.commit()
+    _, headers = _member_client(client, make_member)
+    assert client.get("/inductions/train").status_code == 403
+    assert client.get("/inductions/requests").status_code == 403
+    assert client.get(f"/inductions/{s.id}/attendance").status_code == 403
+    start, _ = soon()
+    assert client.post("/inductions/train", headers=headers,
+                       data={"machine_type": s.machine_type_id, "start": start.isoformat(), "minutes": "60",
+                             "capacity": "3"}).status_code == 403
+    assert client.post(f"/inductions/{s.id}/attendance", headers=headers,
+                       data={"member_id": other.id, "status": "passed"}).status_code == 403
+    assert client.post(f"/inductions/{s.id}/cancel-session", headers=headers,
+                       data={"reason": "x"}).status_code == 403
+    db.session.expire_all()
+    assert db.session.get(InductionSession, s.id).status == ind.SCHEDULED
+    assert db.session.scalar(select(InductionSession).where(InductionSession.id != s.id)) is None
+
+
+def test_steward_schedules_marks_and_cancels(client, make_member, laser) -> None:
+    steward, headers = _member_client(client, make_member, role=Role.STEWARD)
+    start, _ = soon(3)
+    local = start.astimezone(client.application.config["TZ"]).strftime("%Y-%m-%dT%H:%M")
+    resp = client.post("/inductions/train", headers=headers,
+                       data={"machine_type": laser.type_id, "machine": laser.id, "start": local, "minutes": "90",
+                             "capacity": "2", "place": "Workshop", "material_url": "https://lab.example/laser"})
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    s = db.session.scalar(select(InductionSession))
+    assert s is not None and s.start_at == start and s.end_at == start + timedelta(minutes=90) and s.booking_id
+    # A bad start is a clear 4xx, not a 500.
+    assert client.post("/inductions/train", headers=headers,
+                       data={"machine_type": laser.type_id, "machine": 0, "start": "tomorrow", "minutes": "90",
+                             "capacity": "2"}).status_code == 400
+    member = make_member()
+    svc.sign_up(member, s.id)
+    db.session.commit()
+    assert client.get(f"/inductions/{s.id}/attendance").status_code == 200
+    # Marking before the start is refused with the reason, nothing stored.
+    resp = client.post(f"/inductions/{s.id}/attendance", headers=headers, data={"member_id": member.id,
+                                                                                "status": "passed"})
+    assert resp.status_code == 303
+    db.session.expire_all()
+    assert not machine_service.qualification_state(member, laser, start).qualified
+    resp = client.post(f"/inductions/{s.id}/cancel-session", headers=headers, data={"reason": "Laser broken"})
+    assert resp.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(InductionSession, s.id).status == ind.SESSION_CANCELLED
+
+
+def test_machine_page_shows_next_sessions_to_the_unqualified(client, make_member, make_session, laser) -> None:
+    s = make_session(capacity=3)
+    m, _ = _member_client(client, make_member)
+    page = client.get("/machines/laser-1").get_data(as_text=True)
+    assert "Next induction sessions" in page and f'id="induction-{s.id}"' in page and "3 of 3 places left" in page
+    machine_service.grant(m, by=None, machine_type=laser.machine_type)
+    db.session.commit()
+    assert "Next induction sessions" not in client.get("/machines/laser-1").get_data(as_text=True)
+
+
+def test_request_and_requests_page(client, make_member, laser) -> None:
+    _, headers = _member_client(client, make_member, name="Rita Request")
+    resp = client.post("/inductions/requests", headers=headers, data={"machine_type": laser.type_id})
+    assert resp.status_code == 303
+    client.get("/logout")
+    steward = make_member(role=Role.STEWARD)
+    login(client, steward.email)
+    page = client.get("/inductions/requests").get_data(as_text=True)
+    assert 'data-type="laser_cutter"' in page and "Rita Request" in page
