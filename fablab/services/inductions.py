@@ -345,7 +345,6 @@ def sign_up(member: Member, session_id: int, now: datetime | None = None) -> Ind
         row.created_at = now
         row.updated_at = now
         _renumber(_domain_session(s), rows, now)
-        _fulfil_requests(member.id, s.machine_type_id, now)
         db.session.flush()
         if row.status == ind.CONFIRMED:
             _tell(member, "induction_confirmed", s, now, f"confirmed:{member.id}:{now.isoformat()}")
@@ -457,13 +456,22 @@ class Demand:
     members: list[Member]
 
 
-def open_requests() -> list[Demand]:
-    """Open requests per type, most asked-for first (then longest waiting)."""
+def open_requests(now: datetime | None = None) -> list[Demand]:
+    """Unmet requests per type, most asked-for first (then longest waiting). A request is fulfilled when the
+    member passes; until then it counts unless the member holds a place in a session still to come (a
+    waitlisted member is still unmet demand, and one who cancels counts again)."""
+    now = now or utcnow()
+    placed = {(m, t) for m, t in db.session.execute(select(InductionSignup.member_id, InductionSession.machine_type_id)
+                                    .join(InductionSession, InductionSession.id == InductionSignup.session_id)
+                                    .where(InductionSignup.status == ind.CONFIRMED,
+                                           InductionSession.status == ind.SCHEDULED,
+                                           InductionSession.end_at > now))}
     rows = list(db.session.scalars(select(InductionRequest).where(InductionRequest.fulfilled_at.is_(None))
                                    .order_by(InductionRequest.created_at)))
     by_type: dict[int, list[InductionRequest]] = {}
     for r in rows:
-        by_type.setdefault(r.machine_type_id, []).append(r)
+        if (r.member_id, r.machine_type_id) not in placed:
+            by_type.setdefault(r.machine_type_id, []).append(r)
     out = [Demand(rs[0].machine_type, len(rs), rs[0].created_at, [r.member for r in rs]) for rs in by_type.values()]
     return sorted(out, key=lambda d: (-d.waiting, d.since))
 

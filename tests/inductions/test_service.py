@@ -235,6 +235,18 @@ def test_requests_counted_per_type_with_since(make_member, laser, make_machine) 
     assert [(d.machine_type.slug, d.waiting, d.since) for d in demand] == [("cnc_mill", 2, t0),
                                                                         ("laser_cutter", 1, t0 + timedelta(days=1))]
     assert again.created_at == t0
+    # A member with a place no longer counts as unmet demand; on the waitlist or after cancelling she does.
+    trainer = make_member(role="steward")
+    start, end = soon()
+    s = svc.schedule(trainer, cnc, start, end, capacity=1)
+    svc.sign_up(a, s.id)
+    db.session.commit()
+    assert {d.machine_type.slug: (d.waiting, d.since) for d in svc.open_requests()}["cnc_mill"] == \
+        (1, t0 + timedelta(days=2))
+    svc.sign_up(b, s.id)  # waitlisted: still waiting
+    svc.cancel_signup(a, s.id)  # b moves up, a is back to waiting
+    db.session.commit()
+    assert [(d.machine_type.slug, d.waiting, d.since) for d in svc.open_requests()][0] == ("cnc_mill", 1, t0)
     qualified = make_member()
     machine_service.grant(qualified, by=None, machine_type=db.session.get(MachineType, cnc.id))
     db.session.commit()
