@@ -262,3 +262,22 @@ def test_sessions_for_machine_and_upcoming(make_session, laser, make_member) -> 
     svc.cancel_session(s1.trainer, s1.id, "x")
     db.session.commit()
     assert [i.session.id for i in svc.upcoming(datetime.now(UTC))] == [s2.id]
+
+
+def test_invitation_for_a_session(make_session, make_member) -> None:
+    from icalendar import Calendar
+
+    from fablab.services import induction_invites
+
+    s = make_session(material_url="https://lab.example/laser")
+    m = make_member(name="Ina Vite")
+    cal = Calendar.from_ical(induction_invites.build(s, "REQUEST", 0, m, m.email))
+    [ev] = cal.walk("VEVENT")
+    assert str(cal["method"]) == "REQUEST" and str(ev["summary"]) == "Laser Cutter induction"
+    assert ev.decoded("dtstart") == s.start_at and str(ev["location"]) == "Workshop"
+    assert "lab.example/laser" in str(ev["description"]) and str(ev["uid"]).startswith(f"induction-{s.id}@")
+    cancel = Calendar.from_ical(induction_invites.build(s, "CANCEL", 1, m, m.email)).walk("VEVENT")[0]
+    assert str(cancel["uid"]) == str(ev["uid"]) and int(cancel["sequence"]) == 1
+    assert str(cancel["status"]) == "CANCELLED"
+    with pytest.raises(ValueError):
+        induction_invites.build(s, "PUBLISH", 0, m, m.email)
