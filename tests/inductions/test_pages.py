@@ -138,3 +138,22 @@ def test_request_and_requests_page(client, make_member, laser) -> None:
     login(client, steward.email)
     page = client.get("/inductions/requests").get_data(as_text=True)
     assert 'data-type="laser_cutter"' in page and "Rita Request" in page
+
+
+def test_next_induction_action_for_a_refusal(app, make_member, make_session, laser) -> None:
+    from datetime import UTC, datetime
+
+    from fablab.web.inductions.refusal_actions import next_induction_action
+
+    member = make_member()
+    with app.test_request_context():
+        a = next_induction_action(laser, member, datetime.now(UTC))
+        assert a.method == "get" and a.url == "/inductions" and "Laser Cutter" in a.label
+        full = make_session(capacity=1, days=1)
+        svc.sign_up(make_member(), full.id)
+        db.session.commit()
+        a = next_induction_action(laser, member, datetime.now(UTC))
+        assert a.url == f"/inductions/{full.id}/signup" and a.label.startswith("Join the waitlist")
+        free = make_session(capacity=2, days=3)
+        a = next_induction_action(laser, member, datetime.now(UTC))
+        assert a.url == f"/inductions/{free.id}/signup" and "2 places left" in a.label and a.primary
