@@ -492,3 +492,30 @@ def sessions_for_machine(machine: Machine, now: datetime, viewer: Member | None 
         if machine.qualification_scope == "machine" else InductionSession.machine_type_id == machine.type_id)
     rows = db.session.scalars(stmt.order_by(InductionSession.start_at).limit(limit))
     return [info(s, viewer) for s in rows]
+
+
+def set_rule(actor: Member, machine_type: MachineType, validity_months: int | None,
+             disuse_months: int | None) -> InductionRule | None:
+    """Set (or clear, with both None) how long a type's qualification lasts and after how much disuse it lapses.
+    Applies to qualifications granted from now on (validity) and to every qualification of the type (disuse)."""
+    if not actor.is_staff:
+        raise NotAllowed("Only stewards and admins can change how long qualifications last.")
+    for v in (validity_months, disuse_months):
+        if v is not None and not 1 <= v <= 120:
+            raise InductionRefused(ind.Refusal("bad_session", {"reason": "Months are 1 to 120 (or empty: no limit)."}))
+    with write_transaction():
+        rule = db.session.get(InductionRule, machine_type.id)
+        if validity_months is None and disuse_months is None:
+            if rule is not None:
+                db.session.delete(rule)
+            return None
+        if rule is None:
+            rule = InductionRule(machine_type_id=machine_type.id)
+            db.session.add(rule)
+        rule.validity_months = validity_months
+        rule.disuse_months = disuse_months
+    return rule
+
+
+def rules() -> dict[int, InductionRule]:
+    return {r.machine_type_id: r for r in db.session.scalars(select(InductionRule))}

@@ -157,3 +157,24 @@ def test_next_induction_action_for_a_refusal(app, make_member, make_session, las
         free = make_session(capacity=2, days=3)
         a = next_induction_action(laser, member, datetime.now(UTC))
         assert a.url == f"/inductions/{free.id}/signup" and "2 places left" in a.label and a.primary
+
+
+def test_rules_page_sets_and_clears_validity(client, make_member, laser) -> None:
+    from fablab.models.inductions import InductionRule
+
+    _, headers = _member_client(client, make_member)
+    assert client.get("/inductions/rules").status_code == 403
+    client.get("/logout")
+    _, headers = _member_client(client, make_member, role=Role.STEWARD)
+    assert 'data-type="laser_cutter"' in client.get("/inductions/rules").get_data(as_text=True)
+    resp = client.post("/inductions/rules", headers=headers,
+                       data={"machine_type": laser.type_id, "validity_months": "24", "disuse_months": ""})
+    assert resp.status_code == 303
+    db.session.expire_all()
+    rule = db.session.get(InductionRule, laser.type_id)
+    assert rule is not None and (rule.validity_months, rule.disuse_months) == (24, None)
+    assert client.post("/inductions/rules", headers=headers,
+                       data={"machine_type": laser.type_id, "validity_months": "0"}).status_code == 400
+    client.post("/inductions/rules", headers=headers, data={"machine_type": laser.type_id})
+    db.session.expire_all()
+    assert db.session.get(InductionRule, laser.type_id) is None

@@ -214,3 +214,20 @@ def mark(session_id: int) -> Any:
 @steward_required
 def requests_page() -> Any:
     return render_template("inductions/requests.html", demand=svc.open_requests())
+
+
+@bp.route("/rules", methods=["GET", "POST"])
+@steward_required
+def rules() -> Any:
+    """How long each type's qualification lasts after its induction, and after how many months unused."""
+    if request.method == "POST":
+        type_id = bounded.parse_int(request.form.get("machine_type"), "machine_type", 1, 2**31 - 1)
+        mtype = db.session.get(MachineType, type_id)
+        if mtype is None:
+            abort(400, "Unknown machine type.")
+        months = {k: bounded.parse_int(request.form.get(k), k, 1, 120) if request.form.get(k, "").strip() else None
+                  for k in ("validity_months", "disuse_months")}
+        svc.set_rule(g.member, mtype, months["validity_months"], months["disuse_months"])
+        flash(f"Saved for {mtype.name}.", "ok")
+        return redirect(url_for("inductions.rules"), 303)
+    return render_template("inductions/rules.html", types=machine_service.machine_types(), rules=svc.rules())
