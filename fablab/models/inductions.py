@@ -29,6 +29,23 @@ class InductionRule(Model):
     disuse_months: Mapped[int | None] = mapped_column(Integer)
 
 
+class InductionTrainer(Model):
+    """A member who may run inductions for a machine type (the "trainer" qualification), granted by staff.
+    Stewards and admins may train on every type without one."""
+
+    __tablename__ = "induction_trainers"
+    __table_args__ = (UniqueConstraint("member_id", "machine_type_id", name="uq_induction_trainers_member_type"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    machine_type_id: Mapped[int] = mapped_column(ForeignKey("machine_types.id", ondelete="CASCADE"))
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    member: Mapped[Member] = relationship(foreign_keys=[member_id], lazy="joined")
+    machine_type: Mapped[MachineType] = relationship(lazy="joined")
+
+
 class InductionSession(Model):
     __tablename__ = "induction_sessions"
     __table_args__ = (

@@ -1,8 +1,9 @@
 """Induction sessions: scheduling (with the machine blocked), sign-up and waitlist, cancelling, attendance,
 requests.
 
-Who may train: stewards and admins. fablab has no "trainer" qualification yet (issue 19 asks for one); when
-it exists, `may_train` is the one place to widen.
+Who may train: stewards and admins on every type; other members on the types they hold a trainer
+qualification for (InductionTrainer, granted by staff). Only staff can block a machine (the booking core's
+rule for blocks), so a member trainer schedules sessions away from the machine or asks a steward.
 
 Sign-up is race-safe: the session row is locked (SELECT ... FOR UPDATE on PostgreSQL; SQLite's write lock,
 BEGIN IMMEDIATE, via write_transaction) and places are re-counted inside the transaction, so 16 members
@@ -26,7 +27,7 @@ from ..domain import inductions as ind
 from ..domain.fairshare import UsageRecord
 from ..extensions import db
 from ..models import Booking, BookingKind, BookingStatus, Machine, MachineType, Member, Qualification
-from ..models.inductions import InductionRequest, InductionRule, InductionSession, InductionSignup
+from ..models.inductions import InductionRequest, InductionRule, InductionSession, InductionSignup, InductionTrainer
 from ..models.types import utcnow
 from ..models.usage import UsageSession
 from . import bookings as booking_service
@@ -88,6 +89,9 @@ def refusal_message(r: ind.Refusal) -> str:
         return "Attendance is attended, passed or missed."
     if r.code == "bad_session":
         return str(p.get("reason") or "These session details are not valid.")
+    if r.code == "block_needs_staff":
+        return (f"Only stewards and admins can block {p.get('machine') or 'a machine'}; schedule the session "
+                "without the machine, or ask a steward to schedule it.")
     if r.code == "machine_booked":
         return str(p.get("reason") or "The machine is booked in that time.")
     return r.code.replace("_", " ")
@@ -116,8 +120,53 @@ def _tell(member: Member, kind: str, s: InductionSession, now: datetime, key: st
 
 
 def may_train(member: Member, machine_type_id: int | None = None) -> bool:
-    """Stewards and admins (no trainer qualification exists yet)."""
-    return member.is_staff
+    """Staff on every type; a member trainer on their types (`None`: on any type at all)."""
+    if member.is_staff:
+        return True
+    stmt = select(InductionTrainer.id).where(InductionTrainer.member_id == member.id)
+    if machine_type_id is not None:
+        stmt = stmt.where(InductionTrainer.machine_type_id == machine_type_id)
+    return db.session.scalar(stmt.limit(1)) is not None
+
+
+def trainable_types(member: Member) -> list[MachineType]:
+    """The types `member` may schedule sessions for."""
+    types = machine_service.machine_types()
+    if member.is_staff:
+        return types
+    mine = set(db.session.scalars(select(InductionTrainer.machine_type_id)
+                                  .where(InductionTrainer.member_id == member.id)))
+    return [t for t in types if t.id in mine]
+
+
+def trainers() -> list[InductionTrainer]:
+    return list(db.session.scalars(select(InductionTrainer).order_by(InductionTrainer.machine_type_id,
+                                                                     InductionTrainer.id)))
+
+
+def grant_trainer(actor: Member, member: Member, machine_type: MachineType,
+                  now: datetime | None = None) -> InductionTrainer:
+    """Staff make a member a trainer for a type (again: the same row)."""
+    if not actor.is_staff:
+        raise NotAllowed("Only stewards and admins can make a member a trainer.")
+    with write_transaction():
+        row = db.session.scalar(select(InductionTrainer).where(InductionTrainer.member_id == member.id,
+                                                               InductionTrainer.machine_type_id == machine_type.id))
+        if row is None:
+            row = InductionTrainer(member_id=member.id, machine_type_id=machine_type.id, granted_by_id=actor.id,
+                                   granted_at=now or utcnow())
+            db.session.add(row)
+    return row
+
+
+def revoke_trainer(actor: Member, trainer_id: int) -> None:
+    if not actor.is_staff:
+        raise NotAllowed("Only stewards and admins can remove a trainer.")
+    with write_transaction():
+        row = db.session.get(InductionTrainer, trainer_id)
+        if row is None:
+            raise NotFound(f"No trainer entry {trainer_id}.")
+        db.session.delete(row)
 
 
 def rule_for(machine_type_id: int) -> InductionRule | None:
@@ -246,7 +295,9 @@ def schedule(trainer: Member, machine_type: MachineType, start: datetime, end: d
     """Schedule a session; with a machine, the machine is blocked for the session (refused if booked)."""
     now = now or utcnow()
     if not may_train(trainer, machine_type.id):
-        raise NotAllowed("Only stewards and admins can schedule induction sessions.")
+        raise NotAllowed(f"Only stewards, admins and {machine_type.name} trainers can schedule these sessions.")
+    if machine is not None and not trainer.is_staff:
+        raise InductionRefused(ind.Refusal("block_needs_staff", {"machine": machine.name}), 403)
     if end <= start:
         raise InductionRefused(ind.Refusal("bad_session", {"reason": "The session must end after it starts."}))
     if start <= now:

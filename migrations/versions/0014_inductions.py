@@ -83,10 +83,27 @@ def upgrade():
     with op.batch_alter_table('induction_signups', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_induction_signups_member_id'), ['member_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_induction_signups_session_id'), ['session_id'], unique=False)
-
+    op.create_table('induction_trainers',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('machine_type_id', sa.Integer(), nullable=False),
+    sa.Column('granted_by_id', sa.Integer(), nullable=True),
+    sa.Column('granted_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['granted_by_id'], ['members.id'], name=op.f('fk_induction_trainers_granted_by_id_members'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['machine_type_id'], ['machine_types.id'], name=op.f('fk_induction_trainers_machine_type_id_machine_types'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_induction_trainers_member_id_members'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_induction_trainers')),
+    sa.UniqueConstraint('member_id', 'machine_type_id', name='uq_induction_trainers_member_type')
+    )
+    with op.batch_alter_table('induction_trainers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_induction_trainers_member_id'), ['member_id'], unique=False)
 
 
 def downgrade():
+    with op.batch_alter_table('induction_trainers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_induction_trainers_member_id'))
+
+    op.drop_table('induction_trainers')
     with op.batch_alter_table('induction_signups', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_induction_signups_session_id'))
         batch_op.drop_index(batch_op.f('ix_induction_signups_member_id'))

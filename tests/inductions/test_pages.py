@@ -178,3 +178,28 @@ def test_rules_page_sets_and_clears_validity(client, make_member, laser) -> None
     client.post("/inductions/rules", headers=headers, data={"machine_type": laser.type_id})
     db.session.expire_all()
     assert db.session.get(InductionRule, laser.type_id) is None
+
+
+def test_steward_makes_a_trainer_who_then_schedules(client, make_member, laser) -> None:
+    volunteer = make_member("val@example.org", name="Val Volunteer")
+    _, headers = _member_client(client, make_member, role=Role.STEWARD)
+    resp = client.post("/inductions/trainers", headers=headers,
+                       data={"email": "val@example.org", "machine_type": laser.type_id})
+    assert resp.status_code == 303
+    assert "Val Volunteer" in client.get("/inductions/trainers").get_data(as_text=True)
+    client.get("/logout")
+    login(client, volunteer.email)
+    headers = {**HX, "X-CSRFToken": csrf_token(client, "/inductions")}
+    assert client.get("/inductions/trainers").status_code == 403
+    page = client.get("/inductions/train").get_data(as_text=True)
+    assert "Laser Cutter" in page and "Laser 1 (" not in page  # no machine to block for a member trainer
+    start, _ = soon(3)
+    local = start.astimezone(client.application.config["TZ"]).strftime("%Y-%m-%dT%H:%M")
+    resp = client.post("/inductions/train", headers=headers,
+                       data={"machine_type": laser.type_id, "machine": "0", "start": local, "minutes": "60",
+                             "capacity": "3"})
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    s = db.session.scalar(select(InductionSession))
+    assert s is not None and s.trainer_id == volunteer.id and s.booking_id is None
+    assert client.get(f"/inductions/{s.id}/attendance").status_code == 200
+    assert client.get("/inductions/requests").status_code == 200

@@ -281,3 +281,35 @@ def test_invitation_for_a_session(make_session, make_member) -> None:
     assert str(cancel["status"]) == "CANCELLED"
     with pytest.raises(ValueError):
         induction_invites.build(s, "PUBLISH", 0, m, m.email)
+
+
+def test_member_trainer_runs_sessions_of_their_type_only(make_member, trainer, laser, make_machine) -> None:
+    cnc = make_machine("cnc", type_slug="cnc_mill").machine_type
+    volunteer = make_member(name="Val Volunteer")
+    start, end = soon()
+    with pytest.raises(svc.NotAllowed):
+        svc.schedule(volunteer, laser.machine_type, start, end, capacity=3)
+    with pytest.raises(svc.NotAllowed):
+        svc.grant_trainer(volunteer, volunteer, laser.machine_type)
+    svc.grant_trainer(trainer, volunteer, laser.machine_type)
+    db.session.commit()
+    assert svc.may_train(volunteer, laser.type_id) and not svc.may_train(volunteer, cnc.id)
+    assert [t.id for t in svc.trainable_types(volunteer)] == [laser.type_id]
+    with pytest.raises(svc.NotAllowed):
+        svc.schedule(volunteer, cnc, start, end, capacity=3)
+    with pytest.raises(svc.InductionRefused) as exc:  # blocking a machine stays a steward's job
+        svc.schedule(volunteer, laser.machine_type, start, end, capacity=3, machine=laser)
+    assert exc.value.code == "block_needs_staff" and "Laser 1" in exc.value.message
+    s = svc.schedule(volunteer, laser.machine_type, start, end, capacity=3, place="Corner")
+    learner = make_member()
+    svc.sign_up(learner, s.id)
+    svc.mark_attendance(volunteer, s.id, learner.id, ind.PASSED, now=s.start_at + timedelta(minutes=30))
+    db.session.commit()
+    assert machine_service.qualification_state(learner, laser, s.end_at).qualified
+    other = svc.schedule(trainer, laser.machine_type, start + timedelta(days=1), end + timedelta(days=1), capacity=2)
+    with pytest.raises(svc.NotAllowed):
+        svc.cancel_session(volunteer, other.id, "not mine")
+    [row] = svc.trainers()
+    svc.revoke_trainer(trainer, row.id)
+    db.session.commit()
+    assert not svc.may_train(volunteer)

@@ -17,6 +17,7 @@ from ...models import Machine, MachineType, Member
 from ...models.types import utcnow
 from ...services import inductions as svc
 from ...services import machines as machine_service
+from ...services import members as member_service
 from ..bookings.refusals import Action, Refusal
 from . import bp
 from .forms import RequestForm, ScheduleForm
@@ -130,19 +131,25 @@ def ask() -> Any:
 # --- trainers ------------------------------------------------------------------------------------------
 
 
+def _require_trainer() -> None:
+    if not svc.may_train(g.member):
+        abort(403, "Only stewards, admins and trainers can do this.")
+
+
 def _schedule_form() -> ScheduleForm:
     form = ScheduleForm()
-    types = machine_service.machine_types()
-    form.machine_type.choices = [(t.id, t.name) for t in types]
-    form.prerequisites.choices = [(t.id, t.name) for t in types]
-    form.machine.choices = [(0, "none")] + [(m.id, f"{m.name} ({m.machine_type.name})")
-                                           for m in machine_service.list_machines()]
+    form.machine_type.choices = [(t.id, t.name) for t in svc.trainable_types(g.member)]
+    form.prerequisites.choices = [(t.id, t.name) for t in machine_service.machine_types()]
+    # Only staff can block a machine (the booking core's rule for blocks).
+    form.machine.choices = [(0, "none")] + ([(m.id, f"{m.name} ({m.machine_type.name})")
+                                            for m in machine_service.list_machines()] if g.member.is_staff else [])
     return form
 
 
 @bp.route("/train", methods=["GET", "POST"])
-@steward_required
+@login_required
 def train() -> Any:
+    _require_trainer()
     form = _schedule_form()
     now = utcnow()
     status = 200
@@ -152,12 +159,16 @@ def train() -> Any:
             mtype = db.session.get(MachineType, form.machine_type.data)
             machine = db.session.get(Machine, form.machine.data) if form.machine.data else None
             start = bounded.parse_datetime(form.start.data, "start", current_app.config["TZ"])
-            assert mtype is not None and form.minutes.data is not None and form.capacity.data is not None
+            assert form.minutes.data is not None and form.capacity.data is not None
             try:
+                if mtype is None:
+                    raise svc.NotAllowed("Unknown machine type.")
                 svc.schedule(g.member, mtype, start, start + timedelta(minutes=form.minutes.data),
                              capacity=form.capacity.data, place=form.place.data or "", machine=machine,
                              prerequisite_type_ids=form.prerequisites.data or [],
                              material_url=form.material_url.data or "", is_refresher=form.is_refresher.data)
+            except svc.NotAllowed as exc:
+                abort(403, str(exc))
             except svc.InductionRefused as exc:
                 db.session.rollback()
                 form.start.errors = [*form.start.errors, exc.message]
@@ -169,7 +180,7 @@ def train() -> Any:
 
 
 @bp.post("/<id:session_id>/cancel-session")
-@steward_required
+@login_required
 def cancel_session(session_id: int) -> Any:
     _session_or_404(session_id)
     try:
@@ -185,7 +196,7 @@ def cancel_session(session_id: int) -> Any:
 
 
 @bp.get("/<id:session_id>/attendance")
-@steward_required
+@login_required
 def attendance(session_id: int) -> Any:
     s = _session_or_404(session_id)
     if s.trainer_id != g.member.id and not g.member.is_staff:
@@ -194,7 +205,7 @@ def attendance(session_id: int) -> Any:
 
 
 @bp.post("/<id:session_id>/attendance")
-@steward_required
+@login_required
 def mark(session_id: int) -> Any:
     _session_or_404(session_id)
     member_id = bounded.parse_int(request.form.get("member_id"), "member_id", 1, 2**31 - 1)
@@ -211,8 +222,9 @@ def mark(session_id: int) -> Any:
 
 
 @bp.get("/requests")
-@steward_required
+@login_required
 def requests_page() -> Any:
+    _require_trainer()
     return render_template("inductions/requests.html", demand=svc.open_requests())
 
 
@@ -231,3 +243,28 @@ def rules() -> Any:
         flash(f"Saved for {mtype.name}.", "ok")
         return redirect(url_for("inductions.rules"), 303)
     return render_template("inductions/rules.html", types=machine_service.machine_types(), rules=svc.rules())
+
+
+@bp.route("/trainers", methods=["GET", "POST"])
+@steward_required
+def trainers() -> Any:
+    """Staff make members trainers for a type (they then schedule and run its sessions) or remove them."""
+    if request.method == "POST":
+        remove = request.form.get("remove")
+        if remove:
+            try:
+                svc.revoke_trainer(g.member, bounded.parse_int(remove, "remove", 1, 2**31 - 1))
+            except svc.NotFound:
+                abort(404, "No such trainer entry.")
+            flash("Trainer removed.", "ok")
+            return redirect(url_for("inductions.trainers"), 303)
+        member = member_service.member_by_email(bounded.parse_text(request.form.get("email"), "email", 254).strip())
+        mtype = db.session.get(MachineType, bounded.parse_int(request.form.get("machine_type"), "machine_type",
+                                                               1, 2**31 - 1))
+        if member is None or mtype is None:
+            flash("No member with that e-mail address, or no such machine type.", "error")
+            return redirect(url_for("inductions.trainers"), 303)
+        svc.grant_trainer(g.member, member, mtype)
+        flash(f"{member.name} can now run {mtype.name} inductions.", "ok")
+        return redirect(url_for("inductions.trainers"), 303)
+    return render_template("inductions/trainers.html", trainers=svc.trainers(), types=machine_service.machine_types())
