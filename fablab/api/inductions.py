@@ -1,4 +1,4 @@
-"""Induction sessions over the API: the upcoming ones with places left, sign-up and cancel."""
+"""Induction sessions over the API: the upcoming ones with places left, sign-up and cancel, attendance."""
 
 from __future__ import annotations
 
@@ -7,13 +7,21 @@ from typing import Any
 from flask import request
 
 from ..domain import bounded
+from ..domain import inductions as ind
 from ..domain.bounded import MAX_ID
+from ..domain.input_schema import Body, Field
 from ..extensions import db
 from ..models.types import utcnow
 from ..services import inductions as svc
 from . import bp
-from .common import api_member, fail, iso, ok, token_required
+from .common import api_member, fail, iso, json_body, ok, token_required
 from .openapi import document, p, q
+
+ATTENDANCE = Body((
+    Field("member_id", "id", required=True, description="the participant"),
+    Field("status", required=True, choices=ind.ATTENDANCE, max_length=10,
+          description="passed grants the qualification with the type's validity"),
+))
 
 
 def _session_json(i: svc.SessionInfo) -> dict[str, Any]:
@@ -71,6 +79,20 @@ def induction_cancel(session_id: int) -> Any:
     return ok({"status": row.status, "session": _session_json(info)})
 
 
+@bp.post("/inductions/<id:session_id>/attendance")
+@token_required()
+def induction_attendance(session_id: int) -> Any:
+    _session_or_404(session_id)
+    body = json_body(ATTENDANCE)
+    try:
+        row = svc.mark_attendance(api_member(), session_id, body["member_id"], body["status"])
+    except svc.NotAllowed as exc:
+        fail(403, "forbidden", str(exc))
+    except svc.InductionRefused as exc:
+        _refused(exc)
+    return ok({"member_id": row.member_id, "status": row.status})
+
+
 document("/inductions", "get", "Upcoming induction sessions with places left and your signup, soonest first",
          params=[q("type", "Only sessions for this machine type id")],
          responses={"200": "The sessions", "400": "Not a type id"})
@@ -85,3 +107,9 @@ document("/inductions/{session_id}/signup", "delete", "Cancel your signup; the n
          params=[p("session_id", "id", "integer")],
          responses={"200": "Cancelled", "404": "Not signed up (not_signed_up) or no such session",
                     "422": "The session has started (session_started)"})
+document("/inductions/{session_id}/attendance", "post", "Trainers: mark a participant attended, passed or "
+         "missed (from the session's start on)", params=[p("session_id", "id", "integer")], body=ATTENDANCE,
+         responses={"200": "Saved", "403": "Not this session's trainer, a steward or an admin",
+                    "404": "No such session, or the member holds no place in it (not_signed_up)",
+                    "409": "The session was cancelled (session_cancelled)",
+                    "422": "Before the start (not_started)"})

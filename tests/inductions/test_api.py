@@ -66,3 +66,30 @@ def test_documented_in_openapi(client) -> None:
     assert set(PATHS["/inductions/{session_id}/signup"]) == {"post", "delete"}
     doc = client.get("/api/v1/openapi.json").get_json()
     assert "/inductions/{session_id}/signup" in doc["paths"]
+
+
+def test_attendance_by_the_trainer_only(client, make_member, make_session, trainer, laser) -> None:
+    from fablab.services import inductions as svc
+
+    s = make_session(capacity=2)
+    learner, stranger = make_member(), make_member()
+    svc.sign_up(learner, s.id)
+    db.session.commit()
+    body = {"member_id": learner.id, "status": "passed"}
+    resp = client.post(f"/api/v1/inductions/{s.id}/attendance", json=body, headers=_auth(stranger))
+    assert resp.status_code == 403
+    resp = client.post(f"/api/v1/inductions/{s.id}/attendance", json=body, headers=_auth(trainer))
+    assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "not_started"
+    resp = client.post(f"/api/v1/inductions/{s.id}/attendance", json={"member_id": learner.id, "status": "great"},
+                       headers=_auth(trainer))
+    assert resp.status_code == 400
+    assert not machine_service.qualification_state(learner, laser, s.start_at).qualified
+    # Once the session runs, the trainer's "passed" grants the qualification.
+    from datetime import UTC, datetime, timedelta
+
+    s.start_at = datetime.now(UTC) - timedelta(minutes=30)
+    db.session.commit()
+    resp = client.post(f"/api/v1/inductions/{s.id}/attendance", json=body, headers=_auth(trainer))
+    assert resp.status_code == 200 and resp.get_json() == {"member_id": learner.id, "status": "passed"}
+    db.session.expire_all()
+    assert machine_service.qualification_state(learner, laser, datetime.now(UTC)).qualified
