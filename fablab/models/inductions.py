@@ -1,4 +1,4 @@
-"""Induction sessions, who signed up for them, members asking for one, and the per-type expiry rules.
+"""Induction sessions, who signed up, members asking for one, per-type expiry rules, and trainers.
 
 A session blocks its machine through the booking core: `booking_id` is the block (a booking of kind
 "induction") so no member booking collides with it. Statuses follow fablab.domain.inductions.

@@ -1,4 +1,4 @@
-"""Inductions: sessions (blocking their machine), sign-ups with a waitlist, requests, per-type expiry rules.
+"""Inductions: sessions (blocking their machine), sign-ups with a waitlist, requests, per-type expiry rules, trainers.
 
 Revision ID: 0014_inductions
 Revises: 0013_webhooks
