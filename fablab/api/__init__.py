@@ -12,3 +12,4 @@ def register_routes() -> None:
     The imports sit in this function, not at the top, because each module imports `bp` from this
     package: imported at the top, they would run before `bp` exists (a circular import)."""
     from . import bookings, designs, fairness, machines, openapi, planner, scheduling, usage  # noqa: F401
+    from . import inductions  # noqa: F401

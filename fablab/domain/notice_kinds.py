@@ -48,6 +48,10 @@ KINDS: tuple[Kind, ...] = (
     Kind("window_result", "request windows"),
     Kind("qualification_expiring", "qualifications"),
     Kind("qualification_expired", "qualifications"),
+    Kind("induction_confirmed", "inductions"),
+    Kind("induction_waitlisted", "inductions", default=Channel.APP),
+    Kind("induction_moved_up", "inductions", urgent=True),
+    Kind("induction_cancelled", "inductions", safety=True, urgent=True),  # a trainer's cancel must reach them
     Kind("task_assigned", "tasks"),
     Kind("task_due", "tasks"),
     Kind("account_changed", "account", safety=True, urgent=True),

@@ -8,6 +8,7 @@ from .members import ApiToken, LoginThrottle, Member, MemberSession, Role
 from . import series  # recurring bookings (booking_series)
 from . import notifications  # notices, the mail outbox, preferences
 from . import webhooks as webhooks  # webhooks and their deliveries (the alias marks the re-export)
+from . import inductions as inductions  # induction sessions, sign-ups, requests, expiry rules
 
 __all__ = [
     "ACTIVE_STATUSES",
