@@ -6,6 +6,7 @@ may turn off, and the calendar invitation when the mail asks for one.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from email import charset as email_charset
@@ -124,6 +125,25 @@ def _calendar_part(ics: bytes, method: str, filename: str | None = None) -> MIME
     return part
 
 
+def _short(value: str) -> str | _Unfolded:
+    """An ASCII header value that fits one line goes out as it is: the generator's folding (through
+    email.header.Header) costs more than the rest of a header, and has nothing to do for these."""
+    return _Unfolded(value) if value.isascii() and len(value) < 900 else value
+
+
+def _set_boundaries(msg: Message) -> None:
+    """Random multipart boundaries, set here: otherwise the generator compiles a new regular expression per
+    message to check its own boundary against the text (a 128-bit random one cannot occur in it). Then the
+    parts' Content-Transfer-Encoding skips the folding machinery too (Content-Type stays a string: the
+    generator parses it)."""
+    for part in msg.walk():
+        if part.is_multipart():
+            part.set_boundary(f"=_fablab_{secrets.token_hex(16)}")
+        cte = part.get("Content-Transfer-Encoding")
+        if part is not msg and isinstance(cte, str):
+            part.replace_header("Content-Transfer-Encoding", _short(cte))
+
+
 def build(mail: OutboxMail, now: datetime) -> BuiltMail:
     """The message for one outbox row, or BuildError (bad address, unknown kind, failing template)."""
     recipient = check_address(mail.to_address.strip())
@@ -167,13 +187,16 @@ def build(mail: OutboxMail, now: datetime) -> BuiltMail:
         msg = MIMEMultipart("mixed")
         msg.attach(body)
         msg.attach(_calendar_part(ics, method, "invite.ics"))
-    msg["From"] = formataddr((_clean(name), address), charset="utf-8")
+    msg["From"] = _short(formataddr((_clean(name), address), charset="utf-8"))  # type: ignore[assignment]
     to_name = _clean(member.name) if member is not None and member.name else ""
-    msg["To"] = formataddr((to_name, recipient), charset="utf-8") if to_name else recipient
-    msg["Subject"] = _header_text(_clean(rendered.subject))  # type: ignore[assignment]  # a Header is fine
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = mail.message_id
-    msg["Auto-Submitted"] = "auto-generated"
+    to = formataddr((to_name, recipient), charset="utf-8") if to_name else recipient
+    msg["To"] = _short(to)  # type: ignore[assignment]
+    msg["Subject"] = _short(_clean(rendered.subject)) if rendered.subject.isascii() else (  # type: ignore[assignment]
+        _header_text(_clean(rendered.subject)))
+    msg["Date"] = _short(format_datetime(now))  # type: ignore[assignment]
+    msg["Message-ID"] = _short(_clean(mail.message_id))  # type: ignore[assignment]
+    msg["Auto-Submitted"] = _Unfolded("auto-generated")  # type: ignore[assignment]
+    _set_boundaries(msg)
     if not k.safety and mail.member_id is not None:
         url = absolute_url("/notices/unsubscribe/" + unsubscribe_token(mail.member_id, k.name))
         msg["List-Unsubscribe"] = _Unfolded(f"<{url}>")  # type: ignore[assignment]

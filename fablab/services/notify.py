@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select
+from sqlalchemy import exists, literal, select
 
 from ..domain.notice_kinds import Audience, Channel, effective_channel, held_for_digest, kind
 from ..extensions import db
@@ -55,6 +55,23 @@ def queue_mail(member: Member, kind_name: str, now: datetime, *, notice: Notice 
     return mail
 
 
+def _lookup(member_id: int, kind_name: str, dedupe_key: str | None) -> tuple[Channel | None, bool, bool]:
+    """(the member's choice for the kind, digest on, already told with this key), in one round trip: a
+    notice is written inside someone's booking request, so its cost is the request's."""
+    pref = select(NoticePreference.channel).where(NoticePreference.member_id == member_id,
+                                                  NoticePreference.kind == kind_name).scalar_subquery()
+    digest = select(NoticeSettings.digest).where(NoticeSettings.member_id == member_id).scalar_subquery()
+    seen = (exists().where(Notice.member_id == member_id, Notice.dedupe_key == dedupe_key) if dedupe_key
+            else literal(False))
+    with db.session.no_autoflush:
+        channel, digest_on, told = db.session.execute(select(pref, digest, seen)).one()
+    if dedupe_key is not None and not told:
+        # Notices added in this transaction and not yet flushed count too (no flush needed for that).
+        told = any(isinstance(o, Notice) and o.member_id == member_id and o.dedupe_key == dedupe_key
+                   for o in db.session.new)
+    return (Channel(channel) if channel else None), bool(digest_on), bool(told)
+
+
 def notify(member: Member, kind_name: str, params: Mapping[str, Any], *, now: datetime, link: str | None = None,
            dedupe_key: str | None = None, mail_params: Mapping[str, Any] | None = None) -> Notice | None:
     """Tell one member: a notice and, unless they chose in-app only (or the digest holds it), its mail.
@@ -65,24 +82,18 @@ def notify(member: Member, kind_name: str, params: Mapping[str, Any], *, now: da
     k = kind(kind_name)
     if not member.active:
         return None
-    channel = effective_channel(k, chosen_channel(member.id, k.name))
-    if channel is Channel.OFF:
+    chosen, digest_on, told = _lookup(member.id, k.name, dedupe_key)
+    channel = effective_channel(k, chosen)
+    if channel is Channel.OFF or told:
         return None
-    if dedupe_key is not None:
-        db.session.flush()
-        seen = db.session.scalar(select(Notice.id).where(Notice.member_id == member.id,
-                                                         Notice.dedupe_key == dedupe_key))
-        if seen is not None:
-            return None
-    notice = Notice(member=member, member_id=member.id, kind=k.name, params=dict(params), link=link,
-                    created_at=now, dedupe_key=dedupe_key, email_state="none")
-    db.session.add(notice)
+    state = "none"
     if channel is Channel.EMAIL:
-        if held_for_digest(k, channel, settings_for(member.id).digest):
-            notice.email_state = "digest"
-        else:
-            notice.email_state = "queued"
-            queue_mail(member, k.name, now, notice=notice, params=mail_params)
+        state = "digest" if held_for_digest(k, channel, digest_on) else "queued"
+    notice = Notice(member=member, member_id=member.id, kind=k.name, params=dict(params), link=link,
+                    created_at=now, dedupe_key=dedupe_key, email_state=state)
+    db.session.add(notice)
+    if state == "queued":
+        queue_mail(member, k.name, now, notice=notice, params=mail_params)
     return notice
 
 
