@@ -203,3 +203,26 @@ def test_steward_makes_a_trainer_who_then_schedules(client, make_member, laser) 
     assert s is not None and s.trainer_id == volunteer.id and s.booking_id is None
     assert client.get(f"/inductions/{s.id}/attendance").status_code == 200
     assert client.get("/inductions/requests").status_code == 200
+
+
+def test_a_refused_booking_offers_the_next_refresher_and_signing_up_works(client, make_member, make_session, laser):
+    """An expired qualification's refusal is not a dead end: it offers the next session, and that tap signs up."""
+    from datetime import UTC, datetime
+
+    ada = make_member("ada@example.org")
+    machine_service.grant(ada, by=None, machine_type=laser.machine_type,
+                          expires_at=datetime.now(UTC) - timedelta(days=3))
+    session = make_session(capacity=3, is_refresher=True)
+    db.session.commit()
+    login(client, "ada@example.org")
+    start = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    resp = client.post("/machines/laser-1/book", data={"csrf_token": csrf_token(client, "/machines/laser-1"),
+                                                       "start": start.isoformat(), "minutes": "60"})
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'data-refusal="qualification_expired"' in body
+    assert "Sign up for the induction on" in body and f"/inductions/{session.id}/signup" in body
+    token = csrf_token(client, "/inductions")
+    resp = client.post(f"/inductions/{session.id}/signup", data={"csrf_token": token})
+    assert resp.status_code in (302, 303)
+    row = db.session.scalar(select(InductionSignup).where(InductionSignup.member_id == ada.id))
+    assert row is not None and row.status == ind.CONFIRMED

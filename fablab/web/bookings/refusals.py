@@ -99,6 +99,11 @@ def for_booking(machine: Machine, member: Member, start: datetime, asked: timede
     length = asked or policy.min_length
     if any(c in QUALIFICATION for c in codes):
         out.notes, out.people = qualification_help(machine, member, now)
+        if "inductions.index" in current_app.view_functions:
+            # Imported here: the inductions page builds on these refusals' Action.
+            from ..inductions.refusal_actions import next_induction_action
+
+            out.actions.append(next_induction_action(machine, member, now))
         return out  # no time would do: the way out is the qualification, not another slot
     if any(c in QUOTA for c in codes) or "too_long" in codes:
         longest = svc.longest_from(machine, member, start, now)
