@@ -140,7 +140,7 @@ class _Batch:
         if mail.kind != "delivery_failed":  # an admin's own failure notice failing must not start a chain
             notify.notify_staff("delivery_failed", {"mail_id": mail.id, "to": mail.to_address, "kind": mail.kind,
                                                     "error": error, "attempts": attempts},
-                                now=self.clock(), dedupe_key=f"delivery_failed:{mail.id}")
+                                now=self.clock(), dedupe_key=f"delivery_failed:{mail.id}", link="/admin/mail/outbox")
         db.session.commit()
         self.result.failed += 1
         log.warning("mail %s (%s) failed: %s", mail.id, mail.kind, error)
