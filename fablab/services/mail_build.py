@@ -141,7 +141,7 @@ def _set_boundaries(msg: Message) -> None:
             part.set_boundary(f"=_fablab_{secrets.token_hex(16)}")
         cte = part.get("Content-Transfer-Encoding")
         if part is not msg and isinstance(cte, str):
-            part.replace_header("Content-Transfer-Encoding", _short(cte))
+            part.replace_header("Content-Transfer-Encoding", _short(cte))  # type: ignore[arg-type]  # written as it is (see _Unfolded)
 
 
 def build(mail: OutboxMail, now: datetime) -> BuiltMail:
