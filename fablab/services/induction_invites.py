@@ -7,13 +7,12 @@ per session, so a confirmation (REQUEST) and a later cancellation (CANCEL, highe
 
 from __future__ import annotations
 
-from email.utils import parseaddr
-
 from flask import current_app
-from icalendar import Calendar, Event, vCalAddress, vText
+from icalendar import Calendar, Event
 
 from ..models import Member
 from ..models.inductions import InductionSession
+from .invitations import add_people
 
 METHODS = ("REQUEST", "CANCEL")
 
@@ -27,7 +26,6 @@ def build(s: InductionSession, method: str, sequence: int, attendee: Member | No
     """The iCalendar object of one induction session as an invitation for one participant."""
     if method not in METHODS:
         raise ValueError(f"unknown invitation method {method!r}")
-    _, lab_address = parseaddr(current_app.config["FABLAB_MAIL_FROM"])
     cal = Calendar()
     cal.add("prodid", "-//fablab//inductions//EN")
     cal.add("version", "2.0")
@@ -44,16 +42,6 @@ def build(s: InductionSession, method: str, sequence: int, attendee: Member | No
     if where:
         ev.add("location", where)
     ev.add("description", f"With {s.trainer.name}." + (f" Read first: {s.material_url}" if s.material_url else ""))
-    organizer = vCalAddress(f"mailto:{lab_address or 'fablab@localhost'}")
-    organizer.params["cn"] = vText(current_app.config["FABLAB_LAB_NAME"])
-    ev.add("organizer", organizer)
-    att = vCalAddress(f"mailto:{to_address}")
-    if attendee is not None:
-        att.params["cn"] = vText(attendee.name)
-    att.params["role"] = vText("REQ-PARTICIPANT")
-    att.params["partstat"] = vText("ACCEPTED")
-    att.params["rsvp"] = vText("FALSE")
-    ev.add("attendee", att)
-    ev.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
+    add_people(ev, method, attendee, to_address)
     cal.add_component(ev)
     return bytes(cal.to_ical())

@@ -45,8 +45,6 @@ def invitation_for(spec: Mapping[str, Any], attendee: Member | None, to_address:
 
 def build(booking: Booking, method: str, sequence: int, attendee: Member | None, to_address: str) -> bytes:
     """The iCalendar object of one booking as an invitation."""
-    lab = current_app.config["FABLAB_LAB_NAME"]
-    _, lab_address = parseaddr(current_app.config["FABLAB_MAIL_FROM"])
     cal = Calendar()
     cal.add("prodid", "-//fablab//bookings//EN")
     cal.add("version", "2.0")
@@ -63,8 +61,17 @@ def build(booking: Booking, method: str, sequence: int, attendee: Member | None,
     ev.add("summary", f"{machine.name} booked")
     ev.add("description", f"Booking #{booking.id} on {location}.")
     ev.add("location", location)
+    add_people(ev, method, attendee, to_address)
+    cal.add_component(ev)
+    return bytes(cal.to_ical())
+
+
+def add_people(ev: Event, method: str, attendee: Member | None, to_address: str) -> None:
+    """The lab as organizer, the member as the (accepted) attendee, and the status the method means: the
+    part every invitation fablab sends shares (bookings here, induction sessions in induction_invites)."""
+    _, lab_address = parseaddr(current_app.config["FABLAB_MAIL_FROM"])
     organizer = vCalAddress(f"mailto:{lab_address or 'fablab@localhost'}")
-    organizer.params["cn"] = vText(lab)
+    organizer.params["cn"] = vText(current_app.config["FABLAB_LAB_NAME"])
     ev.add("organizer", organizer)
     att = vCalAddress(f"mailto:{to_address}")
     if attendee is not None:
@@ -74,5 +81,3 @@ def build(booking: Booking, method: str, sequence: int, attendee: Member | None,
     att.params["rsvp"] = vText("FALSE")
     ev.add("attendee", att)
     ev.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
-    cal.add_component(ev)
-    return bytes(cal.to_ical())
