@@ -31,6 +31,7 @@ from ..models.inductions import InductionRequest, InductionRule, InductionSessio
 from ..models.types import utcnow
 from ..models.usage import UsageSession
 from . import bookings as booking_service
+from . import induction_invites
 from . import machines as machine_service
 from .notify import notify
 
@@ -111,9 +112,15 @@ def _notice_params(s: InductionSession, **extra: Any) -> dict[str, Any]:
             "trainer": s.trainer.name, **extra}
 
 
+# The notices that carry a calendar invitation, and its METHOD (a waitlisted member gets none yet).
+_INVITES = {"induction_confirmed": "REQUEST", "induction_moved_up": "REQUEST", "induction_cancelled": "CANCEL"}
+
+
 def _tell(member: Member, kind: str, s: InductionSession, now: datetime, key: str, **extra: Any) -> None:
+    method = _INVITES.get(kind)
     notify(member, kind, _notice_params(s, **extra), now=now, dedupe_key=f"induction:{s.id}:{key}",
-           link=_path("inductions.index", "/inductions"))
+           link=_path("inductions.index", "/inductions"),
+           mail_params=induction_invites.mail_params(s, method, now) if method else None)
 
 
 # --- reading -------------------------------------------------------------------------------------------
