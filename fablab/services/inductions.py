@@ -15,24 +15,24 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from werkzeug.routing import BuildError
 
 from ..database import write_transaction
 from ..domain import inductions as ind
 from ..domain.fairshare import UsageRecord
 from ..extensions import db
-from ..models import Booking, BookingKind, BookingStatus, Machine, MachineType, Member, Qualification
+from ..models import Booking, BookingKind, Machine, MachineType, Member, Qualification
 from ..models.inductions import InductionRequest, InductionRule, InductionSession, InductionSignup, InductionTrainer
 from ..models.types import utcnow
-from ..models.usage import UsageSession
 from . import bookings as booking_service
 from . import induction_invites
 from . import machines as machine_service
+from .induction_lapse import last_use
 from .notify import notify
 
 
@@ -178,18 +178,6 @@ def revoke_trainer(actor: Member, trainer_id: int) -> None:
 
 def rule_for(machine_type_id: int) -> InductionRule | None:
     return db.session.get(InductionRule, machine_type_id)
-
-
-def last_use(member_id: int, machine_type_id: int) -> datetime | None:
-    """The member's latest use of any machine of the type: reported usage or a completed booking."""
-    used = db.session.scalar(select(func.max(UsageSession.end_at)).join(Machine, Machine.id == UsageSession.machine_id)
-                             .where(UsageSession.member_id == member_id, Machine.type_id == machine_type_id))
-    booked = db.session.scalar(select(func.max(Booking.end_at)).join(Machine, Machine.id == Booking.machine_id).where(
-        Booking.member_id == member_id, Machine.type_id == machine_type_id, Booking.kind == BookingKind.NORMAL.value,
-        Booking.status == BookingStatus.COMPLETED.value))
-    # SQLite returns aggregate times as naive UTC (the column type is not applied to func.max)
-    times = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in (used, booked) if t is not None]
-    return max(times) if times else None
 
 
 def valid_type_ids(member: Member, now: datetime) -> set[int]:
