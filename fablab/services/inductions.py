@@ -546,6 +546,20 @@ def open_request_of(member: Member, machine_type_id: int) -> InductionRequest | 
         InductionRequest.fulfilled_at.is_(None)))
 
 
+def open_to(member: Member, now: datetime, limit: int = 3) -> list[SessionInfo]:
+    """The next sessions `member` may sign up for now (a place or the waitlist), soonest first: the kiosk's
+    list. The same check as sign_up, so a session shown is one the tap will not refuse."""
+    valid = valid_type_ids(member, now)
+    out: list[SessionInfo] = []
+    for i in upcoming(now, member):
+        if len(out) >= limit:
+            break
+        d = ind.check_signup(_domain_session(i.session), member.id, valid, _domain_signups(_signups(i.session.id)), now)
+        if d.allowed:
+            out.append(i)
+    return out
+
+
 def sessions_for_machine(machine: Machine, now: datetime, viewer: Member | None = None,
                          limit: int = 3) -> list[SessionInfo]:
     """The next sessions a member could take for this machine: its type's, on it or on no machine."""
