@@ -267,3 +267,31 @@ def lab_contributions(since: datetime | None = None) -> list[tuple[Member, float
     totals = contributed_hours(since=since)
     members = {m.id: m for m in db.session.scalars(select(Member).where(Member.id.in_(list(totals))))}
     return sorted(((members[k], v) for k, v in totals.items()), key=lambda mv: -mv[1])
+
+
+def record_done_work(member: Member, title: str, *, kind: str, base_hours: float, opened_at: datetime,
+                     offered_at: datetime, actor: Member, machine: Machine | None = None, description: str = "",
+                     now: datetime | None = None) -> EffortTask:
+    """Work already done by `member` that no one took from the board (a trainer's induction session): a
+    completed task with `member` as its claimant, written in the caller's transaction.
+
+    The weight rises from `opened_at` (the work was first asked for) until `offered_at` (the member offered
+    it), as a board task's does until it is claimed. As complete_task: when `actor` is staff and not
+    `member`, marking it done is the steward's confirmation; otherwise it waits for confirmation by the
+    task kind's rule (FABLAB_TASK_CONFIRM)."""
+    now = now or utcnow()
+    if kind not in TASK_KINDS:
+        raise SchedulingError("bad_kind", f"kind must be one of {', '.join(TASK_KINDS)}")
+    opened_at = min(opened_at, offered_at)
+    task = EffortTask(title=title.strip()[:160], kind=kind, base_hours=max(base_hours, 0.01), people_needed=1,
+                      machine_id=machine.id if machine else None, description=description, opened_at=opened_at,
+                      rise_per_day=0.1, max_factor=2.0, claimed_at=offered_at, completed_at=now,
+                      completed_by_id=actor.id, created_by_id=actor.id)
+    if actor.is_staff and actor.id != member.id:
+        task.confirmed_at, task.confirmed_by_id = now, actor.id
+    task.claims.append(TaskClaim(member_id=member.id, claimed_at=offered_at))
+    db.session.add(task)
+    db.session.flush()
+    credit = effort.claimant_credit(_task(task), now, _weight_policy(task))
+    db.session.add(TaskCompletion(task_id=task.id, member_id=member.id, credited_hours=credit, completed_at=now))
+    return task

@@ -39,6 +39,7 @@ from ..models import Booking, BookingStatus, Machine, MachineType, Member, Quali
 from ..models.scheduling import RequestWindow, SlotRequest, WaitlistEntry, WindowStatus
 from ..models.usage import UsageSession
 from . import bookings as booking_service
+from . import induction_demand
 
 DEFAULT_DAYS = 28
 LATE_CANCEL_HOURS = fp.LATE_CANCEL_HOURS
@@ -131,6 +132,7 @@ class Review:
     replay: tuple[ReplayRow, ...]
     weeks: tuple[WeekRow, ...]
     rule: str = USAGE_RULE
+    inductions: induction_demand.InductionFigures = induction_demand.InductionFigures()
 
     @property
     def statements(self) -> list[str]:
@@ -260,6 +262,7 @@ class PeriodData:
     members: dict[int, tuple[int, str, bool]]  # id -> (member_no, name, active)
     windows: list[draws.WindowTrace]  # (id, trace, revealed seed) of the closed windows
     window_members: dict[int, int]  # slot request id -> member id, for the windows' traces
+    inductions: induction_demand.InductionFigures = induction_demand.InductionFigures()
 
 
 class UnknownScope(LookupError):
@@ -381,7 +384,8 @@ def load_period(query: ReviewQuery, now: datetime, tz: tzinfo | None = None) -> 
     period = fp.Period(start, end, now_ts, clock, machines, bookings, frozenset(qualified), first_session, sessions,
                        session_sums, machine_sums, wishes + list(waitlist.wishes), waitlist.now, waitlist.joined,
                        query.late_cancel_hours)
-    return PeriodData(query, scope, period, members, windows, window_members)
+    inductions = induction_demand.figures({m.type_id for m in machines}, start_at, end_at)
+    return PeriodData(query, scope, period, members, windows, window_members, inductions)
 
 
 # --- assembling ---------------------------------------------------------------------------------------------
@@ -440,7 +444,8 @@ def build_from(data: PeriodData, viewer: Viewer, timings: dict[str, float] | Non
         timings["metrics"] = timings.get("metrics", 0.0) + (t1 - t0)
         timings["replay"] = timings.get("replay", 0.0) + (t2 - t1)
     return Review(data.query, period.end_at, data.scope, viewer.names, lab.totals, lab.gini, lab.lorenz, lab.jain,
-                  members, worst, you_row, lab.machines, lottery, heat, replay, lab.weeks)
+                  members, worst, you_row, lab.machines, lottery, heat, replay, lab.weeks,
+                  inductions=data.inductions)
 
 
 def build_review(query: ReviewQuery, viewer: Viewer, now: datetime,
@@ -477,6 +482,8 @@ def tables(review: Review) -> dict[str, tuple[list[str], list[list[Any]]]]:
         ["unbooked hours", _r(t.unbooked_hours)], ["rejected requests", t.rejected_requests],
         ["waitlisted requests", t.waitlisted_requests], ["waitlist now", t.waitlist_now],
         ["waitlist joined in period", t.waitlist_joined],
+        ["induction requests waiting", review.inductions.requests_waiting],
+        ["missed induction sessions", review.inductions.missed_sessions],
     ])
     member_head = ["rank", "member", "you", "hours used", "hours requested", "satisfaction", "bookings", "no-shows",
                    "no-show hours", "late cancellations", "overrun hours", "unbooked hours"]

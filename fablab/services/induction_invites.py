@@ -1,11 +1,16 @@
 """Calendar invitations for induction sign-ups (iTIP over iMIP, as booking invitations are).
 
-Not wired yet: the mail builder's invitations.invitation_for only knows bookings. The integrator adds one
-branch there: a spec {"induction_session_id": N, "method": ..., "sequence": N} calls `build` below. The UID is
-per session, so a confirmation (REQUEST) and a later cancellation (CANCEL, higher SEQUENCE) are one event.
+The mail builder's invitations.invitation_for calls `build` for a mail's spec {"induction_session_id": N,
+"method": ..., "sequence": N}; fablab.services.inductions asks for it with the confirmed, moved-up and cancelled
+notices. The UID is per session, so a confirmation (REQUEST) and a later cancellation (CANCEL, higher
+SEQUENCE) are one event. SEQUENCE is `sequence_at(session, now)`: seconds since the session was created, so it
+only rises (a sign-up again after a cancellation is a higher REQUEST) without a counter column.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 from flask import current_app
 from icalendar import Calendar, Event
@@ -20,6 +25,15 @@ METHODS = ("REQUEST", "CANCEL")
 def session_uid(session_id: int) -> str:
     host = current_app.config.get("FABLAB_BASE_URL", "").split("//")[-1].split("/")[0] or "fablab.local"
     return f"induction-{session_id}@{host}"
+
+
+def sequence_at(s: InductionSession, now: datetime) -> int:
+    return max(0, int((now - s.created_at).total_seconds()))
+
+
+def mail_params(s: InductionSession, method: str, now: datetime) -> dict[str, Any]:
+    """The mail params that ask the mail builder for this session's invitation."""
+    return {"ics": {"induction_session_id": s.id, "method": method, "sequence": sequence_at(s, now)}}
 
 
 def build(s: InductionSession, method: str, sequence: int, attendee: Member | None, to_address: str) -> bytes:

@@ -26,12 +26,14 @@ from ..database import write_transaction
 from ..domain import inductions as ind
 from ..domain.fairshare import UsageRecord
 from ..extensions import db
-from ..models import Booking, BookingKind, BookingStatus, Machine, MachineType, Member, Qualification
+from ..models import Booking, BookingKind, Machine, MachineType, Member, Qualification
 from ..models.inductions import InductionRequest, InductionRule, InductionSession, InductionSignup, InductionTrainer
 from ..models.types import utcnow
-from ..models.usage import UsageSession
 from . import bookings as booking_service
+from . import effort as effort_service
+from . import induction_invites
 from . import machines as machine_service
+from .induction_lapse import last_use
 from .notify import notify
 
 
@@ -111,9 +113,15 @@ def _notice_params(s: InductionSession, **extra: Any) -> dict[str, Any]:
             "trainer": s.trainer.name, **extra}
 
 
+# The notices that carry a calendar invitation, and its METHOD (a waitlisted member gets none yet).
+_INVITES = {"induction_confirmed": "REQUEST", "induction_moved_up": "REQUEST", "induction_cancelled": "CANCEL"}
+
+
 def _tell(member: Member, kind: str, s: InductionSession, now: datetime, key: str, **extra: Any) -> None:
+    method = _INVITES.get(kind)
     notify(member, kind, _notice_params(s, **extra), now=now, dedupe_key=f"induction:{s.id}:{key}",
-           link=_path("inductions.index", "/inductions"))
+           link=_path("inductions.index", "/inductions"),
+           mail_params=induction_invites.mail_params(s, method, now) if method else None)
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -171,18 +179,6 @@ def revoke_trainer(actor: Member, trainer_id: int) -> None:
 
 def rule_for(machine_type_id: int) -> InductionRule | None:
     return db.session.get(InductionRule, machine_type_id)
-
-
-def last_use(member_id: int, machine_type_id: int) -> datetime | None:
-    """The member's latest use of any machine of the type: reported usage or a completed booking."""
-    used = db.session.scalar(select(func.max(UsageSession.end_at)).join(Machine, Machine.id == UsageSession.machine_id)
-                             .where(UsageSession.member_id == member_id, Machine.type_id == machine_type_id))
-    booked = db.session.scalar(select(func.max(Booking.end_at)).join(Machine, Machine.id == Booking.machine_id).where(
-        Booking.member_id == member_id, Machine.type_id == machine_type_id, Booking.kind == BookingKind.NORMAL.value,
-        Booking.status == BookingStatus.COMPLETED.value))
-    # SQLite returns aggregate times as naive UTC (the column type is not applied to func.max)
-    times = [t if t.tzinfo else t.replace(tzinfo=UTC) for t in (used, booked) if t is not None]
-    return max(times) if times else None
 
 
 def valid_type_ids(member: Member, now: datetime) -> set[int]:
@@ -475,9 +471,26 @@ def mark_attendance(actor: Member, session_id: int, member_id: int, status: str,
             else:
                 machine_service.grant(row.member, by=actor, machine_type=s.machine_type, expires_at=expires, note=note)
             _fulfil_requests(row.member_id, s.machine_type_id, now)
-        if not any(r.status == ind.CONFIRMED for r in rows):
+        if not any(r.status == ind.CONFIRMED for r in rows) and s.status == ind.SCHEDULED:
             s.status = ind.DONE
+            _record_trainer_effort(s, actor, now)
     return row
+
+
+def _record_trainer_effort(s: InductionSession, actor: Member, now: datetime) -> None:
+    """The trainer's session time as shared effort on the task board's ledger (kind "induction"). Its
+    weight rises, as a board task's, from the oldest request for the type that was waiting when the session
+    was offered until it was offered: sessions asked for and long not offered count more."""
+    waited = db.session.scalar(select(func.min(InductionRequest.created_at)).where(
+        InductionRequest.machine_type_id == s.machine_type_id, InductionRequest.created_at < s.created_at,
+        or_(InductionRequest.fulfilled_at.is_(None), InductionRequest.fulfilled_at >= s.created_at)))
+    if waited is not None and waited.tzinfo is None:  # SQLite aggregates come back naive (UTC)
+        waited = waited.replace(tzinfo=UTC)
+    hours = (s.end_at - s.start_at).total_seconds() / 3600
+    effort_service.record_done_work(
+        s.trainer, f"Induction: {s.machine_type.name} (session #{s.id})", kind="induction", base_hours=hours,
+        opened_at=waited or s.created_at, offered_at=s.created_at, actor=actor, machine=s.machine,
+        description=f"Ran the {s.machine_type.name} induction on {s.start_at:%d %b %Y}.", now=now)
 
 
 # --- requests ------------------------------------------------------------------------------------------
@@ -531,6 +544,20 @@ def open_request_of(member: Member, machine_type_id: int) -> InductionRequest | 
     return db.session.scalar(select(InductionRequest).where(
         InductionRequest.member_id == member.id, InductionRequest.machine_type_id == machine_type_id,
         InductionRequest.fulfilled_at.is_(None)))
+
+
+def open_to(member: Member, now: datetime, limit: int = 3) -> list[SessionInfo]:
+    """The next sessions `member` may sign up for now (a place or the waitlist), soonest first: the kiosk's
+    list. The same check as sign_up, so a session shown is one the tap will not refuse."""
+    valid = valid_type_ids(member, now)
+    out: list[SessionInfo] = []
+    for i in upcoming(now, member):
+        if len(out) >= limit:
+            break
+        d = ind.check_signup(_domain_session(i.session), member.id, valid, _domain_signups(_signups(i.session.id)), now)
+        if d.allowed:
+            out.append(i)
+    return out
 
 
 def sessions_for_machine(machine: Machine, now: datetime, viewer: Member | None = None,

@@ -16,6 +16,7 @@ from icalendar import Calendar, Event, vCalAddress, vText
 
 from ..extensions import db
 from ..models import Booking, Member
+from ..models.inductions import InductionSession
 from ..models.types import utcnow
 from .ical import booking_uid
 
@@ -27,10 +28,13 @@ class InvitationError(ValueError):
 
 
 def invitation_for(spec: Mapping[str, Any], attendee: Member | None, to_address: str) -> tuple[str, bytes]:
-    """(method, ICS bytes) for a mail's params["ics"] = {booking_id, method, sequence}."""
+    """(method, ICS bytes) for a mail's params["ics"] = {booking_id, method, sequence}, or for an induction
+    signup {induction_session_id, method, sequence}."""
     method = str(spec.get("method", "REQUEST")).upper()
     if method not in METHODS:
         raise InvitationError(f"unknown invitation method {method!r}")
+    if "induction_session_id" in spec:
+        return method, _session_invitation(spec, method, attendee, to_address)
     try:
         booking_id = int(spec["booking_id"])
     except (KeyError, TypeError, ValueError):
@@ -41,6 +45,21 @@ def invitation_for(spec: Mapping[str, Any], attendee: Member | None, to_address:
     seq_raw = spec.get("sequence")
     sequence = int(seq_raw) if isinstance(seq_raw, int | str) and str(seq_raw).isdigit() else booking.sequence
     return method, build(booking, method, sequence, attendee, to_address)
+
+
+def _session_invitation(spec: Mapping[str, Any], method: str, attendee: Member | None, to_address: str) -> bytes:
+    from . import induction_invites  # it imports add_people from here
+
+    try:
+        session_id = int(spec["induction_session_id"])
+    except (TypeError, ValueError):
+        raise InvitationError("invitation without a valid induction session id") from None
+    s = db.session.get(InductionSession, session_id)
+    if s is None:
+        raise InvitationError(f"no induction session {session_id} for the invitation")
+    seq_raw = spec.get("sequence")
+    sequence = int(seq_raw) if isinstance(seq_raw, int | str) and str(seq_raw).isdigit() else 0
+    return induction_invites.build(s, method, sequence, attendee, to_address)
 
 
 def build(booking: Booking, method: str, sequence: int, attendee: Member | None, to_address: str) -> bytes:

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 from ..extensions import db
 from ..models import Machine, MachineType, Member, Qualification
 from ..models.types import utcnow
+from . import induction_lapse
 
 
 class NotFound(LookupError):
@@ -64,12 +65,15 @@ def qualifications_for(member: Member, machine: Machine) -> list[Qualification]:
 
 def qualification_state(member: Member, machine: Machine, now: datetime) -> QualificationState:
     quals = qualifications_for(member, machine)
-    valid = [q for q in quals if q.expires_at is None or q.expires_at > now]
+    # A qualification lapsed by disuse (the type's induction rule) counts as expired when it lapsed.
+    lapsed = {q.id: induction_lapse.disused_at(q, machine.type_id, now) for q in quals}
+    ends = {q.id: lapsed[q.id] or q.expires_at for q in quals}
+    valid = [q for q in quals if lapsed[q.id] is None and (q.expires_at is None or q.expires_at > now)]
     if valid:
         # The longest-lasting one decides; None (never expires) wins.
         best = max(valid, key=lambda q: (q.expires_at is None, q.expires_at or now))
         return QualificationState(True, expires_at=best.expires_at)
-    expired = [q.expires_at for q in quals if q.expires_at is not None]
+    expired = [e for e in ends.values() if e is not None]
     return QualificationState(False, expired_at=max(expired) if expired else None)
 
 

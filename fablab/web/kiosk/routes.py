@@ -21,6 +21,7 @@ from ...extensions import db
 from ...models import KioskDevice, Machine, Member
 from ...models.types import utcnow
 from ...services import bookings as svc
+from ...services import inductions as induction_service
 from ...services import kiosk as kiosk_service
 from ...services import machines as machine_service
 from ...services import members as member_service
@@ -111,6 +112,7 @@ def _panel(member: Member | None, **extra: Any) -> Any:
         return render_template("kiosk/_identify.html", **extra)
     return render_template("kiosk/_member.html", member=member, now=now,
                            offers=waitlist_service.member_offers(member, now),
+                           inductions=induction_service.open_to(member, now),
                            warnings=notices_service.kiosk_warnings(member.id, now), summary=notices_service.summary,
                            today=kiosk_service.today_bookings(member, now),
                            options=kiosk_service.book_now_options(member, now),
