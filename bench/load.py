@@ -161,19 +161,28 @@ def _env(url: str, mqtt_port: int, tmp: Path, metrics: str) -> dict[str, str]:
                                                       os.environ.get("PYTHONPATH", "")) if p)}
 
 
+def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to all at once, then wait (one by one, each graceful stop would add up)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _spawn(stack: ExitStack, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = stack.enter_context(log.open("wb"))
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-
-    def stop() -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    stack.callback(stop)
+    procs: list[subprocess.Popen[bytes]] | None = getattr(stack, "procs", None)
+    if procs is None:
+        procs = []
+        stack.procs = procs  # type: ignore[attr-defined]
+        stack.callback(_stop_all, procs)
+    procs.append(proc)
     return proc
 
 
@@ -375,9 +384,10 @@ class Client:
 
 
 def client_loop(i: int, port: int, stats: Stats, base: datetime, until: list[float],
-                ready: threading.Barrier) -> None:
+                ready: threading.Barrier, signed_in: list[Client]) -> None:
     rnd = random.Random(i)
     c = Client(port, stats)
+    signed_in[i] = c
     if not c.sign_in(i):
         stats.error(f"client {i}: sign-in failed")
     ready.wait()
@@ -419,12 +429,13 @@ def client_loop(i: int, port: int, stats: Stats, base: datetime, until: list[flo
                 stats.error(f"client {i}: cancel answered {status}")
 
 
-def run_clients(port: int, seconds: float, base: datetime) -> tuple[Stats, float]:
-    """Every client signs in, then all start together and run for `seconds`: (stats, elapsed)."""
+def run_clients(port: int, seconds: float, base: datetime) -> tuple[Stats, float, list[Client]]:
+    """Every client signs in, then all start together and run for `seconds`: (stats, elapsed, clients)."""
     stats = Stats()
+    signed_in: list[Client] = [Client(port, stats)] * CLIENTS
     until = [float("inf")]
     ready = threading.Barrier(CLIENTS + 1, action=lambda: until.__setitem__(0, time.monotonic() + seconds))
-    threads = [threading.Thread(target=client_loop, args=(i, port, stats, base, until, ready))
+    threads = [threading.Thread(target=client_loop, args=(i, port, stats, base, until, ready, signed_in))
                for i in range(CLIENTS)]
     for t in threads:
         t.start()
@@ -435,19 +446,19 @@ def run_clients(port: int, seconds: float, base: datetime) -> tuple[Stats, float
     with stats.lock:  # sign-ins happened before the clock started: keep them apart
         signin = {k: stats.times.pop(k, []) for k in ("login page", "sign in", "first page")}
         stats.times.update({f"({k})": v for k, v in signin.items()})
-    return stats, time.monotonic() - t0
+    return stats, time.monotonic() - t0, signed_in
 
 
-def booking_floor(port: int, seconds: float, base: datetime, members: int, threads_n: int = 8,
-                  sign_in: bool = True) -> tuple[float, list[float], int]:
+def booking_floor(port: int, seconds: float, base: datetime, signed_in: list[Client] | None = None,
+                  threads_n: int = 8) -> tuple[float, list[float], int]:
     """`threads_n` threads POST bookings of distinct free slots for `seconds`, each request as the next of
-    `members` signed-in members (so nobody piles up hundreds of bookings): (req/s, latencies ms, errors)."""
+    the signed-in members of the load phase (so nobody piles up hundreds of bookings), or anonymously
+    (the bare app): (req/s, latencies ms, errors)."""
     stats = Stats()
-    cs = [Client(port, stats) for _ in range(members)]
-    for n, c in enumerate(cs):
-        if sign_in and not c.sign_in(CLIENTS - 1 - n):
-            stats.error("floor: sign-in failed")
-    stats.times.clear()
+    cs = [Client(port, stats)] if signed_in is None else signed_in
+    for c in cs:
+        c.port, c.stats = port, stats
+    members = len(cs)
     counter = iter(range(10**9))
     lock = threading.Lock()
     end = time.monotonic() + seconds
@@ -488,7 +499,7 @@ def main() -> int:
     ap.add_argument("url", nargs="?", default=None)
     ap.add_argument("--seconds", type=float, default=90.0, help="length of the load phase")
     ap.add_argument("--quick", action="store_true",
-                    help="a short run (8 s of load, 2 s per side of the comparison) for a test")
+                    help="a short run (6 s of load, 2 s per side of the comparison) for a test")
     args = ap.parse_args()
     url_given = args.url or os.environ.get("FABLAB_BENCH_PG_URL") or os.environ.get("FABLAB_TEST_DATABASE_URL")
     args.url = url_given or DEFAULT_URL
@@ -497,7 +508,7 @@ def main() -> int:
     except Exception as exc:  # noqa: BLE001 - any failure to reach the server means: no PostgreSQL here
         print(f"load: no PostgreSQL at {make_url(args.url).render_as_string()}: {type(exc).__name__}")
         return 2 if url_given else 0  # `make bench` on a machine without PostgreSQL goes on
-    load_s = 8.0 if args.quick else args.seconds
+    load_s = 6.0 if args.quick else args.seconds
     floor_s = 2.0 if args.quick else 15.0
     burst = 30 if args.quick else 100
     t_start = time.monotonic()
@@ -533,7 +544,7 @@ def main() -> int:
               f"HTTP clients ({RACERS} racing for 12 slots of one machine) for {load_s:.0f} s")
         base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
         t_in = time.monotonic()
-        stats, elapsed = run_clients(web_port, load_s, base)
+        stats, elapsed, signed_in = run_clients(web_port, load_s, base)
         print(f"({CLIENTS} sign-ins took {time.monotonic() - t_in - elapsed:.1f} s before the clock started)")
         assert bridges.stdin is not None and bridges.stdout is not None
         bridges.stdin.write("stop\n")
@@ -562,8 +573,8 @@ def main() -> int:
         print(f"ingest: {sent} messages sent, {len(lag.lags)} stored; lag p50 {pct(lag.lags, 50) * 1000:.0f} ms, "
               f"p99 {pct(lag.lags, 99) * 1000:.0f} ms, max {max(lag.lags, default=0) * 1000:.0f} ms")
 
-        full_rate, full_ms, full_err = booking_floor(web_port, floor_s, base, 8 if args.quick else CLIENTS)
-        bare_rate, bare_ms, bare_err = booking_floor(bare_port, floor_s, base, 8, sign_in=False)
+        full_rate, full_ms, full_err = booking_floor(web_port, floor_s, base, signed_in)
+        bare_rate, bare_ms, bare_err = booking_floor(bare_port, floor_s, base)
         ratio = full_rate / bare_rate if bare_rate else float("nan")
         print(f"booking POST, 8 clients, {floor_s:.0f} s per side: full stack {full_rate:.0f}/s "
               f"(p50 {pct(full_ms, 50):.0f} ms), bare Flask INSERT {bare_rate:.0f}/s "
