@@ -36,7 +36,9 @@ def test_demo_inductions(app, app_ctx) -> None:
 
     dana = next(m for m in members if m.name.startswith("Dana"))
     laser = machines["laser-epilog"]
-    start = (now + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    # 10:00 lab time tomorrow: inside opening hours on any date, so the refusal is the qualification's.
+    local = (now + timedelta(days=1)).astimezone(booking_service.lab_tz())
+    start = local.replace(hour=10, minute=0, second=0, microsecond=0).astimezone(UTC)
     with pytest.raises(booking_service.BookingRejected) as exc:
         booking_service.create_booking(dana, laser, start, start + timedelta(hours=1), now=now)
     assert exc.value.code == "qualification_expired"
