@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import threading
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Literal, TypedDict, TypeVar, overload
+
+from .msg_ids import new_msg_id as new_msg_id  # ids and timestamps, re-exported
+from .msg_ids import ulid_time as ulid_time
+from .msg_ids import utc_now_iso as utc_now_iso
 
 VERSION = 1
 PREFIX = "fablab/v1"
@@ -26,7 +27,11 @@ MACHINE_STATES = frozenset({"offline", "idle", "busy", "printing", "paused", "al
 EVENT_TYPES = frozenset({"session_started", "session_ended", "job_started", "job_finished", "error"})
 DECISIONS = frozenset({"allow", "deny"})
 ACTIONS = frozenset({"lock", "unlock", "power_off"})
-MACHINE_SUBTOPICS = ("status", "event", "telemetry", "auth/request", "auth/response", "cmd")
+MACHINE_SUBTOPICS = ("status", "event", "telemetry", "auth/request", "auth/response", "cmd",
+                     "job/offer", "job/start", "job/withdraw", "job/progress", "job/result")
+TRANSFERS = frozenset({"sd", "stream", "octoprint", "moonraker"})
+JOB_PHASES = frozenset({"download", "transfer", "print"})
+JOB_RESULTS = frozenset({"ready", "started", "failed", "withdrawn"})
 ENVELOPE_KEYS = ("v", "msg_id", "ts", "src")
 
 # Subscriptions a consumer typically needs.
@@ -42,6 +47,7 @@ MAX_INT = 2**63 - 1  # integers beyond a signed 64-bit column are refused
 LIMITS: dict[str, int] = {
     "msg_id": 64, "session_id": 128, "badge.tech": 32, "badge.uid": 64, "job.file": 255, "fw.name": 100,
     "reason": 500, "detail": 4096, "readings": 64, "reading.name": 64, "reading.text": 255,
+    "job_id": 64, "file_url": 2048, "by": 160,
 }
 
 
@@ -53,48 +59,7 @@ class ContractError(ValueError):
         self.reason = reason
 
 
-# ---------------------------------------------------------------------------------------------- ids, time
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_ulid_lock = threading.Lock()
-_ulid_last: tuple[int, int] = (0, 0)
-
-
-def new_msg_id(now_ms: int | None = None) -> str:
-    """A ULID: 26 Crockford base32 chars, 48-bit ms timestamp + 80 random bits.
-
-    Ids made by this process (without ``now_ms``) increase monotonically, even within one millisecond,
-    so sorting the strings sorts by creation order.
-    """
-    global _ulid_last
-    if now_ms is not None:  # explicit time: a pure function, outside the monotonic sequence
-        value = (now_ms << 80) | int.from_bytes(os.urandom(10), "big")
-        return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in range(25, -1, -1))
-    ms = int(time.time() * 1000)
-    with _ulid_lock:
-        last_ms, last_rand = _ulid_last
-        if ms <= last_ms:
-            ms, rand = last_ms, (last_rand + 1) & ((1 << 80) - 1)
-        else:
-            rand = int.from_bytes(os.urandom(10), "big")
-        _ulid_last = (ms, rand)
-    value = (ms << 80) | rand
-    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in range(25, -1, -1))
-
-
-def ulid_time(msg_id: str) -> datetime:
-    """The creation time encoded in a ULID."""
-    ms = 0
-    for ch in msg_id[:10].upper():
-        ms = ms * 32 + _CROCKFORD.index(ch)
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def utc_now_iso(now: datetime | None = None) -> str:
-    """ISO 8601 UTC with milliseconds and a ``Z`` suffix."""
-    now = now or datetime.now(UTC)
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
+# ---------------------------------------------------------------------------------------------- time
 
 def parse_ts(value: str) -> datetime:
     """Parse an ISO 8601 timestamp with an offset (``Z`` allowed) into an aware datetime."""
@@ -234,8 +199,67 @@ class Command(MachineMessage):
     SUBTOPIC: ClassVar[str] = "cmd"
 
 
+@dataclass(kw_only=True)
+class JobOffer(MachineMessage):
+    """``machine/{machine}/job/offer`` (server -> bridge): a queued print is due on this machine. The bridge
+    downloads ``file_url`` (a one-time URL on the server), checks ``size`` and ``sha256``, transfers it by
+    ``transfer`` and answers ``job/result`` ready (or failed). It never starts the print on its own."""
+
+    job_id: str
+    file_url: str
+    name: str
+    size: int
+    sha256: str
+    transfer: str
+    SUBTOPIC: ClassVar[str] = "job/offer"
+
+
+@dataclass(kw_only=True)
+class JobStart(MachineMessage):
+    """``machine/{machine}/job/start`` (server -> bridge): the member confirmed at the machine (badge at its
+    reader, or the kiosk beside it) after checking the bed; ``by`` is who (a label for the bridge's log)."""
+
+    job_id: str
+    by: str
+    SUBTOPIC: ClassVar[str] = "job/start"
+
+
+@dataclass(kw_only=True)
+class JobWithdraw(MachineMessage):
+    """``machine/{machine}/job/withdraw`` (server -> bridge): drop an offered job (booking cancelled...)."""
+
+    job_id: str
+    reason: str | None = None
+    SUBTOPIC: ClassVar[str] = "job/withdraw"
+
+
+@dataclass(kw_only=True)
+class JobProgress(MachineMessage):
+    """``machine/{machine}/job/progress`` (bridge -> server, QoS 0): ``done`` of ``total`` bytes in ``phase``."""
+
+    job_id: str
+    phase: str
+    done: int
+    total: int
+    SUBTOPIC: ClassVar[str] = "job/progress"
+    QOS: ClassVar[int] = 0
+
+
+@dataclass(kw_only=True)
+class JobResult(MachineMessage):
+    """``machine/{machine}/job/result`` (bridge -> server): ready (the file is on the machine, waiting for the
+    member there), started, failed (``reason``) or withdrawn (dropped on the server's word). The print's
+    own start and end still come as ``job_started``/``job_finished`` events; ``detail.job_id`` names the job."""
+
+    job_id: str
+    result: str
+    reason: str | None = None
+    SUBTOPIC: ClassVar[str] = "job/result"
+
+
 _MACHINE_CLASSES: dict[str, type[MachineMessage]] = {
-    cls.SUBTOPIC: cls for cls in (MachineStatus, MachineEvent, Telemetry, AuthRequest, AuthResponse, Command)
+    cls.SUBTOPIC: cls for cls in (MachineStatus, MachineEvent, Telemetry, AuthRequest, AuthResponse, Command,
+                                  JobOffer, JobStart, JobWithdraw, JobProgress, JobResult)
 }
 
 # ---------------------------------------------------------------------------------------------- topics
@@ -308,6 +332,17 @@ def to_dict(msg: Message) -> dict[str, Any]:
         out |= _drop_none({"reason": msg.reason, "booking_id": msg.booking_id, "valid_until": msg.valid_until})
     elif isinstance(msg, Command):
         out["action"] = msg.action
+    elif isinstance(msg, JobOffer):
+        out |= {"job_id": msg.job_id, "file_url": msg.file_url, "name": msg.name, "size": msg.size,
+                "sha256": msg.sha256, "transfer": msg.transfer}
+    elif isinstance(msg, JobStart):
+        out |= {"job_id": msg.job_id, "by": msg.by}
+    elif isinstance(msg, JobWithdraw):
+        out |= _drop_none({"job_id": msg.job_id, "reason": msg.reason})
+    elif isinstance(msg, JobProgress):
+        out |= {"job_id": msg.job_id, "phase": msg.phase, "done": msg.done, "total": msg.total}
+    elif isinstance(msg, JobResult):
+        out |= _drop_none({"job_id": msg.job_id, "result": msg.result, "reason": msg.reason})
     else:  # pragma: no cover - programming error
         raise TypeError(f"not a contract message: {type(msg).__name__}")
     return out
@@ -522,10 +557,54 @@ def from_dict(topic: str, d: Any) -> Message:
             valid_until=valid_until,
             **env,
         )
+    if cls in (JobOffer, JobStart, JobWithdraw, JobProgress, JobResult):
+        return _job_message(cls, ident, d, env)
     action = _get(d, "action", str)
     if action not in ACTIONS:
         raise ContractError(f"action: unknown {action!r}")
     return Command(machine=ident, action=action, **env)
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _count(d: dict[str, Any], key: str) -> int:
+    value = _get(d, key, int)
+    if isinstance(value, bool) or not 0 <= value <= MAX_INT:
+        raise ContractError(f"{key}: must be a whole number from 0")
+    return value
+
+
+def _job_message(cls: type[MachineMessage], ident: str, d: dict[str, Any], env: _Envelope) -> MachineMessage:
+    job_id = _check_id(_text(d, "job_id", "job_id", required=True), "job_id")
+    if cls is JobOffer:
+        url = _text(d, "file_url", "file_url", required=True)
+        if not url.startswith(("http://", "https://")):
+            raise ContractError("file_url: must be an http(s) URL")
+        transfer = _get(d, "transfer", str)
+        if transfer not in TRANSFERS:
+            raise ContractError(f"transfer: unknown {transfer!r}")
+        sha = _get(d, "sha256", str)
+        if not _SHA256.match(sha):
+            raise ContractError("sha256: must be 64 lower-case hex digits")
+        return JobOffer(machine=ident, job_id=job_id, file_url=url, name=_text(d, "name", "job.file", required=True),
+                        size=_count(d, "size"), sha256=sha, transfer=transfer, **env)
+    if cls is JobStart:
+        return JobStart(machine=ident, job_id=job_id, by=_text(d, "by", "by", required=True), **env)
+    if cls is JobWithdraw:
+        return JobWithdraw(machine=ident, job_id=job_id, reason=_text(d, "reason", "reason"), **env)
+    if cls is JobProgress:
+        phase = _get(d, "phase", str)
+        if phase not in JOB_PHASES:
+            raise ContractError(f"phase: unknown {phase!r}")
+        done, total = _count(d, "done"), _count(d, "total")
+        if done > total:
+            raise ContractError("done: more than total")
+        return JobProgress(machine=ident, job_id=job_id, phase=phase, done=done, total=total, **env)
+    result = _get(d, "result", str)
+    if result not in JOB_RESULTS:
+        raise ContractError(f"result: unknown {result!r}")
+    return JobResult(machine=ident, job_id=job_id, result=result, reason=_text(d, "reason", "reason"), **env)
 
 
 _BRACKETS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')

@@ -103,6 +103,34 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         # Home Assistant's own broker account, written by `fablab mosquitto-config` (read-only) when both are set.
         "FABLAB_HA_MQTT_USER": os.environ.get("FABLAB_HA_MQTT_USER", ""),
         "FABLAB_HA_MQTT_PASSWORD": os.environ.get("FABLAB_HA_MQTT_PASSWORD", ""),
+        # Accounts (issue 17). Joining: closed (staff create members), invite (one-time links), open (sign-up
+        # with email verification; with FABLAB_SIGNUP_APPROVAL staff approve before the member may book).
+        "FABLAB_SIGNUP": os.environ.get("FABLAB_SIGNUP", "closed").strip().lower() or "closed",
+        "FABLAB_SIGNUP_APPROVAL": _bool("FABLAB_SIGNUP_APPROVAL", False),
+        # OpenID Connect single sign-on (Keycloak, Authentik, Nextcloud...): off unless the issuer is set.
+        "FABLAB_OIDC_ISSUER": os.environ.get("FABLAB_OIDC_ISSUER", "").rstrip("/"),
+        "FABLAB_OIDC_CLIENT_ID": os.environ.get("FABLAB_OIDC_CLIENT_ID", ""),
+        "FABLAB_OIDC_CLIENT_SECRET": os.environ.get("FABLAB_OIDC_CLIENT_SECRET", ""),
+        "FABLAB_OIDC_NAME": os.environ.get("FABLAB_OIDC_NAME", "single sign-on"),
+        # First sign-in of someone unknown: "link" (only to an existing member by verified email) or "create".
+        "FABLAB_OIDC_NEW_MEMBERS": os.environ.get("FABLAB_OIDC_NEW_MEMBERS", "link").strip().lower(),
+        "FABLAB_OIDC_ROLE_CLAIM": os.environ.get("FABLAB_OIDC_ROLE_CLAIM", "groups"),
+        "FABLAB_OIDC_ROLE_MAP": os.environ.get("FABLAB_OIDC_ROLE_MAP", ""),
+        # LDAP: off unless the URL is set. Bind with a DN template ("uid={username},ou=people,dc=lab,dc=org"),
+        # or search-then-bind with a service account, a base and a filter.
+        "FABLAB_LDAP_URL": os.environ.get("FABLAB_LDAP_URL", ""),
+        "FABLAB_LDAP_STARTTLS": _bool("FABLAB_LDAP_STARTTLS", False),
+        "FABLAB_LDAP_BIND_DN": os.environ.get("FABLAB_LDAP_BIND_DN", ""),
+        "FABLAB_LDAP_SEARCH_BASE": os.environ.get("FABLAB_LDAP_SEARCH_BASE", ""),
+        "FABLAB_LDAP_SEARCH_FILTER": os.environ.get("FABLAB_LDAP_SEARCH_FILTER",
+                                                    "(|(uid={username})(mail={username}))"),
+        "FABLAB_LDAP_SERVICE_DN": os.environ.get("FABLAB_LDAP_SERVICE_DN", ""),
+        "FABLAB_LDAP_SERVICE_PASSWORD": os.environ.get("FABLAB_LDAP_SERVICE_PASSWORD", ""),
+        "FABLAB_LDAP_GROUP_BASE": os.environ.get("FABLAB_LDAP_GROUP_BASE", ""),
+        "FABLAB_LDAP_ROLE_MAP": os.environ.get("FABLAB_LDAP_ROLE_MAP", ""),
+        "FABLAB_LDAP_CAFILE": os.environ.get("FABLAB_LDAP_CAFILE", ""),
+        # Two-factor sign-in (TOTP): required for stewards and admins when on (admins can also switch it on).
+        "FABLAB_REQUIRE_2FA_STAFF": _bool("FABLAB_REQUIRE_2FA_STAFF", False),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Off for the plain-HTTP demo; on in production behind HTTPS (also sends HSTS). A request that came

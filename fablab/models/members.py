@@ -41,6 +41,19 @@ class Member(Model):
     # Fair-share weight (1.0 = an equal share); labs may give groups different shares.
     share: Mapped[float] = mapped_column(Float, default=1.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Accounts (issue 17). Staff-created members count as verified; a self-signed-up member is verified when
+    # they follow the mailed link, and may book only once `approved` (when the lab asks staff to approve).
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Set when the member deleted their account: name and email are gone, the history stays pseudonymous.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Two-factor sign-in: the TOTP secret, encrypted with a key derived from the app's secret key (it must be
+    # read back to check codes, so it cannot be hashed); the last accepted time step stops a code's replay.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # The member's language (issue 18); None follows the browser, then the lab's default.
+    language: Mapped[str | None] = mapped_column(String(8))
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="member", cascade="all, delete-orphan")
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import ApiToken, Member, Role
+from ..models.types import utcnow
 from ..security import badge_digest, hash_password, new_token, token_digest, verify_password
 
 
@@ -30,13 +31,15 @@ def member_by_badge(uid: str) -> Member | None:
 
 
 def create_member(email: str, name: str, role: Role | str = Role.MEMBER, password: str | None = None,
-                  member_no: int | None = None) -> Member:
+                  member_no: int | None = None, verified: bool = True) -> Member:
+    """A new member. Staff-created members count as verified; self sign-up passes verified=False."""
     email = email.strip().lower()
     if member_by_email(email) is not None:
         raise MemberError(f"A member with the email {email} already exists.")
     if member_no is None:
         member_no = (db.session.scalar(select(func.max(Member.member_no))) or 1000) + 1
-    member = Member(email=email, name=name, role=Role(role).value, member_no=member_no, share=1.0, active=True)
+    member = Member(email=email, name=name, role=Role(role).value, member_no=member_no, share=1.0, active=True,
+                    email_verified_at=utcnow() if verified else None)
     if password:
         member.password_hash = hash_password(password)
     db.session.add(member)

@@ -20,18 +20,18 @@ from flask import (
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 
-from ...auth import current_session, login_required, public, sign_in, sign_out
+from ...auth import current_session, login_required, public, sign_out
 from ...extensions import db
 from ...models import ApiToken, Member, MemberSession
 from ...models.types import utcnow
 from ...security import hash_password, verify_password
 from ...security import new_token as random_token
 from ...services import members as member_service
+from ...services import password_login, throttle
 from ...services import sessions as session_service
-from ...services import throttle
-from ..redirects import safe_next
 from . import bp
 from .forms import LoginForm, PasswordForm, PinForm, TokenForm
+from .login_flow import finish_login
 
 DEVICE_COOKIE = "fablab_device"
 
@@ -96,14 +96,11 @@ def login() -> Any:
                      f"{throttle.describe_wait(wait)}.")
             status = 429
         else:
-            ok = verify_password(member.password_hash if member else None, form.password.data)
-            if ok and member is not None and member.active:
+            signed = password_login.authenticate(email, form.password.data)
+            if signed is not None:
                 throttle.reset(budgets[:1])
-                _remember_device(member, device)
-                sign_in(member)
-                db.session.commit()
-                flash(f"Welcome, {member.name}.", "ok")
-                return redirect(safe_next(request.args.get("next"), url_for("machines.overview")))
+                _remember_device(signed, device)
+                return finish_login(signed, method="password", next_url=request.args.get("next"))
             lock = throttle.record_failure(budgets, now)
             error = "Email or password is wrong."
             if lock:

@@ -1,0 +1,33 @@
+"""The audit log: `record()` writes one staff action in the caller's transaction (so a rolled-back change
+leaves no entry, and a committed one always has its entry)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from ..domain.audit_actions import clean_detail
+from ..extensions import db
+from ..models import Member
+from ..models.accounts import AuditEntry
+from ..models.types import utcnow
+
+
+def actor_label(member: Member | None) -> str:
+    if member is None:
+        return "system"
+    return f"{member.name} (#{member.member_no})"
+
+
+def record(actor: Member | None, action: str, *, target: Member | None = None, target_type: str = "",
+           target_id: int | None = None, target_label: str = "", detail: dict[str, object] | None = None,
+           now: datetime | None = None) -> AuditEntry:
+    """Adds an entry (the caller commits). `target` is a shortcut for a member as the target."""
+    if target is not None:
+        target_type, target_id, target_label = "member", target.id, target_label or actor_label(target)
+    entry = AuditEntry(at=now or utcnow(), actor_id=actor.id if actor else None, actor_label=actor_label(actor),
+                       action=action, target_type=target_type, target_id=target_id,
+                       target_label=target_label[:200],
+                       detail=json.dumps(clean_detail(detail or {}), sort_keys=True, default=str))
+    db.session.add(entry)
+    return entry
