@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app, request
 
 from ..models.types import utcnow
-from ..services import day_view, find_time
+from ..services import day_view, find_time, induction_offers
 from . import bp
 from .common import api_member, fail, iso, ok, parse_time, token_required
 from .openapi import document, q
@@ -56,8 +56,14 @@ def find() -> Any:
         result = find_time.find(api_member(), request.args.get("what", ""), minutes, after, now)
     except find_time.FindError as exc:
         fail(400, "bad_request", str(exc))
+    offers = induction_offers.for_machines(api_member(), result.machines, now)
     return ok({"slots": [{"machine": s.machine.slug, "start": iso(s.start), "end": iso(s.end)} for s in result.slots],
-               "not_offered": [{"machine": m.slug, "reason": why} for m, why in result.excluded]})
+               "not_offered": [{"machine": m.slug, "reason": why} for m, why in result.excluded],
+               # For machines the member is not qualified for: the next induction sessions (ids for sign-up).
+               "inductions": [{"for": o.label, "machines": [m.slug for m in o.machines],
+                               "sessions": [{"id": i.session.id, "start": iso(i.session.start_at),
+                                             "end": iso(i.session.end_at), "places_left": i.places_left}
+                                            for i in o.sessions]} for o in offers]})
 
 
 document("/day", "get", "The lab's day: every machine's half-hour cells (free, booked, mine, maintenance, in use, "
@@ -67,5 +73,6 @@ document("/find", "get", "The earliest slots of a length that the member may boo
          params=[q("what", "machine:<slug> or type:<slug>", required=True),
                  q("minutes", "Length in minutes", required=True),
                  q("from", "Earliest start (ISO 8601; default now)", fmt="date-time")],
-         responses={"200": "Slots, earliest first, and the machines that offer none with the reason",
+         responses={"200": "Slots, earliest first; the machines that offer none with the reason; for machines the "
+                           "member is not qualified for, the next induction sessions",
                     "400": "Unknown machine or type, bad length or time"})

@@ -52,6 +52,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("induction_waitlisted", "inductions", default=Channel.APP),
     Kind("induction_moved_up", "inductions", urgent=True),
     Kind("induction_cancelled", "inductions", safety=True, urgent=True),  # a trainer's cancel must reach them
+    Kind("induction_attendance_due", "inductions"),  # to the trainer: a session ended with nobody marked
     Kind("task_assigned", "tasks"),
     Kind("task_due", "tasks"),
     Kind("account_changed", "account", safety=True, urgent=True),

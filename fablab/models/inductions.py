@@ -71,6 +71,11 @@ class InductionSession(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_reason: Mapped[str] = mapped_column(String(255), default="")
+    # The trainer's shared effort for this session on the task board's ledger, once it is recorded (no foreign
+    # key: see migration 0019; a deleted task simply shows no credit).
+    effort_task_id: Mapped[int | None] = mapped_column(Integer)
+    # When the trainer was reminded to record attendance (once), for a session that ended unmarked.
+    attendance_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     machine_type: Mapped[MachineType] = relationship(lazy="joined")
     machine: Mapped[Machine | None] = relationship(lazy="joined")

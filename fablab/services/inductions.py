@@ -473,24 +473,27 @@ def mark_attendance(actor: Member, session_id: int, member_id: int, status: str,
             _fulfil_requests(row.member_id, s.machine_type_id, now)
         if not any(r.status == ind.CONFIRMED for r in rows) and s.status == ind.SCHEDULED:
             s.status = ind.DONE
-            _record_trainer_effort(s, actor, now)
+            record_trainer_effort(s, actor, now)
     return row
 
 
-def _record_trainer_effort(s: InductionSession, actor: Member, now: datetime) -> None:
+def record_trainer_effort(s: InductionSession, actor: Member, now: datetime) -> None:
     """The trainer's session time as shared effort on the task board's ledger (kind "induction"). Its
     weight rises, as a board task's, from the oldest request for the type that was waiting when the session
     was offered until it was offered: sessions asked for and long not offered count more."""
+    if s.effort_task_id is not None:  # recorded once, whoever settles the session
+        return
     waited = db.session.scalar(select(func.min(InductionRequest.created_at)).where(
         InductionRequest.machine_type_id == s.machine_type_id, InductionRequest.created_at < s.created_at,
         or_(InductionRequest.fulfilled_at.is_(None), InductionRequest.fulfilled_at >= s.created_at)))
     if waited is not None and waited.tzinfo is None:  # SQLite aggregates come back naive (UTC)
         waited = waited.replace(tzinfo=UTC)
     hours = (s.end_at - s.start_at).total_seconds() / 3600
-    effort_service.record_done_work(
+    task = effort_service.record_done_work(
         s.trainer, f"Induction: {s.machine_type.name} (session #{s.id})", kind="induction", base_hours=hours,
         opened_at=waited or s.created_at, offered_at=s.created_at, actor=actor, machine=s.machine,
         description=f"Ran the {s.machine_type.name} induction on {s.start_at:%d %b %Y}.", now=now)
+    s.effort_task_id = task.id
 
 
 # --- requests ------------------------------------------------------------------------------------------

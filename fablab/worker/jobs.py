@@ -16,7 +16,7 @@ from flask import current_app
 
 from ..database import begin_write
 from ..extensions import db
-from ..services import design_processing, digest, notice_scans, usage, waitlist, window_draw, windows
+from ..services import design_processing, digest, induction_scans, notice_scans, usage, waitlist, window_draw, windows
 
 log = logging.getLogger("fablab.worker.jobs")
 
@@ -49,6 +49,8 @@ JOBS: tuple[Job, ...] = (
     Job("send_reminders", timedelta(minutes=1), notice_scans.send_reminders),  # reminder at each member's lead time
     Job("announce_checkin_windows", TICK, notice_scans.announce_checkin_windows),  # "released at 14:15 unless ..."
     Job("warn_expiring_qualifications", timedelta(hours=1), notice_scans.warn_expiring_qualifications),  # 30 days ahead
+    Job("warn_disuse_lapses", timedelta(hours=1), induction_scans.warn_disuse_lapses),  # 30 days ahead, by disuse
+    Job("settle_ended_inductions", timedelta(hours=1), induction_scans.settle_ended_sessions),  # effort, reminders
     Job("alert_bridges_offline", timedelta(minutes=1), notice_scans.alert_bridges_offline),  # stewards: 10 min gone
     Job("alert_dead_letters", timedelta(minutes=1), notice_scans.alert_dead_letters),  # stewards: new dead letters
     Job("weekly_fairness_digest", timedelta(minutes=10), notice_scans.weekly_fairness_digest),  # admins: Monday 08:00

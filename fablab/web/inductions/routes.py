@@ -15,6 +15,7 @@ from ...domain import inductions as ind
 from ...extensions import db
 from ...models import Machine, MachineType, Member
 from ...models.types import utcnow
+from ...services import induction_effort
 from ...services import inductions as svc
 from ...services import machines as machine_service
 from ...services import members as member_service
@@ -175,8 +176,10 @@ def train() -> Any:
             else:
                 flash("Session scheduled.", "ok")
                 return redirect(url_for("inductions.train"), 303)
-    return render_template("inductions/train.html", form=form, sessions=svc.trained_by(g.member, now),
-                           now=now), status
+    sessions = svc.trained_by(g.member, now)
+    credits = induction_effort.credits(i.session for i in sessions)
+    return render_template("inductions/train.html", form=form, sessions=sessions, now=now, credits=credits,
+                           credit_totals=induction_effort.total(credits)), status
 
 
 @bp.post("/<id:session_id>/cancel-session")

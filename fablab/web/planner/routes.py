@@ -14,7 +14,7 @@ from ...models.series import SeriesKind
 from ...models.types import utcnow
 from ...services import booking_series as series_svc
 from ...services import bookings as booking_svc
-from ...services import day_view, find_time
+from ...services import day_view, find_time, induction_offers
 from ...services import machines as machine_service
 from ...services import members as member_service
 from ..choices import options
@@ -82,7 +82,7 @@ def find() -> Any:
     args = request.args
     target, raw_minutes, raw_from = args.get("what", ""), args.get("minutes", ""), args.get("from", "").strip()
     ctx: dict[str, Any] = {"targets": _targets(), "lengths": FIND_LENGTHS, "what": target, "minutes": raw_minutes,
-                           "from_": raw_from, "result": None, "error": None, "tz": _tz()}
+                           "from_": raw_from, "result": None, "error": None, "tz": _tz(), "inductions": []}
     if not target and not raw_minutes:
         return render_template("planner/find.html", **ctx)
     try:
@@ -92,6 +92,9 @@ def find() -> Any:
             raise find_time.FindError("Choose how long you need the machine.") from None
         after = _parse_from(raw_from, now)
         ctx["result"] = find_time.find(g.member, target, minutes, after, now)
+        # Machines refused for a missing or lapsed qualification: the next induction sessions for them.
+        ctx["inductions"] = induction_offers.for_machines(g.member, ctx["result"].machines, now)
+        ctx["now"] = now
     except find_time.FindError as exc:
         ctx["error"] = str(exc)
         return render_template("planner/find.html", **ctx), 400
