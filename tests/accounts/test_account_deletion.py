@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
-from sqlalchemy import JSON, String, Text, cast, or_, select
+from sqlalchemy import JSON, String, Text, cast, func, or_, select
 
 from fablab.domain import audit_actions
 from fablab.extensions import db
@@ -72,13 +72,13 @@ def _figures(machine, now) -> tuple[Any, ...]:
 
 
 def _text_hits(*needles: str) -> list[str]:
-    """Every (table, column) whose text still holds one of the needles."""
+    """Every (table, column) whose text still holds one of the needles (in any case)."""
     hits = []
     for table in db.metadata.sorted_tables:
         for col in table.columns:
             if not isinstance(col.type, String | Text | JSON):
                 continue
-            cond = or_(*(cast(col, String).like(f"%{n}%") for n in needles))
+            cond = or_(*(func.lower(cast(col, String)).like(f"%{n.lower()}%") for n in needles))
             if db.session.execute(select(table).where(cond).limit(1)).first() is not None:
                 hits.append(f"{table.name}.{col.name}")
     return hits
