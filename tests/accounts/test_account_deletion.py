@@ -3,6 +3,7 @@ keep counting my history, my name and email are gone from the database, and nobo
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -20,10 +21,12 @@ from fablab.models.privacy import DeletionRequest
 from fablab.models.scheduling import WaitlistEntry, WaitlistOffer
 from fablab.models.types import utcnow
 from fablab.models.usage import UsageSession
+from fablab.models.webhooks import Webhook, WebhookDelivery
 from fablab.services import account_deletion, audit, fairness, password_login
 from fablab.services import designs as design_service
 from fablab.services import machines as machine_service
 from fablab.services import members as member_service
+from fablab.services.authorize import authorize
 from fablab.services.identities import ExternalIdentity, sign_in_external
 from tests.conftest import csrf_token, login
 
@@ -100,11 +103,18 @@ def test_delete_at_once_keeps_the_figures_and_forgets_name_and_email(client, mak
     # A notice to someone else that names me (a snapshot): rewritten to my pseudonym.
     db.session.add(Notice(member_id=other.id, kind="booking_cancelled_by_staff", params={"by": NAME},
                           created_at=now))
+    # A lab that shows names in webhooks: a body still waiting to go out names me.
+    hook = Webhook(url="https://hooks.example.org/x", secret_salt="s" * 16, event_types=["booking.created"])
+    db.session.add(hook)
+    db.session.flush()
+    db.session.add(WebhookDelivery(webhook_id=hook.id, event_type="booking.created", event_id="e1",
+                                   body=json.dumps({"data": {"member_name": NAME, "n": 1}}, separators=(",", ":"))))
     _history(me, machine, now)
     before = _figures(machine, now)
     assert before[0] == 1 and before[1] == 2  # my two hours are in the review
     assert {"members.name", "members.email", "designs.author_name", "designs.search_text", "audit_log.target_label",
-            "audit_log.detail", "notices.params", "bookings.note"} <= set(_text_hits(NAME, EMAIL))
+            "audit_log.detail", "notices.params", "bookings.note",
+            "webhook_deliveries.body"} <= set(_text_hits(NAME, EMAIL))
     me_id, pseudonym = me.id, me.pseudonym
 
     login(client, EMAIL)
@@ -132,11 +142,14 @@ def test_delete_at_once_keeps_the_figures_and_forgets_name_and_email(client, mak
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == audit_actions.MEMBER_DELETED))
     assert entry.target_id == me_id and entry.actor_id == me_id and pseudonym in entry.actor_label
     assert db.session.scalar(select(Notice).where(Notice.member_id == other.id)).params == {"by": pseudonym}
+    assert json.loads(db.session.scalar(select(WebhookDelivery.body))) == {"data": {"member_name": pseudonym, "n": 1}}
 
     # Never again: password, badge, API token, the linked provider; the address is free for a new account.
     assert login(client, EMAIL).status_code == 401
     assert password_login.authenticate(gone.email, PASSWORD) is None
     assert member_service.member_by_badge("04DEADBEEF") is None
+    assert authorize(machine, "04DEADBEEF", now).allow is False  # the badge at a machine
+    assert not member_service.check_pin(gone, "2468")  # the kiosk's number and PIN
     refused = sign_in_external(ExternalIdentity("oidc:https://id.example.org", "sub-w", EMAIL, True, NAME),
                                role_map={}, create=False, now=now)
     assert refused.member is None
