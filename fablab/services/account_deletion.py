@@ -35,7 +35,7 @@ from ..models.scheduling import EffortTask, EntryStatus, RequestStatus, SlotRequ
 from ..models.series import BookingSeries, SeriesStatus
 from ..models.webhooks import WebhookDelivery
 from ..security import verify_password
-from . import audit, inductions, waitlist, windows
+from . import audit, inductions, notify, waitlist, windows
 from . import bookings as booking_service
 from . import effort as effort_service
 from .designs import SEARCH_DESCRIPTION_CHARS
@@ -168,9 +168,13 @@ def request_deletion(member: Member, now: datetime) -> str:
     """The member asks (their password or email already checked). Returns "deleted" (done at once) or
     "pending" (it waits for staff, because of `obligations`). The caller commits after a pending one."""
     _refuse_if_not_deletable(member)
-    if obligations(member, now):
+    held = obligations(member, now)
+    if held:
         if pending_request(member) is None:
             db.session.add(DeletionRequest(member_id=member.id, requested_at=now))
+            notify.notify_staff("deletion_requested", {"name": member.name, "member_no": member.member_no,
+                                                       "holds": len(held)},
+                                now=now, link="/privacy/requests", dedupe_key=f"deletion:{member.id}:{now.isoformat()}")
         return "pending"
     delete_account(member, member, now)
     return "deleted"

@@ -22,7 +22,7 @@ from fablab.models.scheduling import WaitlistEntry, WaitlistOffer
 from fablab.models.types import utcnow
 from fablab.models.usage import UsageSession
 from fablab.models.webhooks import Webhook, WebhookDelivery
-from fablab.services import account_deletion, audit, fairness, password_login
+from fablab.services import account_deletion, audit, fairness, notice_render, password_login
 from fablab.services import designs as design_service
 from fablab.services import machines as machine_service
 from fablab.services import members as member_service
@@ -181,6 +181,10 @@ def test_future_booking_waits_for_staff_then_the_waitlist_moves_up(client, make_
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/privacy/")
     assert "You asked to delete your account" in client.get("/privacy/").get_data(as_text=True)
     assert db.session.get(Member, me_id).deleted_at is None and db.session.get(DeletionRequest, me_id) is not None
+    told = db.session.scalar(select(Notice).where(Notice.member_id == steward.id, Notice.kind == "deletion_requested"))
+    assert told is not None and told.params["name"] == NAME and told.link == "/privacy/requests"
+    said = notice_render.render(told.kind, told.params, steward, told.link)
+    assert NAME in said.subject and "holds 1 thing " in notice_render.summary(told)
 
     other = client.application.test_client()
     login(other, plain.email)
@@ -206,6 +210,7 @@ def test_future_booking_waits_for_staff_then_the_waitlist_moves_up(client, make_
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == audit_actions.MEMBER_DELETED))
     assert entry.actor_id == steward.id and entry.target_id == me_id
     assert _text_hits(NAME, EMAIL) == []
+    assert db.session.get(Notice, told.id).params["name"] == gone.pseudonym
 
 
 def test_a_withdrawn_request_keeps_the_account(client, make_member, make_machine) -> None:
