@@ -15,10 +15,10 @@ from fablab.extensions import db
 from fablab.models import ApiToken, Booking, Member, MemberSession
 from fablab.models.accounts import AuditEntry, MemberIdentity
 from fablab.models.designs import Design
-from fablab.models.inductions import InductionSession
+from fablab.models.inductions import InductionSession, InductionSignup
 from fablab.models.notifications import Notice
 from fablab.models.privacy import DeletionRequest
-from fablab.models.scheduling import WaitlistEntry, WaitlistOffer
+from fablab.models.scheduling import RequestWindow, SlotRequest, WaitlistEntry, WaitlistOffer
 from fablab.models.types import utcnow
 from fablab.models.usage import UsageSession
 from fablab.models.webhooks import Webhook, WebhookDelivery
@@ -303,3 +303,33 @@ def test_the_only_admin_cannot_delete_their_account(client, make_member) -> None
     resp = _delete_form(client, PASSWORD)
     assert resp.status_code == 409 and "only admin" in resp.get_data(as_text=True)
     assert db.session.get(Member, admin.id).deleted_at is None
+
+
+def test_what_i_wait_for_is_withdrawn_so_the_next_people_move_up(app_ctx, make_member, make_machine) -> None:
+    now = utcnow()
+    machine = _machine(make_machine)
+    me = make_member(email=EMAIL, name=NAME)
+    next_in_line = make_member(name="Next In Line")
+    trainer = make_member(role="steward")
+    session = InductionSession(machine_type_id=machine.type_id, trainer_id=trainer.id, capacity=1,
+                               start_at=now + timedelta(days=6), end_at=now + timedelta(days=6, hours=1))
+    window = RequestWindow(machine_id=machine.id, period_start=now + timedelta(days=8),
+                           period_end=now + timedelta(days=15), opens_at=now - timedelta(days=1),
+                           closes_at=now + timedelta(days=2), commitment="0" * 64, secret_seed="1" * 64)
+    db.session.add_all([session, window])
+    db.session.flush()
+    db.session.add_all([
+        InductionSignup(session_id=session.id, member_id=me.id, status="confirmed"),
+        InductionSignup(session_id=session.id, member_id=next_in_line.id, status="waitlisted", position=1),
+        WaitlistEntry(member_id=me.id, machine_id=machine.id, kind="slot", start_at=now + timedelta(days=1),
+                      end_at=now + timedelta(days=1, hours=1), status="active", joined_at=now),
+        SlotRequest(window_id=window.id, member_id=me.id, machine_id=machine.id, start_at=now + timedelta(days=9),
+                    end_at=now + timedelta(days=9, hours=1)),
+    ])
+    db.session.commit()
+    assert account_deletion.obligations(me, now) == []
+    assert account_deletion.request_deletion(me, now) == "deleted"
+    statuses = {s.member_id: s.status for s in db.session.scalars(select(InductionSignup))}
+    assert statuses == {me.id: "cancelled", next_in_line.id: "confirmed"}
+    assert db.session.scalar(select(WaitlistEntry.status)) == "left"
+    assert db.session.scalars(select(SlotRequest)).all() == []
