@@ -59,6 +59,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("machine_alarm", "stewards", audience=Audience.STEWARD, urgent=True),
     Kind("bridge_offline", "stewards", audience=Audience.STEWARD, urgent=True),
     Kind("dead_letters", "stewards", audience=Audience.STEWARD),
+    Kind("deletion_requested", "stewards", audience=Audience.STEWARD),  # a member asks staff to confirm
     Kind("webhook_disabled", "admins", audience=Audience.ADMIN, urgent=True),
     Kind("delivery_failed", "admins", audience=Audience.ADMIN, default=Channel.APP),
     Kind("fairness_weekly", "admins", audience=Audience.ADMIN),

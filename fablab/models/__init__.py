@@ -32,3 +32,4 @@ __all__ = [
     "series",
     "usage",
 ]
+from . import privacy as privacy  # account deletions waiting for staff confirmation
