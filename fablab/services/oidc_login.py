@@ -281,7 +281,8 @@ def verify_id_token(s: OidcSettings, meta: dict[str, Any], id_token: str, *, non
         raise OidcError("bad_signature", f"{bad} (it is malformed).", 502) from None
     claims = dict(token.claims)
     registry = JWTClaimsRegistry(now=int(now.timestamp()), leeway=LEEWAY,
-                                 iss={"essential": True, "value": s.issuer},
+                                 # The discovery document's own spelling (Authentik's ends in a slash).
+                                 iss={"essential": True, "value": str(meta["issuer"])},
                                  sub={"essential": True}, exp={"essential": True}, iat={"essential": True})
     try:
         registry.validate(claims)
@@ -314,9 +315,9 @@ def identity_from_claims(s: OidcSettings, claims: dict[str, Any]) -> ExternalIde
     email = claims.get("email")
     verified = claims.get("email_verified")
     name = claims.get("name") or " ".join(str(claims.get(k, "")) for k in ("given_name", "family_name")).strip()
-    raw_groups = claims.get(s.role_claim) or []
-    groups = [raw_groups] if isinstance(raw_groups, str) else [g for g in raw_groups if isinstance(g, str)] \
-        if isinstance(raw_groups, list) else []
+    raw = claims.get(s.role_claim)
+    # A list of names (Keycloak, Authentik); a single group as a plain string; anything else is no groups.
+    groups = [raw] if isinstance(raw, str) else [g for g in raw if isinstance(g, str)] if isinstance(raw, list) else []
     return ExternalIdentity(provider=s.provider_key, subject=str(claims["sub"]),
                             email=email.strip().lower() if isinstance(email, str) and email.strip() else None,
                             # Some providers send the string "true" (AWS Cognito); anything else is unverified.

@@ -396,3 +396,17 @@ def test_next_that_leaves_the_site_is_dropped(app_ctx: Flask, oidc: Any, make_me
     make_member("alice@example.org")
     resp = sso_login(app_ctx.test_client(), p, "alice", next_url="//evil.example/x")
     assert resp.status_code == 302 and "evil" not in resp.headers["Location"]
+
+
+def test_a_provider_naming_another_issuer_is_refused(app_ctx: Flask, main_provider: OidcProvider, use_provider: Any,
+                                                     monkeypatch: pytest.MonkeyPatch, quiet_check: Any) -> None:
+    use_provider(main_provider)
+    # The same server under another name: its discovery document says it is http://127.0.0.1:…
+    monkeypatch.setitem(app_ctx.config, "FABLAB_OIDC_ISSUER", main_provider.issuer.replace("127.0.0.1", "localhost"))
+    quiet_check(assert_refused(app_ctx.test_client().get("/login/oidc"), 502, "names another issuer"))
+
+
+def test_a_malformed_role_map_is_a_clear_page(app_ctx: Flask, oidc: Any) -> None:
+    oidc(role_map="wizard=fablab-wizards")
+    text = assert_refused(app_ctx.test_client().get("/login/oidc"), 503, "FABLAB_OIDC_ROLE_MAP setting is wrong")
+    assert "wizard=fablab-wizards" in text
