@@ -94,8 +94,11 @@ def sign_in_external(identity: ExternalIdentity, *, role_map: dict[str, str], cr
     if not email:
         return _refuse("no_email", "Your provider did not share an email address, which the lab needs to "
                                    "create your account. Allow the email scope, or ask the lab's staff.")
-    member = member_service.create_member(email, identity.name or email.split("@")[0],
-                                          verified=identity.email_verified)
+    if not identity.email_verified:
+        # An account made from an unverified claim would hold someone else's address (and keep its owner out).
+        return _refuse("email_unverified", f"Your provider has not verified {email}, so no account is made "
+                                           "for it here. Verify the address at your provider, then try again.")
+    member = member_service.create_member(email, identity.name or email.split("@")[0], verified=True)
     db.session.add(MemberIdentity(member_id=member.id, provider=identity.provider, subject=identity.subject,
                                   email=email, created_at=now, last_login_at=now))
     _apply_role(member, identity, role_map)
@@ -105,3 +108,31 @@ def sign_in_external(identity: ExternalIdentity, *, role_map: dict[str, str], cr
 def identities_of(member: Member) -> list[MemberIdentity]:
     return list(db.session.scalars(select(MemberIdentity).where(MemberIdentity.member_id == member.id)
                                    .order_by(MemberIdentity.created_at)))
+
+
+def link_identity(member: Member, identity: ExternalIdentity, *, now: datetime) -> str | None:
+    """Adds this provider account as a way in for a signed-in `member` (the caller commits); a refusal's
+    message when the account already signs in someone else."""
+    row = db.session.scalar(select(MemberIdentity).where(MemberIdentity.provider == identity.provider,
+                                                         MemberIdentity.subject == identity.subject))
+    if row is not None:
+        if row.member_id == member.id:
+            return None
+        return "That account is already linked to another member here. Sign in with it to use that member."
+    email = (identity.email or "").strip().lower() if identity.email_verified else None
+    db.session.add(MemberIdentity(member_id=member.id, provider=identity.provider, subject=identity.subject,
+                                  email=email or None, created_at=now))
+    return None
+
+
+def unlink_identity(member: Member, identity_id: int) -> str | None:
+    """Removes one of the member's linked sign-ins (the caller commits); a refusal's message when it is their
+    only way in. LookupError when it is not theirs."""
+    row = db.session.get(MemberIdentity, identity_id)
+    if row is None or row.member_id != member.id:
+        raise LookupError(identity_id)
+    if not member.password_hash and len(identities_of(member)) <= 1:
+        return ("This is your only way to sign in. Set a password first (by the password reset on the "
+                "sign-in page, or ask the lab's staff), or link another sign-in, then unlink this one.")
+    db.session.delete(row)
+    return None
