@@ -1,4 +1,5 @@
-"""Secrets out of logs: feed and kiosk-activation tokens, `token=`-style query values, bearer tokens.
+"""Secrets out of logs: feed and kiosk-activation tokens, `token=`-style query values (an OIDC callback's `code`
+and `state` too), bearer tokens.
 
 A calendar app can only subscribe to a URL, so the private iCal feed carries its token in the path; an
 access log line of it would hand the feed to anyone who reads the logs. A filter on the loggers that write
@@ -22,7 +23,7 @@ _VALUE = r"(?:(?!%(?:25)*26)[^&#\s\"'])*"
 _PATTERNS = [
     re.compile(rf"({_SLASH}ical{_SLASH}member{_SLASH})[^/?#&\s\"'.%]+", re.IGNORECASE),
     re.compile(rf"({_SLASH}kiosk{_SLASH}activate{_SLASH})[^/?#&\s\"'.%]+", re.IGNORECASE),
-    re.compile(rf"({_QUERY}(?:token|access_token|api_key|key|secret|password|feed){_EQUALS}){_VALUE}", re.IGNORECASE),
+    re.compile(rf"({_QUERY}(?:token|access_token|api_key|key|secret|password|feed|code|state){_EQUALS}){_VALUE}", re.IGNORECASE),
     re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE),
 ]
 

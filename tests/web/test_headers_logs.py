@@ -90,6 +90,8 @@ def test_the_apps_own_logger_hides_tokens(app, caplog) -> None:
     ("GET /x?a=1&token=s3cr3t&b=2 HTTP/1.1", f"GET /x?a=1&token={REDACTED}&b=2 HTTP/1.1"),
     ('"Authorization: Bearer abc.def-ghi"', f'"Authorization: Bearer {REDACTED}"'),
     ("GET /machines/laser-1?week=2026-12-28 HTTP/1.1", "GET /machines/laser-1?week=2026-12-28 HTTP/1.1"),
+    ("GET /login/oidc/callback?code=Xy_1&state=abc HTTP/1.1",
+     f"GET /login/oidc/callback?code={REDACTED}&state={REDACTED} HTTP/1.1"),
 ])
 def test_redact(line: str, expected: str) -> None:
     assert redact(line) == expected
