@@ -129,6 +129,9 @@ def load_config(instance_path: Path) -> dict[str, Any]:
         "FABLAB_LDAP_GROUP_BASE": os.environ.get("FABLAB_LDAP_GROUP_BASE", ""),
         "FABLAB_LDAP_ROLE_MAP": os.environ.get("FABLAB_LDAP_ROLE_MAP", ""),
         "FABLAB_LDAP_CAFILE": os.environ.get("FABLAB_LDAP_CAFILE", ""),
+        # First sign-in of a directory person unknown here: "create" a member, or only "link" by email.
+        "FABLAB_LDAP_NEW_MEMBERS": os.environ.get("FABLAB_LDAP_NEW_MEMBERS", "create").strip().lower(),
+        "FABLAB_LDAP_TIMEOUT": int(os.environ.get("FABLAB_LDAP_TIMEOUT", "5")),  # seconds, connect and each answer
         # Two-factor sign-in (TOTP): required for stewards and admins when on (admins can also switch it on).
         "FABLAB_REQUIRE_2FA_STAFF": _bool("FABLAB_REQUIRE_2FA_STAFF", False),
         "SESSION_COOKIE_HTTPONLY": True,

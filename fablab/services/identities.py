@@ -44,7 +44,7 @@ def _refuse(code: str, message: str) -> ExternalSignIn:
     return ExternalSignIn(code=code, message=message)
 
 
-def _apply_role(member: Member, identity: ExternalIdentity, role_map: dict[str, str]) -> None:
+def _apply_role(member: Member, identity: ExternalIdentity, role_map: dict[str, str], now: datetime) -> None:
     """With a role map, the provider decides: the highest mapped role, else member (so taking someone out of
     the stewards' group in the directory takes the role away here at their next sign-in)."""
     if not role_map:
@@ -52,7 +52,7 @@ def _apply_role(member: Member, identity: ExternalIdentity, role_map: dict[str, 
     role = role_for_groups(identity.groups, role_map, default="member") or "member"
     if role != member.role:
         audit.record(None, audit_actions.ROLE_CHANGED, target=member,
-                     detail={"from": member.role, "to": role, "source": identity.provider})
+                     detail={"from": member.role, "to": role, "source": identity.provider}, now=now)
         member.role = role
 
 
@@ -71,7 +71,7 @@ def sign_in_external(identity: ExternalIdentity, *, role_map: dict[str, str], cr
         row.last_login_at = now
         if identity.email and identity.email_verified:
             row.email = identity.email.strip().lower()
-        _apply_role(member, identity, role_map)
+        _apply_role(member, identity, role_map, now)
         return ExternalSignIn(member=member)
     email = (identity.email or "").strip().lower()
     existing = member_service.member_by_email(email) if email else None
@@ -86,11 +86,14 @@ def sign_in_external(identity: ExternalIdentity, *, role_map: dict[str, str], cr
                                       email=email, created_at=now, last_login_at=now))
         if existing.email_verified_at is None:
             existing.email_verified_at = now
-        _apply_role(existing, identity, role_map)
+        _apply_role(existing, identity, role_map, now)
         return ExternalSignIn(member=existing, linked=True)
     if not create:
         return _refuse("no_account", "There is no member account for you here yet. Ask the lab's staff for "
                                      "an invitation, then sign in this way again.")
+    if not email and identity.provider == "ldap":
+        return _refuse("no_email", "Your entry in the lab's directory has no email address, which the lab needs "
+                                   "to create your account. Ask the lab's staff to add one.")
     if not email:
         return _refuse("no_email", "Your provider did not share an email address, which the lab needs to "
                                    "create your account. Allow the email scope, or ask the lab's staff.")
@@ -101,7 +104,7 @@ def sign_in_external(identity: ExternalIdentity, *, role_map: dict[str, str], cr
     member = member_service.create_member(email, identity.name or email.split("@")[0], verified=True)
     db.session.add(MemberIdentity(member_id=member.id, provider=identity.provider, subject=identity.subject,
                                   email=email, created_at=now, last_login_at=now))
-    _apply_role(member, identity, role_map)
+    _apply_role(member, identity, role_map, now)
     return ExternalSignIn(member=member, created=True)
 
 

@@ -1,6 +1,10 @@
+from typing import Any
+
+from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Regexp
+from wtforms.widgets import TextInput
 
 from ..choices import options
 
@@ -9,6 +13,13 @@ class LoginForm(FlaskForm):
     # No format check at sign-in: a lab may use internal addresses, and the lookup decides anyway.
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if current_app.config.get("FABLAB_LDAP_URL"):  # directory people may type their username
+            self.email.label.text = "Email or username"
+            self.email.widget = TextInput()
+            self.email.render_kw = {"autocomplete": "username", "autocapitalize": "none"}
 
 
 class TokenForm(FlaskForm):

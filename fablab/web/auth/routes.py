@@ -96,16 +96,18 @@ def login() -> Any:
                      f"{throttle.describe_wait(wait)}.")
             status = 429
         else:
-            signed = password_login.authenticate(email, form.password.data)
+            result = password_login.sign_in_with_password(email, form.password.data, now=now)
+            signed = result.member
             if signed is not None:
                 throttle.reset(budgets[:1])
                 _remember_device(signed, device)
-                return finish_login(signed, method="password", next_url=request.args.get("next"))
-            lock = throttle.record_failure(budgets, now)
-            error = "Email or password is wrong."
+                return finish_login(signed, method=result.method, next_url=request.args.get("next"))
+            # A refusal (directory down, account deactivated) is not a wrong guess: not counted.
+            lock = None if result.refusal else throttle.record_failure(budgets, now)
+            error = result.refusal or "Email or password is wrong."
             if lock:
                 error += f" Too many failed attempts: wait {throttle.describe_wait(lock)} before the next one."
-            status = 401
+            status = result.status
     elif request.method == "POST":
         status = 422
     resp = make_response(render_template("auth/login.html", form=form, error=error), status)
