@@ -23,7 +23,8 @@ _VALUE = r"(?:(?!%(?:25)*26)[^&#\s\"'])*"
 _PATTERNS = [
     re.compile(rf"({_SLASH}ical{_SLASH}member{_SLASH})[^/?#&\s\"'.%]+", re.IGNORECASE),
     re.compile(rf"({_SLASH}kiosk{_SLASH}activate{_SLASH})[^/?#&\s\"'.%]+", re.IGNORECASE),
-    re.compile(rf"({_QUERY}(?:token|access_token|api_key|key|secret|password|feed|code|state){_EQUALS}){_VALUE}", re.IGNORECASE),
+    re.compile(rf"({_QUERY}(?:token|access_token|api_key|key|secret|password|feed|code|state){_EQUALS}){_VALUE}",
+               re.IGNORECASE),
     re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE),
 ]
 
