@@ -269,11 +269,11 @@ class MarlinSimulator(PtySimulator):
                 self.writing, self._write_buf = None, []
                 self.send("Done saving file.\n")
         elif word == "M30":
-            name = self._sd_file(rest.strip())
-            if name is not None:
-                self.files.pop(name)
-                self.sd_content.pop(name, None)
-                self.send(f"File deleted:{name}\n")
+            found = self._sd_file(rest.strip())
+            if found is not None:
+                self.files.pop(found)
+                self.sd_content.pop(found, None)
+                self.send(f"File deleted:{found}\n")
             else:
                 self.send(f"Deletion failed, File: {rest.strip()}.\n")
         elif word == "M23":

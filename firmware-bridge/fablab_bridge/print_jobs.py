@@ -422,8 +422,12 @@ class PrintJobs:
                                              else GrblStream(lines, job.size))
         task = PortTask(stream, "print", file=job.name, on_progress=Progress(self, job, "print"),
                         silence_s=max(60.0, self.cfg.ack_timeout * 3))
-        started = threading.Thread(target=lambda: task.begun.wait(self.cfg.start_timeout) and
-                                   not task.finished.is_set() and self.answer(job, "started"), daemon=True)
+
+        def announce() -> None:  # "started" once the first line is on its way
+            if task.begun.wait(self.cfg.start_timeout) and not task.finished.is_set():
+                self.answer(job, "started")
+
+        started = threading.Thread(target=announce, daemon=True)
         started.start()
         self.r.run_port_task(task)
         started.join(1)
