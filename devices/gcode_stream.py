@@ -53,6 +53,7 @@ class _Progress:
         self.exhausted = False
         self.failed: str | None = None
         self.cancelled = False
+        self.paused = False  # no new lines from the file (what is in flight completes); queries still go
 
     def _next_command(self) -> str | None:
         """The next non-empty command, or None at the end of the source."""
@@ -107,8 +108,10 @@ class MarlinStream(_Progress):
             cmd: str | None = self._closing.popleft()
         elif self.failed is not None:
             return []
+        elif self.urgent:
+            cmd = self.urgent.popleft()
         else:
-            cmd = self.urgent.popleft() if self.urgent else (None if self.exhausted else self._next_command())
+            cmd = None if self.exhausted or self.paused else self._next_command()
         if cmd is None:
             return []
         self.inflight_n = self.enc.next_line
@@ -169,7 +172,7 @@ class GrblStream(_Progress):
 
     def next_lines(self) -> list[str]:
         out: list[str] = []
-        while self.failed is None:
+        while self.failed is None and not self.paused:
             cmd = self._peeked if self._peeked is not None else self._next_command()
             if cmd is None:
                 break

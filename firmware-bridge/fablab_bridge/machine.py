@@ -394,6 +394,8 @@ class MachineRunner:
                 task.end(f"driver {self.cfg.driver} has no serial port")
             elif not self.online:
                 task.end("the machine is offline (serial port not open)")
+            elif self.ms.job_open:  # e.g. a pass-through sender's print: never cut into it
+                task.end("the machine is running a job; try again when it is idle")
             elif self.port_task is not None:
                 task.end("the serial port is busy with another transfer")
             else:

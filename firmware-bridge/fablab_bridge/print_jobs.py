@@ -222,6 +222,9 @@ class PrintJobs:
                 if job.phase != "printing":
                     self.answer(job, "failed", f"not ready to start: still in {job.phase}")
                 return
+            if self.r.ms.job_open:
+                self.answer(job, "failed", "the machine is running another job; confirm again when it is done")
+                return  # still ready: a later job/start may start it
             job.phase = "printing"
             self._save(job)
         log.info("%s: job %s started by %s", self.r.id, job.job_id, msg.by)
@@ -244,9 +247,13 @@ class PrintJobs:
                 if self._task is not None:
                     self._task.cancel("withdrawn")
                 return  # the worker stops, cleans up and answers
-        self._drop_remote(job)
         self._forget(job)
-        self.answer(job, "withdrawn", msg.reason)
+
+        def drop() -> None:  # a print server's DELETE may take a while: not on the MQTT thread
+            self._drop_remote(job)
+            self.answer(job, "withdrawn", msg.reason)
+
+        threading.Thread(target=drop, name=f"{self.r.id}-withdraw", daemon=True).start()
 
     # ================================================================================ offer -> ready
     def _prepare(self, job: Job) -> None:
@@ -384,6 +391,7 @@ class PrintJobs:
                 self._await_running(job)
                 self.answer(job, "started")
                 self._watch_end(job)
+                self._drop_remote(job)  # printed: the card keeps no queued files
             elif job.transfer == "stream":
                 self._stream(job)
             else:

@@ -85,3 +85,20 @@ def test_offer_ready_start_progress_and_end_through_the_bridge(octoprint, make_b
     wait_until(lambda: octoprint.call("GET", f"/api/files/local/{remote}")[0] == 404, timeout=10,
                what="the printed file removed from OctoPrint")
     assert octoprint.api_key not in caplog.text  # the key is a secret: never in the bridge's log
+
+
+def test_withdraw_of_a_ready_job_deletes_the_upload(octoprint, make_bridge, recorder, uid, tmp_path):
+    m = uid("mk4")
+    rec = recorder()
+    make_bridge([{"id": m, "driver": "octoprint", "transfer": "octoprint", "octoprint_url": octoprint.url,
+                  "octoprint_api_key": octoprint.api_key}], bridge_id=uid("b"), state_dir=tmp_path / "state")
+    data = small_gcode(10)
+    job = uid("job")
+    with FileServer() as files:
+        rec.publish(offer(m, files.add("w.gcode", data), data, job_id=job, transfer="octoprint", name="w.gcode"))
+        wait_result(rec, m, job, "ready", timeout=30)
+    remote = f"fablab-{hashlib.sha256(job.encode()).hexdigest()[:12]}.gcode"
+    assert octoprint.call("GET", f"/api/files/local/{remote}")[0] == 200
+    rec.publish(events.JobWithdraw(src="server", machine=m, job_id=job, reason="booking cancelled"))
+    assert wait_result(rec, m, job, "withdrawn").reason == "booking cancelled"
+    assert octoprint.call("GET", f"/api/files/local/{remote}")[0] == 404

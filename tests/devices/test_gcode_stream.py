@@ -92,3 +92,22 @@ def test_marlin_halt_and_cancel_with_closing_lines():
     assert parse_numbered(closing)[1] == "M29 A.GCO"
     s.feed("ok")
     assert s.finished and s.failed == "withdrawn"
+
+
+def test_pause_holds_the_file_but_not_queries():
+    s = MarlinStream(source("G1 X1", "G1 X2"), 0)
+    s.start()
+    s.feed("ok")
+    s.paused = True
+    assert s.next_lines() == []
+    s.urgent.append("M105")
+    (query,) = s.next_lines()
+    assert parse_numbered(query)[1] == "M105"
+    s.feed("ok")
+    s.paused = False
+    assert parse_numbered(s.next_lines()[0])[1] == "G1 X1"
+    g = GrblStream(source("G1 X1"), 0)
+    g.paused = True
+    assert g.next_lines() == [] and not g.finished
+    g.paused = False
+    assert g.next_lines() == ["G1X1\n"]
