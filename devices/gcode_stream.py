@@ -201,9 +201,9 @@ class GrblStream(_Progress):
                 self.lines_acked += 1
             else:
                 line_no = self.line_no - len(self.inflight)
-                self.failed = f"GRBL refused line {line_no} ({cmd}): {text}"
+                self.failed = self.failed or f"GRBL refused line {line_no} ({cmd}): {text}"  # the first cause
         elif text.startswith("ALARM:"):
-            self.failed = f"GRBL alarm during the job: {text}"
+            self.failed = self.failed or f"GRBL alarm during the job: {text}"
         elif text.startswith("Grbl "):
-            self.failed = "GRBL reset during the job"
+            self.failed = self.failed or "GRBL reset during the job"
         return []

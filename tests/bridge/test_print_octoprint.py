@@ -92,6 +92,7 @@ def test_withdraw_of_a_ready_job_deletes_the_upload(octoprint, make_bridge, reco
     rec = recorder()
     make_bridge([{"id": m, "driver": "octoprint", "transfer": "octoprint", "octoprint_url": octoprint.url,
                   "octoprint_api_key": octoprint.api_key}], bridge_id=uid("b"), state_dir=tmp_path / "state")
+    rec.wait_state(m, "idle")  # connected and subscribed: an offer before that is not seen (clean session)
     data = small_gcode(10)
     job = uid("job")
     with FileServer() as files:

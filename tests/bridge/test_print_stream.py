@@ -91,3 +91,23 @@ def test_marlin_stream_numbers_checksums_and_resends(marlin_sim, make_bridge, re
     assert "M105" in [c for _, c in sim.commands]  # temperatures still asked between the file's lines
     results = [r.result for r in rec.of(events.JobResult, m) if r.job_id == job]
     assert results[:2] == ["ready", "started"] and "failed" not in results
+
+
+def test_grbl_alarm_mid_stream_fails_the_job(grbl_sim, make_bridge, recorder, uid, files, tmp_path):  # noqa: F811
+    m = uid("cnc")
+    rec = recorder()
+    sim = grbl_sim(rx_buffer=128, move_time=0.03)
+    grbl_bridge(make_bridge, sim, m, uid, tmp_path)
+    rec.wait_state(m, "idle")
+    data = program(300)
+    job = uid("job")
+    rec.publish(offer(m, files.add("long.nc", data), data, job_id=job, transfer="stream", name="long.nc"))
+    wait_result(rec, m, job, "ready")
+    rec.publish(events.JobStart(src="server", machine=m, job_id=job, by="badge"))
+    rec.wait_events(m, ["session_started", "job_started"], timeout=10)
+    sim.inject_alarm(1)  # hard limit
+    failed = wait_result(rec, m, job, "failed", timeout=10)
+    assert "ALARM:1" in failed.reason
+    evs = rec.wait_events(m, ["session_started", "job_started", "error", "job_finished"], timeout=10)
+    assert evs[2].reason == "alarm:1" and evs[3].reason == "alarm" and evs[3].detail["job_id"] == job
+    assert len([line for line in sim.received if line.startswith("G1")]) < 300
