@@ -9,7 +9,9 @@
 3. Streamed printing of the same file through the same path; every command is checked, in order.
 
 Printed: MB/s and lines/s per path and the ratio to the baseline. One line in flight (each ``ok`` awaited,
-as Marlin hosts do) makes both paths latency-bound: two process wake-ups per line, not the pty's bandwidth.
+as Marlin hosts do) makes both paths latency-bound: two process wake-ups per line, not the pty's bandwidth;
+a reference run of the same upload driven straight on the simulator's port (no bridge) shows how much of
+that is the bridge's.
 """
 
 from __future__ import annotations
@@ -125,6 +127,34 @@ def baseline(tmp: Path, wire: bytes) -> float:
     return elapsed
 
 
+def direct(tmp: Path, data: bytes) -> float:
+    """Reference: the same upload, one line in flight, driven straight on the simulator's port (no bridge)."""
+    import serial
+
+    from devices.lines import LineBuffer
+    printer = Child(_printer, str(tmp / "printer-direct"))
+    path = printer.recv(10)
+    stream = upload_stream(NAME, chunks(data), len(data))
+    with serial.Serial(path, 115200, timeout=0) as port:
+        fd, lines = port.fileno(), LineBuffer()
+        time.sleep(0.5)  # the boot banner
+        os.read(fd, 1 << 16)
+        t0 = time.perf_counter()
+        os.write(fd, stream.start().encode())
+        while not stream.finished:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if ready:
+                for line in lines.feed(os.read(fd, 4096)):
+                    for raw in stream.feed(line):
+                        os.write(fd, raw.encode())
+            for raw in stream.next_lines():
+                os.write(fd, raw.encode())
+        elapsed = time.perf_counter() - t0
+    size, _, _, _ = printer.stop()
+    assert stream.failed is None and size == len(data)
+    return elapsed
+
+
 def through_bridge(tmp: Path, broker, data: bytes, kind: str) -> tuple[float, tuple]:  # noqa: ANN001
     printer = Child(_printer, str(tmp / f"printer-{kind}"))
     path = printer.recv(10)
@@ -169,6 +199,8 @@ def main() -> None:
     t_raw = baseline(tmp, wire)
     raw_lps = lines / t_raw
     print(f"  baseline: raw bytes through the pty   {len(wire) / 1e6 / t_raw:8.2f} MB/s  {raw_lps:12,.0f} lines/s")
+    t_direct = direct(tmp, data)
+    print(f"  reference: one line in flight, no bridge {mb / t_direct:8.2f} MB/s  {lines / t_direct:12,.0f} lines/s")
     broker = start_broker(tmp / "broker")
     try:
         expected = hashlib.sha256(data).hexdigest()
@@ -181,7 +213,8 @@ def main() -> None:
                 assert g1 == lines and g1_sha == want, "streamed lines lost or out of order"
             lps = lines / elapsed
             print(f"  {label:<36}  {mb / elapsed:8.2f} MB/s  {lps:12,.0f} lines/s   "
-                  f"{elapsed:6.1f} s   ratio to baseline {lps / raw_lps:5.3f}x")
+                  f"{elapsed:6.1f} s   ratio to baseline {lps / raw_lps:5.3f}x, "
+                  f"to one-in-flight reference {t_direct / elapsed:4.2f}x")
     finally:
         broker.stop()
 

@@ -196,6 +196,7 @@ def _run_task(r: MachineRunner, fd: int, lines: LineBuffer, codec: MarlinCodec, 
         r.port_task = None
         if printing and not lost:
             s = task.stream
-            reason = "done" if not s.failed else "cancelled" if s.cancelled else "error"
+            reason = ("stopped" if not s.finished else "done" if not s.failed
+                      else "cancelled" if s.cancelled else "error")
             r.observe([JobFinished(reason=reason, file=task.file)])
         task.end("the bridge stopped" if r._stop.is_set() and not task.done else None)

@@ -142,6 +142,10 @@ class PrintJobs:
         elif job.phase == "ready":
             self.job = job
             self._unsent.append(self._result(job, "ready"))
+        elif job.transfer == "stream" and not self.r.ms.job_open:
+            self._unsent.append(self._result(job, "failed", "the bridge restarted during the streamed print; "
+                                                            "it cannot be resumed"))
+            self._forget(job)
         else:  # printing: the job's end still names it
             if self.r.ms.job_open:
                 self.job = job
@@ -391,7 +395,8 @@ class PrintJobs:
                 self._await_running(job)
                 self.answer(job, "started")
                 self._watch_end(job)
-                self._drop_remote(job)  # printed: the card keeps no queued files
+                if not self.r._stop.is_set():
+                    self._drop_remote(job)  # printed: the card keeps no queued files
             elif job.transfer == "stream":
                 self._stream(job)
             else:
@@ -400,8 +405,9 @@ class PrintJobs:
                 self.answer(job, "started")
                 watch_print(client, self.r, job.remote or "", self.cfg.poll_interval, self.r._stop,
                             self.cfg.start_timeout)
-                self._forget(job)
-                client.delete(job.remote or "")
+                if not self.r._stop.is_set():
+                    self._forget(job)
+                    self._drop_remote(job)
         except Failed as exc:
             self.r.job_extra = {}
             self._forget(job)
@@ -439,6 +445,8 @@ class PrintJobs:
         started.start()
         self.r.run_port_task(task)
         started.join(1)
+        if self.r._stop.is_set():
+            return  # cut off by the stop: the next start reports it (the state stays on disk)
         if task.error:
             self.r.job_extra = {}
             self._forget(job)
