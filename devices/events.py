@@ -155,7 +155,7 @@ class MachineEvent(MachineMessage):
     checkout, new_badge, lost. ``job_started`` detail ``{"file"?, "resumed": true}`` when the firmware was
     still running a job after the port came back (a new session: the gap is not use). ``job_finished``
     detail ``{"file"?, "sender_errors": n, "last_sender_error": "error:22"}`` counts a G-code sender's
-    refused lines during the job; a sender's replies are never ``error`` events.
+    refused lines during the job; a sender's replies are never ``error`` events. Queued prints add ``job_id``.
     """
 
     type: str

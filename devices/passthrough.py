@@ -41,6 +41,11 @@ class GrblStatusFilter:
     def injected_pending(self) -> int:
         return len(self._injected)
 
+    @property
+    def own_pending(self) -> bool:
+        """Our own line (``$I``) still awaits its ``ok``: a stream must not take that ok for its own."""
+        return bool(self._own_lines)
+
     def from_sender(self, data: bytes) -> bytes:
         """Bytes the sender wrote: returned unchanged for the controller; its ``?`` are counted.
 

@@ -1,5 +1,7 @@
 """A GRBL 1.1h controller on a pty: banner, ``ok``/``error:N``, realtime ``?``/``!``/``~``/Ctrl-X, a motion
-queue that takes time (Idle -> Run -> Idle), ``[MSG:Pgm End]`` on M2/M30, alarms on demand.
+queue that takes time (Idle -> Run -> Idle), ``[MSG:Pgm End]`` on M2/M30, alarms on demand, and GRBL's
+serial RX buffer (``rx_buffer=128``) in front of a 15-block planner: a host that sends more than fits
+before the ``ok``s come loses bytes (``rx_overflows``) and gets ``error:1`` for the garbled line.
 
     sim = GrblSimulator(link="/tmp/cnc-sim", move_time=0.05)
     sim.start()
@@ -38,6 +40,9 @@ class GrblSimulator(PtySimulator):
         # and prints no banner when a host opens the port
         tick: float = 0.01,
         seed: int | None = None,
+        rx_buffer: int | None = None,  # 128: GRBL 1.1's serial RX buffer; bytes beyond it are lost, as on
+        # the ATmega328p (None: unlimited, for tests of senders that do not count characters)
+        planner_blocks: int = 15,  # motion blocks the planner holds; a full planner stops reading lines
     ) -> None:
         super().__init__(link, tick=tick, seed=seed)
         self.reset_on_open = reset_on_open
@@ -53,6 +58,12 @@ class GrblSimulator(PtySimulator):
         self._move_left = 0.0
         self._status_count = 0
         self.status_queries = 0  # how many '?' the controller answered
+        self.rx_buffer = rx_buffer
+        self.planner_blocks = planner_blocks
+        self._rx = bytearray()  # received, not yet parsed (the RX buffer's content)
+        self.rx_overflows = 0  # bytes that arrived with the buffer full (a host not counting characters)
+        self.rx_peak = 0
+        self._lost_bytes = False
 
     # -------------------------------------------------------------------------------- control (tests)
     def run_job(self, moves: int = 10, end: bool = True) -> None:
@@ -91,6 +102,8 @@ class GrblSimulator(PtySimulator):
 
     def _reset(self) -> None:
         moving = self.state in ("Run", "Jog", "Home")
+        self._rx.clear()
+        self._lost_bytes = False
         self.queue.clear()
         self.feed = self.spindle = 0.0
         self.send(BANNER)
@@ -118,7 +131,28 @@ class GrblSimulator(PtySimulator):
             else:
                 rest.append(b)
         if rest:
-            super().on_bytes(bytes(rest), now)
+            room = (self.rx_buffer or 1 << 30) - len(self._rx)
+            if len(rest) > room:
+                self.rx_overflows += len(rest) - room
+                self._lost_bytes = True
+                rest = rest[: max(0, room)]
+            self._rx += rest
+            self.rx_peak = max(self.rx_peak, len(self._rx))
+            self._drain(now)
+
+    def _drain(self, now: float) -> None:
+        """Parse lines out of the RX buffer while the planner has room (a full planner blocks the parser,
+        so the buffer fills: the reason a sender must count characters)."""
+        while b"\n" in self._rx and len(self.queue) < self.planner_blocks:
+            raw, _, rest = bytes(self._rx).partition(b"\n")
+            self._rx = bytearray(rest)
+            line = raw.decode("utf-8", "replace").strip("\r")
+            self.received.append(line)
+            if self._lost_bytes:  # part of this line was dropped: what is left is garbled
+                self._lost_bytes = False
+                self.send("error:1\r\n")
+                continue
+            self.on_line(line, now)
 
     def _realtime(self, b: int) -> None:
         if b == 0x3F:  # ?
@@ -192,6 +226,8 @@ class GrblSimulator(PtySimulator):
             self.send("error:3\r\n")
 
     def on_tick(self, now: float, dt: float) -> None:
+        if self._rx:
+            self._drain(now)
         if not self.connected or self.state in ("Hold", "Alarm", "Door", "Sleep"):
             return
         if not self.queue:

@@ -1,6 +1,8 @@
 """A Marlin 2.1 printer on a pty: banner, ok, M105/M155 temperatures that rise while heating, SD printing
 with M27 / ``M27 S`` progress over a file's length, pause/resume/abort, kill errors on demand, and
-line-number/checksum checking with (optionally random) ``Resend:`` requests.
+line-number/checksum checking with (optionally random) ``Resend:`` requests, and an SD card: ``M28``/``M29``
+write a file from the host's lines (kept in ``sd_content``), ``M20`` lists, ``M23``/``M24`` print it,
+``M30`` deletes.
 
     sim = MarlinSimulator(link="/tmp/prusa-sim", files={"benchy.gcode": 40_000}, print_rate=20_000)
     sim.start()                 # serial port at sim.path
@@ -82,6 +84,9 @@ class MarlinSimulator(PtySimulator):
         self.display = ""
         self.last_line = 0
         self.resends_requested = 0
+        self.sd_content: dict[str, bytes] = {}  # files written with M28/M29 (their lines as received)
+        self.writing: str | None = None  # M28: lines go to this file instead of running
+        self._write_buf: list[str] = []
         self.temp_interval = 0.0
         self.sd_interval = 0.0
         self._next_temp = 0.0
@@ -164,6 +169,7 @@ class MarlinSimulator(PtySimulator):
         self.hotend[1] = self.bed[1] = 0.0
         self.last_line = 0
         self.temp_interval = self.sd_interval = 0.0
+        self.writing, self._write_buf = None, []  # an unfinished M28 file is lost with the reboot
         self.send("start\necho:Marlin 2.1.2.1\n\necho: Last Updated: 2024-06-21 | Author: (sim)\n")
         self.send("echo:Compiled: Jun 21 2024\necho: Free Memory: 2813  PlannerBufferBytes: 1232\n")
 
@@ -198,6 +204,10 @@ class MarlinSimulator(PtySimulator):
             self.last_line = n
         if not cmd:
             self.send("ok\n")
+            return
+        if self.writing is not None and not cmd.upper().startswith("M29"):
+            self._write_buf.append(cmd)  # M28 mode: written to the file, not run (as Marlin does)
+            self._ok()
             return
         self.commands.append((n, cmd))
         self._execute(cmd, now)
@@ -245,8 +255,29 @@ class MarlinSimulator(PtySimulator):
         elif word == "M20":
             self.send("Begin file list\n" + "".join(f"{k.upper()} {v}\n" for k, v in self.files.items()))
             self.send("End file list\n")
+        elif word == "M28":
+            name = rest.strip().upper()
+            if not name or len(name.split(".")[0]) > 8:
+                self.send(f"open failed, File: {name}.\n")
+            else:
+                self.writing, self._write_buf = name, []
+                self.send(f"Writing to file: {name}\n")
+        elif word == "M29":
+            if self.writing is not None:
+                data = "".join(line + "\n" for line in self._write_buf).encode()
+                self.sd_content[self.writing], self.files[self.writing] = data, len(data)
+                self.writing, self._write_buf = None, []
+                self.send("Done saving file.\n")
+        elif word == "M30":
+            found = self._sd_file(rest.strip())
+            if found is not None:
+                self.files.pop(found)
+                self.sd_content.pop(found, None)
+                self.send(f"File deleted:{found}\n")
+            else:
+                self.send(f"Deletion failed, File: {rest.strip()}.\n")
         elif word == "M23":
-            name = rest.strip()
+            name = self._sd_file(rest.strip()) or rest.strip()
             if name in self.files:
                 self.selected = name
                 self.send(f"File opened: {name} Size: {self.files[name]}\nFile selected\n")
@@ -278,6 +309,10 @@ class MarlinSimulator(PtySimulator):
         elif not (word[:1] in ("G", "M", "T") and word[1:].isdigit()):
             self.send(f'echo:Unknown command: "{cmd}"\n')
         self._ok()
+
+    def _sd_file(self, name: str) -> str | None:
+        """FAT names are case-insensitive."""
+        return next((k for k in self.files if k.upper() == name.upper()), None)
 
     def on_poll(self, now: float) -> None:
         while not self.killed and self._due_ok and self._due_ok[0][0] <= now:

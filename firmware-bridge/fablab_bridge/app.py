@@ -9,6 +9,7 @@ import threading
 from fablab_bridge.config import BridgeConfig
 from fablab_bridge.machine import MachineRunner
 from fablab_bridge.mqtt_link import MqttLink
+from fablab_bridge.print_jobs import PrintJobs
 from fablab_bridge.store import Store
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,8 @@ class Bridge:
         self.store = Store(config.state_dir / "bridge.sqlite3")
         self.link = MqttLink(config.mqtt, config.id, self.store)
         self.machines = {m.id: MachineRunner(m, config.id, self.link, self.store) for m in config.machines}
+        spool = config.spool_dir or config.state_dir / "spool"
+        self.print_jobs = {mid: PrintJobs(r, spool) for mid, r in self.machines.items()}  # job/* on each
         self._stopped = threading.Event()
 
     def start(self) -> Bridge:

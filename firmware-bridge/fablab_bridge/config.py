@@ -15,6 +15,9 @@ DRIVERS = ("marlin", "grbl", "power_plug", "octoprint", "moonraker")
 PLUG_KINDS = ("tasmota", "shelly")
 READERS = ("rdm6300", "wedge")
 LOCK_MODES = ("none", "plug", "firmware")
+TRANSFERS = ("sd", "stream", "octoprint", "moonraker")  # how a queued print reaches the machine
+_TRANSFER_DRIVERS = {"sd": ("marlin",), "stream": ("marlin", "grbl"), "octoprint": ("octoprint",),
+                     "moonraker": ("moonraker",)}
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
 _HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
@@ -81,6 +84,13 @@ class MachineConfig:
     source: str | None = None  # octoprint: the plugin's base topic; moonraker: the instance name
     plug: PlugConfig | None = None
     badge: BadgeConfig | None = None
+    transfer: str | None = None  # sd, stream, octoprint, moonraker: accepts queued prints (job/offer)
+    octoprint_url: str | None = None  # http://host:port of OctoPrint's REST API
+    octoprint_api_key: str | None = field(default=None, repr=False)  # a secret: never logged
+    moonraker_url: str | None = None
+    moonraker_api_key: str | None = field(default=None, repr=False)
+    download_timeout: float = 30.0  # seconds without data before a job's download is given up
+    start_timeout: float = 60.0  # seconds for the machine to report the print running after JobStart
 
 
 @dataclass
@@ -90,6 +100,7 @@ class BridgeConfig:
     mqtt: MqttConfig
     machines: list[MachineConfig] = field(default_factory=list)
     log_level: str = "INFO"
+    spool_dir: Path | None = None  # queued prints' files and state (default: state_dir/spool)
 
 
 def _take(table: dict[str, Any], key: str, types: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
@@ -207,7 +218,7 @@ def _machine(raw: Any, index: int) -> MachineConfig:
     w = f"[[machine]] #{index + 1}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{w}: must be a table")
-    _unknown(raw, set(MachineConfig.__dataclass_fields__), w)
+    _unknown(raw, set(MachineConfig.__dataclass_fields__) | {"octoprint_api_key_file", "moonraker_api_key_file"}, w)
     mid = _ident(_take(raw, "id", str, w), f"{w}.id")
     w = f"machine '{mid}'"
     driver = _choice(_take(raw, "driver", str, w), DRIVERS, f"{w}.driver")
@@ -253,6 +264,7 @@ def _machine(raw: Any, index: int) -> MachineConfig:
         raise ConfigError(f"{w}.lock: 'plug' needs a [machine.plug] table")
     if m.lock == "firmware" and driver != "marlin":
         raise ConfigError(f"{w}.lock: 'firmware' is only supported for marlin (use a plug)")
+    _transfer(raw, m, w)
     if "badge" in raw:
         b = _take(raw, "badge", dict, w)
         bw = f"{w}.badge"
@@ -266,12 +278,46 @@ def _machine(raw: Any, index: int) -> MachineConfig:
     return m
 
 
+def _http_url(value: str, where: str) -> str:
+    url = urlparse(value)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigError(f"{where}: expected http(s)://host[:port], got {value!r}")
+    return value.rstrip("/")
+
+
+def _transfer(raw: dict[str, Any], m: MachineConfig, w: str) -> None:
+    m.transfer = _take(raw, "transfer", str, w, None)
+    for key in ("download_timeout", "start_timeout"):
+        setattr(m, key, _positive(_take(raw, key, float, w, getattr(m, key)), f"{w}.{key}"))
+    for server in ("octoprint", "moonraker"):
+        url = _take(raw, f"{server}_url", str, w, None)
+        setattr(m, f"{server}_url", _http_url(url, f"{w}.{server}_url") if url else None)
+        key = _take(raw, f"{server}_api_key", str, w, None)
+        if f"{server}_api_key_file" in raw:
+            path = Path(_take(raw, f"{server}_api_key_file", str, w))
+            try:
+                key = path.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"{w}.{server}_api_key_file: cannot read {path}: {exc.strerror}") from None
+        setattr(m, f"{server}_api_key", key)
+    if m.transfer is None:
+        return
+    _choice(m.transfer, TRANSFERS, f"{w}.transfer")
+    if m.driver not in _TRANSFER_DRIVERS[m.transfer]:
+        raise ConfigError(f"{w}.transfer: {m.transfer!r} needs driver {' or '.join(_TRANSFER_DRIVERS[m.transfer])}, "
+                          f"not {m.driver}")
+    if m.transfer == "octoprint" and not (m.octoprint_url and m.octoprint_api_key):
+        raise ConfigError(f"{w}: transfer octoprint needs octoprint_url and octoprint_api_key (or _file)")
+    if m.transfer == "moonraker" and not m.moonraker_url:
+        raise ConfigError(f"{w}: transfer moonraker needs moonraker_url")
+
+
 def parse_config(raw: dict[str, Any]) -> BridgeConfig:
     _unknown(raw, {"bridge", "mqtt", "machine"}, "config")
     b = raw.get("bridge")
     if not isinstance(b, dict):
         raise ConfigError("config: missing [bridge] table")
-    _unknown(b, {"id", "state_dir", "log_level"}, "[bridge]")
+    _unknown(b, {"id", "state_dir", "log_level", "spool_dir"}, "[bridge]")
     bridge_id = _ident(_take(b, "id", str, "[bridge]"), "[bridge].id")
     state_dir = Path(_take(b, "state_dir", str, "[bridge]"))
     log_level = _take(b, "log_level", str, "[bridge]", "INFO").upper()
@@ -287,8 +333,10 @@ def parse_config(raw: dict[str, Any]) -> BridgeConfig:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise ConfigError(f"config: duplicate machine id(s) {', '.join(dupes)}")
+    spool = _take(b, "spool_dir", str, "[bridge]", None)
     return BridgeConfig(
-        id=bridge_id, state_dir=state_dir, mqtt=_mqtt(mqtt_raw, bridge_id), machines=machines, log_level=log_level
+        id=bridge_id, state_dir=state_dir, mqtt=_mqtt(mqtt_raw, bridge_id), machines=machines, log_level=log_level,
+        spool_dir=Path(spool) if spool else state_dir / "spool",
     )
 
 

@@ -49,6 +49,7 @@ from fablab_bridge import clean
 from fablab_bridge.config import MachineConfig
 from fablab_bridge.marlin_serial import run_marlin
 from fablab_bridge.mqtt_link import MqttLink
+from fablab_bridge.port_task import PortTask
 from fablab_bridge.store import Store
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ class MachineRunner:
         self._resumable = False  # a job was cut off by port loss: one seen running next is its resumption
         self._sender_errors: list[str] = []  # the G-code sender's refused lines during the open job
         self.sender_line = 0  # Marlin pass-through: the sender's own line number, kept across reconnects
+        self.port_task: PortTask | None = None  # an SD upload or streamed print: the port is its alone
+        self.job_extra: dict[str, Any] = {}  # a queued job's id, added to its job_started/job_finished
         self._auth_waiters: dict[str, list[Any]] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -251,6 +254,8 @@ class MachineRunner:
                         detail: dict[str, Any] | None = {"file": self.job_file} if self.job_file else None
                         if self._resumable:  # still running after the port came back
                             detail = (detail or {}) | {"resumed": True}
+                        if self.job_extra:
+                            detail = (detail or {}) | self.job_extra
                         self._resumable = False
                         self._sender_errors = []
 
@@ -287,6 +292,8 @@ class MachineRunner:
         if self._sender_errors:
             detail |= {"sender_errors": len(self._sender_errors), "last_sender_error": self._sender_errors[-1]}
             self._sender_errors = []
+        detail |= self.job_extra
+        self.job_extra = {}
         self._emit("job_finished", after=close_job, reason=reason, energy_wh=energy_wh, detail=detail or None)
         self.job_file, self.progress = None, None
         self._telemetry.pop("progress", None)
@@ -328,6 +335,7 @@ class MachineRunner:
                 if (
                     self.ms.job_open
                     and self.online
+                    and self.port_task is None  # a streamed print: the stream says when it ends
                     and codec is not None
                     and not codec.in_job
                     and now - self._connected_at > settle
@@ -375,6 +383,24 @@ class MachineRunner:
                     self.passthrough.disconnect("controller lost")
                 self._codec = None
                 self._set_online(False)
+                task, self.port_task = self.port_task, None
+                if task is not None:
+                    task.end("the serial port was lost")
+
+    def run_port_task(self, task: PortTask) -> None:
+        """Hand ``task`` to the serial thread and wait for it to end (``task.error`` says how)."""
+        with self.lock:
+            if self.cfg.driver not in ("marlin", "grbl"):
+                task.end(f"driver {self.cfg.driver} has no serial port")
+            elif not self.online:
+                task.end("the machine is offline (serial port not open)")
+            elif self.ms.job_open:  # e.g. a pass-through sender's print: never cut into it
+                task.end("the machine is running a job; try again when it is idle")
+            elif self.port_task is not None:
+                task.end("the serial port is busy with another transfer")
+            else:
+                self.port_task = task
+        task.wait()
 
     def _port_lost(self) -> None:
         """The cable is out (or the board died): what ran on it ends now, at the time of loss, not when (or
@@ -405,22 +431,30 @@ class MachineRunner:
                 # sender can take the replies for its own
                 asked_version = True
                 ser.write(filt.inject_line(b"$I\n", now))
-            watch = [fd] + (sender.fds() if sender else [])
+            task = self.port_task
+            if task is not None and not task.begun.is_set() and not filt.own_pending:
+                task.begin(now)
+            active = task is not None and task.begun.is_set()
+            watch = [fd] + (sender.fds() if sender and not active else [])
             ready, _, _ = select.select(watch, [], [], max(0.0, min(0.05, next_poll - now)))
             if fd in ready:
                 data = os.read(fd, 4096)
                 if not data:
                     raise serial.SerialException("device disconnected")
                 to_sender, lines = filt.from_controller(data, time.monotonic())
-                if sender and to_sender and sender.connected():
+                if sender and to_sender and sender.connected() and not active:
                     sender.write(to_sender, timeout=0.05)
                 for line in lines:
+                    if active and task is not None:
+                        task.feed(line, now)
                     self.observe(codec.feed(line))
                 if not self.online and codec.grbl_state is not None:
                     with self.lock:  # online once its state is known, and published with it
                         self.state = codec.state
                     self._set_online(True)
-            if sender:
+            if active and task is not None:
+                self._grbl_task_step(task, ser, time.monotonic())
+            elif sender:
                 data = sender.service(ready)
                 if data:
                     ser.write(filt.from_sender(data))
@@ -428,6 +462,20 @@ class MachineRunner:
                 if had_sender and not has_sender:
                     filt.sender_gone()
                 had_sender = has_sender
+
+    def _grbl_task_step(self, task: PortTask, ser: serial.Serial, now: float) -> None:
+        for raw in task.next_lines(now):
+            ser.write(raw.encode())
+        if task.done:
+            if task.stream.failed:
+                # stop the motion still queued: feed hold, then soft reset (GRBL goes to Alarm if moving)
+                self.observe([JobFinished(reason="cancelled" if task.stream.cancelled else "error",
+                                          file=task.file)])
+                ser.write(b"!")
+                time.sleep(0.2)
+                ser.write(b"\x18")
+            self.port_task = None
+            task.end()
 
     # ================================================================================ print servers
     def handle_print_server(self, topic: str, payload: bytes) -> None:

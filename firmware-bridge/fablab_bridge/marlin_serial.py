@@ -14,8 +14,9 @@ import serial
 from devices.lines import LineBuffer
 from devices.marlin import MarlinCodec
 from devices.marlin_flow import MarlinFlow
-from devices.observations import Ack, Busy, Firmware, Observation, Resend, Reset
+from devices.observations import Ack, Busy, Firmware, JobFinished, JobStarted, Observation, Reading, Resend, Reset
 from devices.passthrough import PtyPort
+from fablab_bridge.port_task import PortTask
 
 if TYPE_CHECKING:
     from fablab_bridge.machine import MachineRunner
@@ -105,6 +106,12 @@ def _loop(r: MachineRunner, ser: serial.Serial, codec: MarlinCodec, flow: Marlin
     next_poll = time.monotonic()
     had_sender = False
     while not r._stop.is_set():
+        task = r.port_task
+        if task is not None and not flow.inflight:  # the port is free: the task has it to itself
+            _run_task(r, fd, lines, codec, task)
+            init(time.monotonic())
+            next_poll = time.monotonic()
+            continue
         watch = [fd, *sender.fds()] if sender else [fd]
         ready, _, _ = select.select(watch, [], [], 0.02)
         now = time.monotonic()
@@ -148,7 +155,48 @@ def _loop(r: MachineRunner, ser: serial.Serial, codec: MarlinCodec, flow: Marlin
         elif now - error_since > cfg.ack_timeout:  # an Error: nothing followed: the firmware stopped
             r.observe(codec.expire_error())
             to_sender += flow.flush()
-        for raw in flow.next_lines(now):
+        for raw in flow.next_lines(now) if r.port_task is None else []:  # a task waits for the port
             _write(fd, raw.encode())
         if to_sender and had_sender and sender is not None:
             sender.write(("\n".join(to_sender) + "\n").encode(), timeout=0.05)
+
+
+def _run_task(r: MachineRunner, fd: int, lines: LineBuffer, codec: MarlinCodec, task: PortTask) -> None:
+    """An SD upload or a streamed print, alone on the port; a print's start and end are job events."""
+    poll = r.cfg.poll_interval
+    now = time.monotonic()
+    next_poll = now + poll
+    printing = task.kind == "print"
+    lost = False
+    try:
+        for raw in task.begin(now):
+            _write(fd, raw.encode())
+        if printing:
+            r.observe([JobStarted(file=task.file)])
+        while not r._stop.is_set() and not task.done:
+            ready, _, _ = select.select([fd], [], [], 0.02)
+            now = time.monotonic()
+            if ready:
+                for line in lines.feed(_read(fd)):
+                    for raw in task.feed(line, now):
+                        _write(fd, raw.encode())
+                    r.observe([o for o in codec.feed(line) if not isinstance(o, Ack | Resend | Busy | Reset)])
+            if printing and now >= next_poll:
+                next_poll = now + poll
+                task.inject("M105")
+                s = task.stream
+                r.observe([Reading({"progress": round(min(s.done_bytes, s.total) / max(1, s.total), 4)})])
+            for raw in task.next_lines(now):
+                _write(fd, raw.encode())
+    except (serial.SerialException, OSError):
+        lost = True  # the job ends "lost" with the port (MachineRunner._port_lost)
+        task.end("the serial port was lost")
+        raise
+    finally:
+        r.port_task = None
+        if printing and not lost:
+            s = task.stream
+            reason = ("stopped" if not s.finished else "done" if not s.failed
+                      else "cancelled" if s.cancelled else "error")
+            r.observe([JobFinished(reason=reason, file=task.file)])
+        task.end("the bridge stopped" if r._stop.is_set() and not task.done else None)
