@@ -81,7 +81,8 @@ def member_context(member: Member, machine: Machine, now: datetime) -> rules.Mem
         qual = rules.Qualification("expired", state.expired_at)
     else:
         qual = rules.Qualification("none")
-    return rules.MemberContext.for_staff(member.id, member.role, qual)
+    account = rules.account_state(member.email_verified_at is not None, member.approved)
+    return rules.MemberContext.for_staff(member.id, member.role, qual, account=account)
 
 
 def _as_rule(b: Booking) -> rules.ExistingBooking:
