@@ -149,7 +149,7 @@ def sign_up(email: str, name: str, password: str, now: datetime) -> None:
     try:
         member = member_service.create_member(email, name.strip(), Role.MEMBER, password, verified=False,
                                               approved=not approval_required())
-    except member_service.MemberError:  # the same address signed up at this very moment: answer the same
+    except member_service.EmailTaken:  # the same address signed up at this very moment: answer the same
         return
     send_verification(member, now)
 

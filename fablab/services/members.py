@@ -18,6 +18,10 @@ class MemberError(ValueError):
     """A member could not be saved; the message says why."""
 
 
+class EmailTaken(MemberError):
+    """Another member has this email address."""
+
+
 MEMBER_NO_ATTEMPTS = 50  # concurrent sign-ups each retry with the next number; this many is never reached
 
 
@@ -43,7 +47,7 @@ def create_member(email: str, name: str, role: Role | str = Role.MEMBER, passwor
     which is undone in its savepoint and tried again with the number after the one just taken."""
     email = email.strip().lower()
     if member_by_email(email) is not None:
-        raise MemberError(f"A member with the email {email} already exists.")
+        raise EmailTaken(f"A member with the email {email} already exists.")
     password_hash = hash_password(password) if password else None
     for _ in range(MEMBER_NO_ATTEMPTS):
         number = member_no if member_no is not None else (
@@ -57,7 +61,7 @@ def create_member(email: str, name: str, role: Role | str = Role.MEMBER, passwor
                 db.session.flush()
         except IntegrityError:
             if member_by_email(email) is not None:  # the same address signed up at the same moment
-                raise MemberError(f"A member with the email {email} already exists.") from None
+                raise EmailTaken(f"A member with the email {email} already exists.") from None
             if member_no is not None:
                 raise MemberError(f"The member number {member_no} is taken.") from None
             continue

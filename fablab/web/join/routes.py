@@ -67,7 +67,11 @@ def signup() -> Any:
         refused = _throttled("signup")
         if refused:
             return render_template("join/signup.html", form=form, error=refused), 429
-        joining.sign_up(form.email.data, form.name.data, form.password.data, utcnow())
+        try:
+            joining.sign_up(form.email.data, form.name.data, form.password.data, utcnow())
+        except member_service.MemberError as exc:  # no free member number after many tries: say so, keep the form
+            db.session.rollback()
+            return render_template("join/signup.html", form=form, error=f"{exc}"), 503
         db.session.commit()
         _answer_after(started)
         return _sent("signup")
