@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from fablab.domain import account_standing
 from fablab.domain.intervals import Interval, overlap_seconds, require_aware
 from fablab.domain.policy import (
     BookingPolicy,
@@ -114,7 +115,7 @@ class MemberContext:
     role: str = "member"  # "member" | "steward" | "admin"
     qualification: Qualification = field(default_factory=Qualification)
     quota_exempt: bool = False  # set by the service, typically for stewards/admins (see for_staff)
-    account: str = "ok"  # see ACCOUNT_STATES: a self-signed-up account may book once verified (and approved)
+    account: str = "ok"  # fablab/domain/account_standing.py: a self-signed-up account books once confirmed
 
     @classmethod
     def for_staff(cls, member_id: int | str, role: str, qualification: Qualification,
@@ -122,15 +123,6 @@ class MemberContext:
         """Context where stewards and admins are exempt from quotas and members are not."""
         return cls(member_id, role, qualification, quota_exempt=role in STAFF_ROLES, account=account)
 
-
-ACCOUNT_STATES = ("ok", "unverified", "unapproved")
-
-
-def account_state(email_verified: bool, approved: bool) -> str:
-    """Whether an account may book: its email must be confirmed, then (where the lab asks) staff approve."""
-    if not email_verified:
-        return "unverified"
-    return "ok" if approved else "unapproved"
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,21 +356,7 @@ def member_violations(
 
 
 def _account(member: MemberContext) -> list[RuleViolation]:
-    if member.account == "unverified":
-        return [RuleViolation(
-            "account_not_verified",
-            "Please confirm your email address first: follow the link in the mail we sent you (you can "
-            "have the link sent again from your account page). Booking opens once it is confirmed.",
-            {"account": member.account},
-        )]
-    if member.account == "unapproved":
-        return [RuleViolation(
-            "account_not_approved",
-            "Your account is waiting for the lab's approval: you can look around, but booking opens once "
-            "a steward has approved it. You will get a mail when that happens.",
-            {"account": member.account},
-        )]
-    raise ValueError(f"account state must be one of {ACCOUNT_STATES}, got {member.account!r}")
+    return [RuleViolation(*account_standing.refusal(member.account))]
 
 
 def _end_before_start(start: datetime, end: datetime, tz: tzinfo) -> RuleViolation:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from ..database import write_transaction
-from ..domain import booking_rules as rules
+from ..domain import account_standing
 from ..domain import policy as pol
 from ..domain.intervals import Interval
 from ..extensions import db
@@ -174,7 +174,7 @@ def _choices(policy: pol.BookingPolicy, longest: timedelta) -> tuple[int, ...]:
 
 def book_now_options(member: Member, now: datetime) -> list[BookNowOption]:
     out = []
-    account = rules.account_state(member.email_verified_at is not None, member.approved)
+    account = account_standing.account_state(member.email_verified_at is not None, member.approved)
     for m in machine_service.list_machines():
         start, longest = svc.longest_now(m, member, now)
         reason = ""

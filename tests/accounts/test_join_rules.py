@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from fablab.domain import account_standing, joining
 from fablab.domain import booking_rules as rules
-from fablab.domain import joining
 from fablab.domain.policy import defaults_for
 
 TZ = ZoneInfo("Europe/Berlin")
@@ -44,10 +44,10 @@ def test_redact_links_hides_tokens_in_text_and_html() -> None:
 
 
 def test_account_state() -> None:
-    assert rules.account_state(email_verified=False, approved=True) == "unverified"
-    assert rules.account_state(email_verified=False, approved=False) == "unverified"
-    assert rules.account_state(email_verified=True, approved=False) == "unapproved"
-    assert rules.account_state(email_verified=True, approved=True) == "ok"
+    assert account_standing.account_state(email_verified=False, approved=True) == "unverified"
+    assert account_standing.account_state(email_verified=False, approved=False) == "unverified"
+    assert account_standing.account_state(email_verified=True, approved=False) == "unapproved"
+    assert account_standing.account_state(email_verified=True, approved=True) == "ok"
 
 
 @pytest.mark.parametrize("account,code", [("unverified", "account_not_verified"),

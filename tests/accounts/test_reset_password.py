@@ -16,8 +16,11 @@ from fablab.models import MemberSession
 from fablab.models.notifications import Notice, OutboxMail
 from fablab.services import password_reset
 from fablab.web.join.routes import ANSWER_FLOOR_SECONDS
-from tests.accounts.test_join_flows import deliver, form_token, hidden_token, link_in, mail_lab  # noqa: F401
+from tests.accounts import test_join_flows as flows
+from tests.accounts.test_join_flows import deliver, form_token, hidden_token, link_in
 from tests.conftest import login
+
+mail_lab = flows.mail_lab  # the fixture: the lab mails through the test's SMTP server
 
 
 def ask(client, email: str):
