@@ -12,6 +12,8 @@ MEMBER_DEACTIVATED = "member.deactivated"
 MEMBER_IMPORTED = "member.imported"
 MEMBER_DELETED = "member.deleted"
 MEMBER_INVITED = "member.invited"
+MEMBER_REJECTED = "member.rejected"
+INVITATION_REVOKED = "member.invitation_revoked"
 BOOKING_CANCELLED_FOR = "booking.cancelled_for_member"
 POLICY_CHANGED = "policy.changed"
 BRIDGE_REGISTERED = "bridge.registered"
@@ -30,6 +32,8 @@ LABELS: dict[str, str] = {
     MEMBER_IMPORTED: "Member imported",
     MEMBER_DELETED: "Member deleted",
     MEMBER_INVITED: "Member invited",
+    MEMBER_REJECTED: "Sign-up rejected",
+    INVITATION_REVOKED: "Invitation withdrawn",
     BOOKING_CANCELLED_FOR: "Someone else's booking cancelled",
     POLICY_CHANGED: "Policy changed",
     BRIDGE_REGISTERED: "Bridge registered",

@@ -6,6 +6,7 @@ Conventions
 - The check functions return ALL violations, in a fixed order (see CODES); an empty list means allowed.
   Exception: `end_before_start` is returned alone (with `machine_unavailable` if that applies), because
   the other rules are meaningless for an empty interval. Report `violations[0]` as the primary one.
+  An account that may not book yet (email not confirmed, not approved) gets that reason alone.
 - `existing` is the machine's bookings in any status (cancelled ones may be included; they are ignored).
   Pass at least those that end after the start of the local week containing the request, plus all the
   machine's bookings that have not ended yet (needed for the future-bookings quota).
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from fablab.domain import account_standing
 from fablab.domain.intervals import Interval, overlap_seconds, require_aware
 from fablab.domain.policy import (
     BookingPolicy,
@@ -35,6 +37,8 @@ from fablab.domain.policy import (
 # Codes in the order violations are reported. Only `overlap` is a conflict (HTTP 409); all others are
 # rule violations (HTTP 422).
 CODES = (
+    "account_not_verified",  # reported alone: until the account may book, no other rule matters
+    "account_not_approved",
     "machine_unavailable",
     "end_before_start",
     "in_the_past",
@@ -111,11 +115,14 @@ class MemberContext:
     role: str = "member"  # "member" | "steward" | "admin"
     qualification: Qualification = field(default_factory=Qualification)
     quota_exempt: bool = False  # set by the service, typically for stewards/admins (see for_staff)
+    account: str = "ok"  # fablab/domain/account_standing.py: a self-signed-up account books once confirmed
 
     @classmethod
-    def for_staff(cls, member_id: int | str, role: str, qualification: Qualification) -> MemberContext:
+    def for_staff(cls, member_id: int | str, role: str, qualification: Qualification,
+                  account: str = "ok") -> MemberContext:
         """Context where stewards and admins are exempt from quotas and members are not."""
-        return cls(member_id, role, qualification, quota_exempt=role in STAFF_ROLES)
+        return cls(member_id, role, qualification, quota_exempt=role in STAFF_ROLES, account=account)
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +212,8 @@ def check_booking(
     start = require_aware("request.start", request.start)
     end = require_aware("request.end", request.end)
     require_aware("now", now)
+    if member.account != "ok":
+        return _account(member)
     out: list[RuleViolation] = []
     if machine_out_of_order:
         out.append(RuleViolation(
@@ -253,6 +262,8 @@ def check_extension(
     allowed; the rules apply to the added time [booking.end, new_end) and the total length/quotas."""
     require_aware("new_end", new_end)
     require_aware("now", now)
+    if member.account != "ok":
+        return _account(member)
     out: list[RuleViolation] = []
     if machine_out_of_order:
         out.append(RuleViolation(
@@ -332,6 +343,8 @@ def member_violations(
 ) -> list[RuleViolation]:
     """Only the member's own rules (qualification, quotas) for a new booking [start, end); `existing` are
     this machine's bookings. Used by availability to bound "book now" lengths."""
+    if member.account != "ok":
+        return _account(member)
     out = _qualification(policy, member, start, tz)
     if not member.quota_exempt:
         mine = [b for b in existing if b.member_id == member.member_id]
@@ -340,6 +353,10 @@ def member_violations(
 
 
 # --- individual rules ----------------------------------------------------------------------------------
+
+
+def _account(member: MemberContext) -> list[RuleViolation]:
+    return [RuleViolation(*account_standing.refusal(member.account))]
 
 
 def _end_before_start(start: datetime, end: datetime, tz: tzinfo) -> RuleViolation:

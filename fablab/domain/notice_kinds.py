@@ -66,6 +66,12 @@ KINDS: tuple[Kind, ...] = (
     Kind("digest", "digest"),  # the daily digest itself (one mail holding the day's held notices)
 )
 
+# Joining (issue 17): one-time links (invite, verify, reset, "you already have an account"), staff's decision
+# on a sign-up, and the stewards' "someone waits for approval".
+KINDS += (Kind("account_link", "account", safety=True, urgent=True),
+          Kind("account_review", "account", safety=True, urgent=True),
+          Kind("signup_pending", "stewards", audience=Audience.STEWARD, urgent=True))
+
 BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
 
 

@@ -22,6 +22,7 @@ from ..database import write_transaction
 from ..domain import booking_rules as rules
 from ..domain import policy as pol
 from ..domain import policy_impact
+from ..domain.account_standing import account_state
 from ..domain.availability import free_intervals, longest_bookable_from, next_free_slot
 from ..domain.intervals import Interval
 from ..extensions import db
@@ -81,7 +82,8 @@ def member_context(member: Member, machine: Machine, now: datetime) -> rules.Mem
         qual = rules.Qualification("expired", state.expired_at)
     else:
         qual = rules.Qualification("none")
-    return rules.MemberContext.for_staff(member.id, member.role, qual)
+    account = account_state(member.email_verified_at is not None, member.approved)
+    return rules.MemberContext.for_staff(member.id, member.role, qual, account=account)
 
 
 def _as_rule(b: Booking) -> rules.ExistingBooking:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from ..database import write_transaction
+from ..domain import account_standing
 from ..domain import policy as pol
 from ..domain.intervals import Interval
 from ..extensions import db
@@ -173,12 +174,15 @@ def _choices(policy: pol.BookingPolicy, longest: timedelta) -> tuple[int, ...]:
 
 def book_now_options(member: Member, now: datetime) -> list[BookNowOption]:
     out = []
+    account = account_standing.account_state(member.email_verified_at is not None, member.approved)
     for m in machine_service.list_machines():
         start, longest = svc.longest_now(m, member, now)
         reason = ""
         if not longest:
             qual = machine_service.qualification_state(member, m, now)
-            if m.status != "available":
+            if account != "ok":  # the booking rules refuse it all until then (account_not_verified/approved)
+                reason = "Confirm your email first" if account == "unverified" else "Waiting for the lab's approval"
+            elif m.status != "available":
                 reason = "Out of order"
             elif not qual.qualified:
                 reason = qual.label.capitalize()

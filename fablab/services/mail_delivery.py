@@ -109,10 +109,12 @@ class _Batch:
             self._conn.close()
             self._conn = None
 
-    def sent(self, mail_id: int) -> None:
+    def sent(self, mail_id: int, keep_params: dict[str, object] | None = None) -> None:
         conn = self._marks()
+        # A one-time link's token goes with the mail and is not kept (notify.without_secret).
+        scrub = {"params": keep_params} if keep_params is not None else {}
         conn.execute(update(OutboxMail).where(OutboxMail.id == mail_id).values(
-            status="sent", sent_at=self.clock(), lease_until=None, last_error=None))
+            status="sent", sent_at=self.clock(), lease_until=None, last_error=None, **scrub))
         conn.commit()
         self.result.sent += 1
 
@@ -249,7 +251,7 @@ def _send_all(batch: _Batch, mails: list[OutboxMail], should_stop: Callable[[], 
             except TemporaryError as exc:
                 batch.temporary(mail, str(exc))
                 continue
-            batch.sent(mail.id)
+            batch.sent(mail.id, notify.without_secret(mail.params))
 
 
 def outbox_counts() -> dict[str, int]:

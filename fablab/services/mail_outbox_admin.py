@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models.notifications import OutboxMail
+from . import notify
 from .mail_delivery import outbox_counts
 
 STATUSES = ("pending", "sent", "failed", "discarded")
@@ -76,4 +77,5 @@ def discard(mail_id: int) -> OutboxMail:
     mail = _failed_mail(mail_id)
     mail.status = "discarded"
     mail.lease_until = None
+    mail.params = notify.without_secret(mail.params) or mail.params  # a discarded link's token is not kept
     return mail

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import ApiToken, Member, Role
@@ -15,6 +16,13 @@ from ..security import badge_digest, hash_password, new_token, token_digest, ver
 
 class MemberError(ValueError):
     """A member could not be saved; the message says why."""
+
+
+class EmailTaken(MemberError):
+    """Another member has this email address."""
+
+
+MEMBER_NO_ATTEMPTS = 50  # concurrent sign-ups each retry with the next number; this many is never reached
 
 
 def member_by_email(email: str) -> Member | None:
@@ -31,20 +39,34 @@ def member_by_badge(uid: str) -> Member | None:
 
 
 def create_member(email: str, name: str, role: Role | str = Role.MEMBER, password: str | None = None,
-                  member_no: int | None = None, verified: bool = True) -> Member:
-    """A new member. Staff-created members count as verified; self sign-up passes verified=False."""
+                  member_no: int | None = None, verified: bool = True, approved: bool = True) -> Member:
+    """A new member with the next free member number. Staff-created members count as verified; self sign-up
+    passes verified=False (and approved=False where staff approve newcomers).
+
+    Two sign-ups at once may both read the same highest number: the unique index refuses the second insert,
+    which is undone in its savepoint and tried again with the number after the one just taken."""
     email = email.strip().lower()
     if member_by_email(email) is not None:
-        raise MemberError(f"A member with the email {email} already exists.")
-    if member_no is None:
-        member_no = (db.session.scalar(select(func.max(Member.member_no))) or 1000) + 1
-    member = Member(email=email, name=name, role=Role(role).value, member_no=member_no, share=1.0, active=True,
-                    email_verified_at=utcnow() if verified else None)
-    if password:
-        member.password_hash = hash_password(password)
-    db.session.add(member)
-    db.session.flush()
-    return member
+        raise EmailTaken(f"A member with the email {email} already exists.")
+    password_hash = hash_password(password) if password else None
+    for _ in range(MEMBER_NO_ATTEMPTS):
+        number = member_no if member_no is not None else (
+            db.session.scalar(select(func.max(Member.member_no))) or 1000) + 1
+        member = Member(email=email, name=name, role=Role(role).value, member_no=number, share=1.0, active=True,
+                        email_verified_at=utcnow() if verified else None, approved=approved,
+                        password_hash=password_hash)
+        try:
+            with db.session.begin_nested():
+                db.session.add(member)
+                db.session.flush()
+        except IntegrityError:
+            if member_by_email(email) is not None:  # the same address signed up at the same moment
+                raise EmailTaken(f"A member with the email {email} already exists.") from None
+            if member_no is not None:
+                raise MemberError(f"The member number {member_no} is taken.") from None
+            continue
+        return member
+    raise MemberError("Could not find a free member number; please try again.")
 
 
 def set_badge(member: Member, uid: str | None) -> None:

@@ -56,6 +56,27 @@ def queue_mail(member: Member, kind_name: str, now: datetime, *, notice: Notice 
     return mail
 
 
+# Mail params under this key hold a secret (a one-time link) that must not outlive the mail's delivery.
+SECRET_PARAM = "secret"
+
+
+def queue_mail_to(address: str, kind_name: str, now: datetime, *, params: Mapping[str, Any] | None = None,
+                  member_id: int | None = None) -> OutboxMail:
+    """One mail to an address that may belong to nobody yet (an invitation), due at once, no notice."""
+    mail = OutboxMail(member_id=member_id, kind=kind(kind_name).name, to_address=address,
+                      message_id=new_message_id(), params=dict(params or {}), status="pending", attempts=0,
+                      next_attempt_at=now, created_at=now)
+    db.session.add(mail)
+    return mail
+
+
+def without_secret(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The params to keep once the mail went out (the secret removed), or None when it carried none."""
+    if not params or SECRET_PARAM not in params:
+        return None
+    return {k: v for k, v in params.items() if k != SECRET_PARAM}
+
+
 def _lookup(member_id: int, kind_name: str, dedupe_key: str | None) -> tuple[Channel | None, bool, bool]:
     """(the member's choice for the kind, digest on, already told with this key), in one round trip: a
     notice is written inside someone's booking request, so its cost is the request's."""

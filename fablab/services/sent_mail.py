@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import current_app
 
-from ..domain import mail_view
+from ..domain import joining, mail_view
 
 DIR_NAME = "demo-mail"
 # A Maildir file name as Python's mailbox (and so aiosmtpd's Mailbox handler) makes them, with flags.
@@ -89,6 +89,8 @@ def one(key: str) -> tuple[SentRow, mail_view.MailView] | None:
         except (FileNotFoundError, NotADirectoryError):
             continue
         view = mail_view.parse(raw)
+        # A one-time link (invitation, reset) in a mail still works for whoever reads it here: hide its token.
+        view = replace(view, text=joining.redact_links(view.text), html=joining.redact_links(view.html))
         row = SentRow(key=key, received=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC), size=st.st_size,
                       summary=mail_view.summary(raw[:HEADER_BYTES]))
         return row, view

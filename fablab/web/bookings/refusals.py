@@ -22,6 +22,7 @@ TIME_TAKEN = ("overlap", "buffer", "maintenance")
 TIME_WRONG = ("in_the_past", "outside_opening_hours", "beyond_horizon", "machine_unavailable")
 QUOTA = ("quota_day_hours", "quota_week_hours")
 QUALIFICATION = ("not_qualified", "qualification_expired")
+ACCOUNT = ("account_not_verified", "account_not_approved")
 
 
 @dataclass
@@ -97,6 +98,11 @@ def for_booking(machine: Machine, member: Member, start: datetime, asked: timede
     out = Refusal(code, [v.message for v in violations])
     policy = svc.policy_for(machine)
     length = asked or policy.min_length
+    if code == "account_not_verified" and "join.resend_verification" in current_app.view_functions:
+        out.actions.append(Action("Send the confirmation link again", url_for("join.resend_verification")))
+        return out
+    if code in ACCOUNT:
+        return out  # no time or length would do: the account must be confirmed or approved first
     if any(c in QUALIFICATION for c in codes):
         out.notes, out.people = qualification_help(machine, member, now)
         if "inductions.index" in current_app.view_functions:
