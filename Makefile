@@ -45,7 +45,8 @@ test-deps:
 	  echo "warning: could not install the OpenID provider; the OIDC tests will be skipped"; fi
 	@if [ -f tests/support/octoprint/requirements.txt ] && [ ! -f $(OCTO_VENV)/.installed ]; then \
 	  ($(PY) -m venv $(OCTO_VENV) && $(OCTO_VENV)/bin/pip install --quiet -r tests/support/octoprint/requirements.txt \
-	   && touch $(OCTO_VENV)/.installed) || echo "warning: could not install OctoPrint; its tests will be skipped"; fi
+	   > $(OCTO_VENV)/install.log 2>&1 && touch $(OCTO_VENV)/.installed) || \
+	  echo "warning: could not install OctoPrint (see $(OCTO_VENV)/install.log); its tests will be skipped"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
