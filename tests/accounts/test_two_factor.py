@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pyotp
@@ -30,10 +31,16 @@ T0 = datetime(2026, 6, 14, 21, 30, 5, tzinfo=UTC)
 STEP = timedelta(seconds=30)
 
 
-@pytest.fixture
-def clock() -> Iterator[time_machine.Traveller]:
+@contextmanager
+def frozen_clock() -> Iterator[time_machine.Traveller]:
     # Sign-ins hash and verify passwords all the time; argon2's real cost is not what these tests test.
     with time_machine.travel(T0, tick=False) as traveller, cheap_password_hashing():
+        yield traveller
+
+
+@pytest.fixture
+def clock() -> Iterator[time_machine.Traveller]:
+    with frozen_clock() as traveller:
         yield traveller
 
 
@@ -341,3 +348,21 @@ def test_turning_it_off_needs_the_password_and_a_current_code(client, make_membe
     sign_out(client)
     resp = login(client, "ada@example.org")
     assert "/login/2fa" not in resp.location and signed_in(client)
+
+
+def test_every_sign_in_method_ends_in_the_same_second_factor(app: Flask, make_member, clock) -> None:
+    """OIDC, LDAP, invitations and resets call finish_login too: with two-factor sign-in on, none opens a
+    session before the code."""
+    from flask import session
+
+    from fablab.web.auth.login_flow import PENDING, finish_login
+
+    client = app.test_client()
+    enrolled_member(client, make_member, clock)
+    member = db.session.scalar(select(Member).where(Member.email == "ada@example.org"))
+    with app.test_request_context("/oidc/callback"):
+        resp = finish_login(member, method="oidc", next_url="https://evil.example/")
+        assert resp.location == "/login/2fa" and PENDING in session and "sid" not in session
+        assert "2fa_next" not in session, "an off-site next is not kept"
+    row = db.session.scalar(select(TwoFactorChallenge))
+    assert row.method == "oidc" and row.member_id == member.id and row.expires_at == now() + timedelta(minutes=5)
