@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, make_response, redirect, request, session, url_for
 
@@ -60,9 +61,10 @@ def enrolment_guard(member: Member) -> Any:
     if not two_factor.enrolment_due(member):
         return None
     target = url_for("two_factor.setup")
-    if request.headers.get("HX-Request"):  # an htmx swap would put the setup page inside a fragment
-        resp = make_response("", 200)
-        resp.headers["HX-Redirect"] = target
+    if request.headers.get("HX-Request"):  # a swap would put the setup page in a fragment: navigate instead,
+        resp = make_response("", 204)  # unless the setup is open already (the notice badge polls there)
+        if urlsplit(request.headers.get("HX-Current-URL", "")).path != target:
+            resp.headers["HX-Redirect"] = target
         return resp
     return redirect(target)
 

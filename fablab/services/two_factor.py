@@ -162,8 +162,10 @@ def enrolment(member: Member) -> Enrolment | None:
     secret = _secret(member)
     if secret is None:
         return None
-    uri = pyotp.TOTP(secret).provisioning_uri(name=member.email, issuer_name=current_app.config["FABLAB_LAB_NAME"])
-    svg = segno.make(uri, error="m").svg_inline(scale=5, light="#fff", title="QR code for your authenticator app")
+    # The app shows "issuer:account"; a colon in the lab's name would split it in the wrong place.
+    issuer = str(current_app.config["FABLAB_LAB_NAME"]).replace(":", " ").strip() or "fablab"
+    uri = pyotp.TOTP(secret).provisioning_uri(name=member.email, issuer_name=issuer)
+    svg = segno.make(uri, error="m").svg_inline(scale=5, light="#fff")
     return Enrolment(secret, uri, svg)
 
 
