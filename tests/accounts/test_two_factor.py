@@ -286,6 +286,21 @@ def test_too_many_wrong_codes_end_the_sign_in_and_slow_the_source(client, make_m
     assert db.session.scalar(select(func.count()).select_from(LoginThrottle)) >= 1
 
 
+def test_wrong_codes_from_elsewhere_do_not_lock_the_owner_out(app: Flask, client, make_member, clock) -> None:
+    secret, _ = enrolled_member(client, make_member, clock)
+    attacker = app.test_client()  # someone who knows Ada's password, on another network
+    attacker.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+    right = code_at(secret, now())
+    login(attacker, "ada@example.org")
+    for attempt in [c for c in ("111111", "222222", "333333", "444444", "555555", "666666") if c != right][:5]:
+        send_code(attacker, attempt)
+    login(attacker, "ada@example.org")
+    assert send_code(attacker, right).status_code == 429
+    client.environ_base["REMOTE_ADDR"] = "198.51.100.7"  # Ada, at home
+    login(client, "ada@example.org")
+    assert send_code(client, right).status_code == 302 and signed_in(client)
+
+
 def test_cancelling_the_pending_sign_in(client, make_member, clock) -> None:
     enrolled_member(client, make_member, clock)
     login(client, "ada@example.org")

@@ -6,7 +6,7 @@ _CODE_KW = {"autocomplete": "one-time-code", "autocapitalize": "none", "spellche
 
 
 class SignInCodeForm(FlaskForm):
-    code = StringField("Code", validators=[DataRequired(), Length(max=64)], render_kw=_CODE_KW,
+    code = StringField("Code", validators=[DataRequired(), Length(max=64)], render_kw={**_CODE_KW, "autofocus": True},
                        description="The 6 digits your authenticator app shows now, or one of your recovery codes.")
 
 
