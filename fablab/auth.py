@@ -6,13 +6,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, redirect, request, session, url_for
+from flask import abort, current_app, g, make_response, redirect, request, session, url_for
 
 from .database import begin_write, write_transaction
 from .models import Member, MemberSession, Role
 from .models.types import utcnow
-from .services import sessions
+from .services import sessions, two_factor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -21,7 +22,7 @@ def _lifetime() -> timedelta:
     return current_app.permanent_session_lifetime
 
 
-def load_current_member() -> None:
+def load_current_member() -> Any:
     """before_request: put the signed-in member (or None) on g.member, from the server-side session.
 
     The cookie carries only a random session id; the row decides (signed out, password changed,
@@ -41,6 +42,31 @@ def load_current_member() -> None:
     touch_session(row, now)
     g.member = row.member
     g.member_session = row
+    return enrolment_guard(row.member)
+
+
+# Where staff who still have to enrol in two-factor sign-in may go: the enrolment itself and signing out.
+# The kiosk (badge and PIN) and the API (bearer tokens) have their own sign-in and are not affected.
+_ENROLMENT_OPEN_BLUEPRINTS = frozenset({"kiosk", "api", "ops"})
+_ENROLMENT_OPEN_ENDPOINTS = frozenset({"static", "auth.logout", "two_factor.setup", "two_factor.setup_start",
+                                       "two_factor.setup_confirm"})
+
+
+def enrolment_guard(member: Member) -> Any:
+    """Sends staff the lab requires to use two-factor sign-in to its setup until they have enrolled."""
+    if not member.is_staff or member.totp_enabled_at is not None:
+        return None
+    if request.blueprint in _ENROLMENT_OPEN_BLUEPRINTS or request.endpoint in _ENROLMENT_OPEN_ENDPOINTS:
+        return None
+    if not two_factor.enrolment_due(member):
+        return None
+    target = url_for("two_factor.setup")
+    if request.headers.get("HX-Request"):  # a swap would put the setup page in a fragment: navigate instead,
+        resp = make_response("", 204)  # unless the setup is open already (the notice badge polls there)
+        if urlsplit(request.headers.get("HX-Current-URL", "")).path != target:
+            resp.headers["HX-Redirect"] = target
+        return resp
+    return redirect(target)
 
 
 def touch_session(row: MemberSession, now: datetime) -> None:

@@ -10,6 +10,7 @@ from . import notifications  # notices, the mail outbox, preferences
 from . import webhooks as webhooks  # webhooks and their deliveries (the alias marks the re-export)
 from . import inductions as inductions  # induction sessions, sign-ups, requests, expiry rules
 from . import accounts as accounts  # one-time links, external identities, recovery codes, the audit log
+from . import two_factor as two_factor  # the lab's two-factor switch, sign-ins waiting for their code
 
 __all__ = [
     "ACTIVE_STATUSES",

@@ -5,7 +5,7 @@ Sessions done before this migration get their effort task back from its title ("
 only link there was, so the trainer's page can show what was credited for them.
 
 Revision ID: 0019_induction_effort
-Revises: 0016_account_deletion
+Revises: 0017_two_factor
 """
 from alembic import op
 import sqlalchemy as sa
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0019_induction_effort'
-down_revision = '0016_account_deletion'
+down_revision = '0017_two_factor'
 branch_labels = None
 depends_on = None
 
