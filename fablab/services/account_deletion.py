@@ -33,6 +33,7 @@ from ..models.notifications import Notice, NoticePreference, NoticeSettings, Out
 from ..models.privacy import DeletionRequest
 from ..models.scheduling import EffortTask, EntryStatus, RequestStatus, SlotRequest, TaskClaim, WaitlistEntry
 from ..models.series import BookingSeries, SeriesStatus
+from ..models.two_factor import TwoFactorChallenge
 from ..models.webhooks import WebhookDelivery
 from ..security import verify_password
 from . import audit, inductions, notify, waitlist, windows
@@ -48,6 +49,7 @@ REASON = "The member's account was deleted."
 HANDLING: dict[str, str] = {
     "api_tokens.member_id": "deleted", "member_sessions.member_id": "deleted",
     "member_identities.member_id": "deleted", "recovery_codes.member_id": "deleted",
+    "two_factor_challenges.member_id": "deleted (no pending second-factor sign-in survives)",
     "account_links.member_id": "deleted (and links mailed to the old address)",
     "notice_preferences.member_id": "deleted", "notice_settings.member_id": "deleted",
     "notices.member_id": "deleted", "outbox_mails.member_id": "deleted (pending and sent: they hold the address)",
@@ -270,8 +272,8 @@ def _rewrite_rows(model: Any, column: str, old: dict[str, str], load: Callable[[
 
 def _scrub(member: Member, old_name: str, old_email: str, now: datetime) -> None:
     mid = member.id
-    for model in (MemberIdentity, RecoveryCode, NoticePreference, NoticeSettings, Notice, OutboxMail,
-                  InductionTrainer, DeletionRequest):
+    for model in (MemberIdentity, RecoveryCode, TwoFactorChallenge, NoticePreference, NoticeSettings, Notice,
+                  OutboxMail, InductionTrainer, DeletionRequest):
         db.session.execute(delete(model).where(model.member_id == mid))
     db.session.execute(delete(OutboxMail).where(OutboxMail.to_address == old_email))
     db.session.execute(delete(AccountLink).where(or_(AccountLink.member_id == mid, AccountLink.email == old_email)))
