@@ -78,7 +78,7 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _query(f: AuditFilter, tz: tzinfo) -> Select[tuple[AuditEntry]]:
+def _query(f: AuditFilter, tz: tzinfo) -> Select[AuditEntry]:
     stmt = select(AuditEntry)
     if f.action:
         stmt = stmt.where(AuditEntry.action == f.action)

@@ -16,7 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ..domain import audit_actions as actions
 from ..domain import member_csv as mcsv
@@ -76,6 +77,25 @@ class Applied:
     skipped: int  # rows with errors left out (only when the admin asked for the valid rows only)
 
 
+@dataclass
+class _Lab:
+    """Every member and type-wide qualification, loaded once: a 5000-row file must not cost 20000 queries."""
+
+    by_email: dict[str, Member]
+    by_no: dict[int, Member]
+    by_badge: dict[str, Member]
+    quals: dict[int, list[Qualification]]
+
+    @classmethod
+    def load(cls) -> _Lab:
+        members = list(db.session.scalars(select(Member)))
+        quals: dict[int, list[Qualification]] = {}
+        for q in db.session.scalars(select(Qualification).where(Qualification.machine_type_id.is_not(None))):
+            quals.setdefault(q.member_id, []).append(q)
+        return cls({m.email: m for m in members}, {m.member_no: m for m in members},
+                   {m.badge_hash: m for m in members if m.badge_hash}, quals)
+
+
 class ImportRefused(ValueError):
     def __init__(self, preview: Preview, message: str) -> None:
         super().__init__(message)
@@ -105,9 +125,10 @@ def preview(data: bytes, actor: Member) -> Preview:
     out = Preview(file_errors=list(parsed.errors))
     claimed: dict[int, int] = {}  # member id → the file's row that writes it
     explicit = {r.member_no for r in parsed.rows if r.member_no is not None}
-    next_no = max([db.session.scalar(select(func.max(Member.member_no))) or 1000, *explicit]) + 1
+    lab = _Lab.load()
+    next_no = max([1000, *lab.by_no, *explicit]) + 1
     for src in parsed.rows:
-        plan = _plan_row(src, actor, types, tz, secret)
+        plan = _plan_row(src, actor, lab, tz, secret)
         if plan.member is not None and plan.kind != ERROR:
             first = claimed.setdefault(plan.member.id, src.row)
             if first != src.row:
@@ -122,25 +143,24 @@ def preview(data: bytes, actor: Member) -> Preview:
     return out
 
 
-def _plan_row(src: mcsv.MemberRow, actor: Member, types: dict[str, MachineType], tz: tzinfo,
-              secret: str) -> PlannedRow:
+def _plan_row(src: mcsv.MemberRow, actor: Member, lab: _Lab, tz: tzinfo, secret: str) -> PlannedRow:
     plan = PlannedRow(src.row, src.email, UNCHANGED, source=src)
 
     def err(column: str, message: str) -> None:
         plan.errors.append(mcsv.RowError(src.row, column, message))
 
-    member = member_service.member_by_email(src.email)
+    member = lab.by_email.get(src.email)
     if member is None and src.member_no is not None:
-        member = member_service.member_by_no(src.member_no)
+        member = lab.by_no.get(src.member_no)
     if member is not None and member.deleted_at is not None:
         err("", f"Member no. {member.member_no} deleted their account; it cannot be imported into.")
     if src.member_no is not None:
-        holder = member_service.member_by_no(src.member_no)
+        holder = lab.by_no.get(src.member_no)
         if holder is not None and (member is None or holder.id != member.id):
             err("member_no", f"Member no. {src.member_no} belongs to {holder.email}.")
     if src.badge_uid:
         digest = badge_digest(secret, src.badge_uid)
-        holder = db.session.scalar(select(Member).where(Member.badge_hash == digest))
+        holder = lab.by_badge.get(digest)
         if holder is not None and (member is None or holder.id != member.id):
             err("badge_uid", f"This badge already belongs to member no. {holder.member_no}.")
     if member is None and not src.name:
@@ -151,7 +171,7 @@ def _plan_row(src: mcsv.MemberRow, actor: Member, types: dict[str, MachineType],
         plan.kind = ERROR
         return plan
     plan.member = member
-    old = _fields_of(member, tz) if member is not None else {}
+    old = _fields_of(member, lab.quals.get(member.id, []), tz) if member is not None else {}
     new = dict(old)
     new["email"] = src.email
     if src.name:
@@ -175,11 +195,10 @@ def _plan_row(src: mcsv.MemberRow, actor: Member, types: dict[str, MachineType],
     return plan
 
 
-def _fields_of(member: Member, tz: tzinfo) -> dict[str, str]:
+def _fields_of(member: Member, quals: list[Qualification], tz: tzinfo) -> dict[str, str]:
     out = {"email": member.email, "name": member.name, "member no.": str(member.member_no), "role": member.role,
            BADGE: "set" if member.badge_hash else "none"}
-    for q in db.session.scalars(select(Qualification).where(Qualification.member_id == member.id,
-                                                            Qualification.machine_type_id.is_not(None))):
+    for q in quals:
         assert q.machine_type is not None
         out[f"qualification {q.machine_type.slug}"] = _day_text(_lab_day(q.expires_at, tz))
     return out
@@ -196,9 +215,14 @@ def apply(data: bytes, actor: Member, *, only_valid: bool = False, now: datetime
                             "below and upload it again, or import only the valid rows.")
     types = {t.slug: t for t in db.session.scalars(select(MachineType))}
     tz = current_app.config["TZ"]
-    for row in plan.rows:
-        if row.kind in (CREATE, CHANGE):
-            _write(row, actor, types, tz, now)
+    try:
+        for row in plan.rows:
+            if row.kind in (CREATE, CHANGE):
+                _write(row, actor, types, tz, now)
+    except (IntegrityError, member_service.MemberError) as exc:
+        # Someone changed the members between this plan and the write: the caller rolls everything back.
+        raise ImportRefused(plan, "The member list changed while importing; nothing was imported. Upload the "
+                            "file again to see the current preview.") from exc
     skipped = len({e.row for e in plan.errors})
     return Applied(len(plan.of(CREATE)), len(plan.of(CHANGE)), len(plan.of(UNCHANGED)), skipped)
 
