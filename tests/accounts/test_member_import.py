@@ -251,3 +251,20 @@ def test_service_apply_is_all_or_nothing(app_ctx, make_member, make_machine) -> 
     db.session.commit()
     assert (done.created, done.skipped) == (1, 1)
     assert member_service.member_by_email("ok@example.org") is not None
+
+
+def test_a_file_larger_than_one_write_chunk(app_ctx, make_member, make_machine) -> None:
+    make_machine(type_slug="laser_cutter")
+    a = make_member("a@example.org", role="admin")
+    n = member_import.CHUNK + 20
+    data = ("email,name,badge_uid,qualifications\n"
+            + "".join(f"m{i}@example.org,M {i},B{i:05d},laser_cutter:2027-01-01\n" for i in range(n))).encode()
+    done = member_import.apply(data, a)
+    db.session.commit()
+    assert done.created == n
+    assert db.session.scalar(select(func.count()).select_from(Member)) == n + 1
+    assert db.session.scalar(select(func.count()).select_from(Qualification)) == n
+    assert len(entries(A.MEMBER_IMPORTED)) == n and len(entries(A.QUALIFICATION_GRANTED)) == n
+    assert member_service.member_by_badge(f"B{n - 1:05d}").email == f"m{n - 1}@example.org"
+    again = member_import.preview(data, a)
+    assert len(again.of(member_import.UNCHANGED)) == n
