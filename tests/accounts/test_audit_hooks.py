@@ -16,7 +16,7 @@ from fablab.models import Booking, KioskDevice, Machine, Member, Qualification
 from fablab.services import bookings as booking_service
 from fablab.services import machines as machine_service
 from fablab.services import members as member_service
-from tests.accounts.conftest import detail, entries
+from tests.accounts.test_audit_support import detail, entries
 from tests.conftest import csrf_token, login
 
 ALL_DAY = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}

@@ -16,7 +16,7 @@ from fablab.security import badge_digest
 from fablab.services import machines as machine_service
 from fablab.services import member_import
 from fablab.services import members as member_service
-from tests.accounts.conftest import confirm, detail, entries, import_token, upload_csv
+from tests.accounts.test_audit_support import confirm, detail, entries, import_token, upload_csv
 from tests.conftest import login
 
 FILE = (b"email;name;member_no;badge_uid;role;qualifications\n"

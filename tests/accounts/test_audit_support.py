@@ -1,4 +1,5 @@
-"""Helpers for the accounts tests: uploading a member CSV through the real form, reading the audit log."""
+"""Helpers (no tests) for the member import and audit tests: uploading a member CSV through the real form,
+reading the audit log. Not a conftest.py: other accounts tests may bring their own."""
 
 from __future__ import annotations
 
