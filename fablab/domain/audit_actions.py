@@ -20,6 +20,9 @@ BRIDGE_REGISTERED = "bridge.registered"
 BRIDGE_REKEYED = "bridge.rekeyed"
 TWO_FACTOR_RESET = "member.2fa_reset"
 TWO_FACTOR_REQUIRED = "lab.2fa_required"
+KIOSK_REGISTERED = "kiosk.registered"
+KIOSK_LINK_ISSUED = "kiosk.link_issued"
+KIOSK_REVOKED = "kiosk.revoked"
 
 LABELS: dict[str, str] = {
     QUALIFICATION_GRANTED: "Qualification granted",
@@ -40,6 +43,9 @@ LABELS: dict[str, str] = {
     BRIDGE_REKEYED: "Bridge re-keyed",
     TWO_FACTOR_RESET: "Two-factor sign-in reset",
     TWO_FACTOR_REQUIRED: "Two-factor requirement changed",
+    KIOSK_REGISTERED: "Kiosk registered",
+    KIOSK_LINK_ISSUED: "Kiosk activation link issued",
+    KIOSK_REVOKED: "Kiosk revoked",
 }
 
 # Keys never written into an entry's detail, whatever a caller passes.
@@ -58,4 +64,13 @@ def clean_detail(detail: dict[str, object]) -> dict[str, object]:
         if key.lower() in SECRET_KEYS:
             continue
         out[key] = clean_detail(value) if isinstance(value, dict) else value
+    return out
+
+
+def changes(old: dict[str, object], new: dict[str, object]) -> dict[str, object]:
+    """The fields whose value differs, as {field: {"from": old, "to": new}} (a field only one side has counts)."""
+    out: dict[str, object] = {}
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            out[key] = {"from": old.get(key), "to": new.get(key)}
     return out

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from ..domain.audit_actions import clean_detail
+from ..domain.audit_actions import BOOKING_CANCELLED_FOR, clean_detail
 from ..extensions import db
-from ..models import Member
+from ..models import Booking, Member
 from ..models.accounts import AuditEntry
 from ..models.types import utcnow
 
@@ -31,3 +31,12 @@ def record(actor: Member | None, action: str, *, target: Member | None = None, t
                        detail=json.dumps(clean_detail(detail or {}), sort_keys=True, default=str))
     db.session.add(entry)
     return entry
+
+
+def booking_cancelled(actor: Member, booking: Booking, now: datetime | None = None) -> None:
+    """Records the cancel of someone else's booking; a member cancelling their own is not a staff action."""
+    if booking.member_id == actor.id:
+        return
+    record(actor, BOOKING_CANCELLED_FOR, target=booking.member, now=now, detail={
+        "booking": booking.id, "machine": booking.machine.slug, "start": booking.start_at.isoformat(),
+        "end": booking.end_at.isoformat(), "status": booking.status, "reason": booking.cancel_reason})

@@ -28,7 +28,7 @@ from ..domain.intervals import Interval
 from ..extensions import db
 from ..models import ACTIVE_STATUSES, Booking, BookingKind, BookingStatus, Machine, Member
 from ..models.types import utcnow
-from . import event_data, lab_events
+from . import audit, event_data, lab_events
 from . import machines as machine_service
 
 
@@ -376,6 +376,7 @@ def cancel_booking(booking: Booking, actor: Member, reason: str = "", now: datet
         b.cancel_reason = reason.strip()[:255]
         b.sequence += 1
         b.updated_at = now
+        audit.booking_cancelled(actor, b, now)
         lab_events.publish(event_data.booking("booking.cancelled", b, now, actor_id=actor.id,
                                               reason=b.cancel_reason))
     _time_freed(b.machine, freed[0], freed[1], now)
@@ -522,6 +523,7 @@ def create_block(machine: Machine, actor: Member, start: datetime, end: datetime
             b.cancelled_by_id = actor.id
             b.cancel_reason = f"Maintenance: {reason}"[:255]
             b.sequence += 1
+            audit.booking_cancelled(actor, b, now)
             lab_events.publish(event_data.booking("booking.cancelled", b, now, actor_id=actor.id,
                                                   reason=b.cancel_reason))
         db.session.flush()

@@ -7,10 +7,11 @@ from datetime import datetime
 
 from sqlalchemy import or_, select
 
+from ..domain import audit_actions
 from ..extensions import db
 from ..models import Machine, MachineType, Member, Qualification
 from ..models.types import utcnow
-from . import induction_lapse
+from . import audit, induction_lapse
 
 
 class NotFound(LookupError):
@@ -89,6 +90,7 @@ def grant(member: Member, *, by: Member | None, machine_type: MachineType | None
         assert machine_type is not None
         stmt = stmt.where(Qualification.machine_type_id == machine_type.id)
     qual = db.session.scalar(stmt)
+    renewed = qual is not None
     if qual is None:
         qual = Qualification(member=member, machine_type=machine_type, machine=machine)
         db.session.add(qual)
@@ -97,4 +99,13 @@ def grant(member: Member, *, by: Member | None, machine_type: MachineType | None
     qual.note = note
     if by is not None:
         qual.granted_at = utcnow()
+    audit.record(by, audit_actions.QUALIFICATION_GRANTED, target=member, detail={
+        "for": qual.scope_label, "expires": expires_at.isoformat() if expires_at else None, "renewed": renewed,
+        "note": note})
     return qual
+
+
+def revoke(qual: Qualification, *, by: Member) -> None:
+    audit.record(by, audit_actions.QUALIFICATION_REVOKED, target=qual.member, detail={
+        "for": qual.scope_label, "expires": qual.expires_at.isoformat() if qual.expires_at else None})
+    db.session.delete(qual)

@@ -20,11 +20,12 @@ from ..domain import csv_safe
 from ..domain import maintenance_due as mdue
 from ..domain import sessionize as sz
 from ..domain import usage_linking as link
+from ..domain.audit_actions import BRIDGE_REGISTERED, BRIDGE_REKEYED
 from ..extensions import db
 from ..models import Booking, BookingKind, BookingStatus, Machine, Member
 from ..models.usage import Bridge, DeadLetter, MaintenanceRule, MqttMessage, UsageSession
+from . import audit, effort, event_data, lab_events
 from . import bookings as booking_service
-from . import effort, event_data, lab_events
 
 log = logging.getLogger("fablab.usage")
 
@@ -44,8 +45,9 @@ class BridgeError(ValueError):
     pass
 
 
-def add_bridge(bridge_id: str, machine_slugs: Sequence[str]) -> tuple[Bridge, str]:
-    """Register (or re-key) a bridge for these machines; returns it and its new password (shown once)."""
+def add_bridge(bridge_id: str, machine_slugs: Sequence[str], actor: Member | None = None) -> tuple[Bridge, str]:
+    """Register (or re-key) a bridge for these machines; returns it and its new password (shown once).
+    The audit log names `actor` (None: the command line)."""
     from devices.events import ContractError, bridge_topic
 
     try:
@@ -60,6 +62,8 @@ def add_bridge(bridge_id: str, machine_slugs: Sequence[str]) -> tuple[Bridge, st
         machines.append(m)
     password = secrets.token_urlsafe(24)
     bridge = db.session.scalar(select(Bridge).where(Bridge.bridge_id == bridge_id))
+    audit.record(actor, BRIDGE_REKEYED if bridge else BRIDGE_REGISTERED, target_type="bridge", target_label=bridge_id,
+                 detail={"machines": [m.slug for m in machines]})
     if bridge is None:
         bridge = Bridge(bridge_id=bridge_id, password_hash="")
         db.session.add(bridge)

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import select, text
 
 from ..database import write_transaction
+from ..domain import audit_actions, lottery
 from ..domain import booking_rules as rules
-from ..domain import lottery
 from ..domain import policy as pol
 from ..extensions import db
 from ..models import Machine, Member
@@ -32,6 +32,7 @@ from ..models.scheduling import (
     WindowStatus,
 )
 from ..models.types import utcnow
+from . import audit
 from . import bookings as booking_service
 from .fairshare_data import settings_for
 from .scheduling_common import SchedulingError
@@ -63,8 +64,9 @@ SETTING_FIELDS = ("open_weekday", "open_time", "close_weekday", "close_time", "a
                   "first_come_minutes")
 
 
-def update_policy(machine: Machine, mode: str, **values: Any) -> SchedulingSettings:
-    """Set the machine's mode (stored in its booking policy) and its window settings, then commit."""
+def update_policy(machine: Machine, mode: str, *, actor: Member | None = None, **values: Any) -> SchedulingSettings:
+    """Set the machine's mode (stored in its booking policy) and its window settings, then commit; with an
+    `actor`, the changed fields are in the audit log."""
     if mode not in pol.MODES:
         raise SchedulingError("bad_mode", f"mode must be one of {', '.join(pol.MODES)}")
     unknown = set(values) - set(SETTING_FIELDS)
@@ -75,6 +77,7 @@ def update_policy(machine: Machine, mode: str, **values: Any) -> SchedulingSetti
         if settings is None:
             settings = settings_for(machine)
             db.session.add(settings)
+        old = {"mode": mode_of(machine), **{n: getattr(settings, n) for n in values}}
         for name, value in values.items():
             setattr(settings, name, value)
         _validate_settings(settings)
@@ -82,6 +85,10 @@ def update_policy(machine: Machine, mode: str, **values: Any) -> SchedulingSetti
         policy["mode"] = mode
         pol.BookingPolicy.from_dict(policy, base=booking_service.policy_for(machine))  # still valid?
         machine.policy = policy
+        diff = audit_actions.changes(old, {"mode": mode, **values})
+        if actor is not None and diff:
+            audit.record(actor, audit_actions.POLICY_CHANGED, target_type="machine", target_id=machine.id,
+                         target_label=machine.name, detail=diff)
     return settings
 
 

@@ -10,9 +10,11 @@ from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
 from ...auth import admin_required, steward_required
+from ...domain import audit_actions
 from ...extensions import db
 from ...models import Machine, Member, Qualification, Role
 from ...security import hash_password
+from ...services import audit
 from ...services import machines as machine_service
 from ...services import members as member_service
 from ..choices import options
@@ -92,6 +94,7 @@ def member_new() -> Any:
             member = member_service.create_member(form.email.data, form.name.data, form.role.data,
                                                   form.password.data or None)
             _apply_credentials(member, form)
+            audit.record(g.member, audit_actions.MEMBER_CREATED, target=member, detail={"role": member.role})
             db.session.commit()
         except member_service.MemberError as exc:
             db.session.rollback()
@@ -146,6 +149,9 @@ def member_detail(member_id: int) -> Any:
                 try:
                     member.name = form.name.data
                     member.email = form.email.data.strip().lower()
+                    if member.role != form.role.data:
+                        audit.record(g.member, audit_actions.ROLE_CHANGED, target=member,
+                                     detail={"from": member.role, "to": form.role.data})
                     member.role = form.role.data
                     if form.password.data:
                         member.password_hash = hash_password(form.password.data)
@@ -196,7 +202,7 @@ def revoke(qual_id: int) -> Any:
     if qual is None:
         abort(404)
     member_id = qual.member_id
-    db.session.delete(qual)
+    machine_service.revoke(qual, by=g.member)
     db.session.commit()
     flash("Qualification revoked.", "ok")
     return redirect(url_for("admin.member_detail", member_id=member_id))

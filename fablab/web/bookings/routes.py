@@ -11,14 +11,14 @@ from flask import Response, abort, current_app, flash, g, redirect, render_templ
 from htmx_flask import request as hx_request
 
 from ...auth import admin_required, login_required, public, steward_required
-from ...domain import bounded
+from ...domain import audit_actions, bounded
 from ...domain.booking_rules import RuleViolation
 from ...domain.policy import WEEKDAYS, BookingPolicy, PolicyError
 from ...extensions import db
 from ...models import Booking, Machine
 from ...models.types import utcnow
+from ...services import audit, calendar_view, ical
 from ...services import bookings as svc
-from ...services import calendar_view, ical
 from ...services import machines as machine_service
 from ...services import members as member_service
 from ..formatting import minutes as minutes_text
@@ -333,6 +333,9 @@ def policy_edit(slug: str) -> Any:
             else:
                 for b, _ in broken if choice == "cancel" else []:
                     svc.cancel_booking(b, g.member, f"New booking rules: {reason}", now=now)
+                if diff := audit_actions.changes(current, policy.to_dict()):
+                    audit.record(g.member, audit_actions.POLICY_CHANGED, target_type="machine", target_id=machine.id,
+                                 target_label=machine.name, detail=diff)
                 machine.policy = policy.to_dict()
                 db.session.commit()
                 kept = f" {len(broken)} booking(s) that break them were kept." if choice == "keep" and broken else ""

@@ -16,10 +16,11 @@ from flask import abort, current_app, g, make_response, redirect, render_templat
 
 from ...auth import admin_required, public, touch_session
 from ...database import write_transaction
-from ...domain import bounded
+from ...domain import audit_actions, bounded
 from ...extensions import db
 from ...models import KioskDevice, Machine, Member
 from ...models.types import utcnow
+from ...services import audit, throttle
 from ...services import bookings as svc
 from ...services import inductions as induction_service
 from ...services import kiosk as kiosk_service
@@ -27,7 +28,6 @@ from ...services import machines as machine_service
 from ...services import members as member_service
 from ...services import notices as notices_service
 from ...services import sessions as session_service
-from ...services import throttle
 from ...services import waitlist as waitlist_service
 from ...services.scheduling_common import SchedulingError
 from . import bp
@@ -313,6 +313,7 @@ def admin() -> Any:
     form = KioskForm()
     if form.validate_on_submit():
         device, token = kiosk_service.register_kiosk(form.name.data, utcnow())
+        _audit(audit_actions.KIOSK_REGISTERED, device)
         db.session.commit()
         return _admin_page(KioskForm(formdata=None), url_for("kiosk.activate", token=token, _external=True), device)
     return _admin_page(form)
@@ -328,6 +329,7 @@ def new_link(device_id: int) -> Any:
     if device.revoked:
         abort(409, f"The kiosk “{device.name}” was revoked; register a new kiosk instead.")
     token = kiosk_service.new_activation(device, utcnow())
+    _audit(audit_actions.KIOSK_LINK_ISSUED, device)
     db.session.commit()
     return _admin_page(KioskForm(formdata=None), url_for("kiosk.activate", token=token, _external=True), device)
 
@@ -339,8 +341,14 @@ def revoke(device_id: int) -> Any:
     if device is None:
         abort(404)
     device.revoked = True
+    _audit(audit_actions.KIOSK_REVOKED, device)
     db.session.commit()
     return redirect(url_for("kiosk.admin"))
+
+
+def _audit(action: str, device: KioskDevice) -> None:
+    db.session.flush()
+    audit.record(g.member, action, target_type="kiosk", target_id=device.id, target_label=device.name)
 
 
 @bp.get("/activate/<token>")

@@ -404,7 +404,7 @@ def admin_machine(slug: str) -> Any:
     if form.validate_on_submit():
         values = {name: getattr(form, name).data for name in window_service.SETTING_FIELDS}
         try:
-            window_service.update_policy(m, form.mode.data, **values)
+            window_service.update_policy(m, form.mode.data, actor=g.member, **values)
         except (SchedulingError, pol.PolicyError) as exc:
             db.session.rollback()
             form.mode.errors.append(getattr(exc, "message", str(exc)))

@@ -161,7 +161,7 @@ def bridges() -> Any:
         try:
             if not slugs:
                 raise usage_service.BridgeError("Choose at least one machine for the bridge.")
-            bridge, password = usage_service.add_bridge(bridge_id, slugs)
+            bridge, password = usage_service.add_bridge(bridge_id, slugs, actor=g.member)
         except usage_service.BridgeError as exc:
             db.session.rollback()
             flash(str(exc), "error")
