@@ -290,6 +290,10 @@ def test_admin_deletes_a_member_from_the_member_page(client, make_member, make_m
     gone = db.session.get(Member, me.id)
     assert gone.deleted_at is not None
     assert "Account deleted" in client.get(f"/admin/members/{me.id}").get_data(as_text=True)
+    # A hand-made edit of the deleted member is refused: the name cannot come back.
+    edit = client.post(f"/admin/members/{me.id}", data={"name": NAME, "email": EMAIL, "role": "member",
+                                                         "csrf_token": csrf_token(client, f"/admin/members/{me.id}")})
+    assert edit.status_code == 409 and "was deleted" in edit.get_data(as_text=True)
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == audit_actions.MEMBER_DELETED))
     assert entry.actor_id == admin.id
     assert _text_hits(NAME, EMAIL) == []

@@ -139,6 +139,8 @@ def member_detail(member_id: int) -> Any:
     if request.method == "POST":
         if not g.member.has_role(Role.ADMIN):
             abort(403)
+        if member.deleted_at is not None:  # the page shows no form; a hand-made POST must not undo the deletion
+            abort(409, "This account was deleted: its name and email are gone for good and cannot be edited.")
         if form.validate_on_submit():
             clash = member_service.member_by_email(form.email.data)
             if clash is not None and clash.id != member.id:
