@@ -120,6 +120,7 @@ def seed(reset: bool = False) -> str:
 
 def _seed_more(machines: dict[str, Machine], members: list[Member], rng: random.Random) -> str:
     """The features' own demo data: history (bookings, usage), designs, request windows and tasks."""
+    from .accounts import seed_accounts_demo
     from .designs import seed_designs_demo
     from .inductions import seed_inductions_demo
     from .notices import seed_notices_demo
@@ -135,5 +136,6 @@ def _seed_more(machines: dict[str, Machine], members: list[Member], rng: random.
         parts.append(seed_history(machines, members, rng))
     parts.append(seed_designs_demo(machines, members, rng))
     parts.append(seed_inductions_demo(machines, members))
+    parts.append(seed_accounts_demo(members))
     parts.append(seed_notices_demo(machines, members))  # last: the others' bookings are in place
     return "".join(f"; {p.strip(' ,;.')}" for p in parts if p and p.strip(' ,;.'))

@@ -22,6 +22,7 @@ from werkzeug.serving import run_simple
 
 from ..extensions import db
 from ..models.types import utcnow
+from .accounts import demo_signup_settings
 from .broker import DemoBroker, find_mosquitto
 from .lab import DEMO_PASSWORD, demo_logins, seed
 from .mail_sink import demo_smtp
@@ -129,6 +130,7 @@ def run_demo(host: str, port: int) -> None:
     toml.write_text(_bridge_toml(work / "bridge-state", broker.port, bridge_password, ports))
     # Mail: the configured server, else an embedded sink whose mails the admin's "Sent mail" page shows.
     smtp_url, mail_sink = demo_smtp(app)
+    demo_signup_settings(app.config)
     if mail_sink is not None:
         atexit.register(mail_sink.stop)
     base = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{port}"
