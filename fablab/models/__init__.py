@@ -10,6 +10,7 @@ from . import notifications  # notices, the mail outbox, preferences
 from . import webhooks as webhooks  # webhooks and their deliveries (the alias marks the re-export)
 from . import inductions as inductions  # induction sessions, sign-ups, requests, expiry rules
 from . import accounts as accounts  # one-time links, external identities, recovery codes, the audit log
+from . import print_jobs as print_jobs  # print queues, printer profiles
 
 __all__ = [
     "ACTIVE_STATUSES",
