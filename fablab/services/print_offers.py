@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from devices import events as ev
 
@@ -144,8 +144,14 @@ def flush(publish: Publish, now: datetime) -> int:
     ids = list(db.session.scalars(select(PrintJob.id).where(PrintJob.outbox.is_not(None)).order_by(PrintJob.id)))
     for job_id in ids:
         with write_transaction():
-            job = db.session.get(PrintJob, job_id)
+            job = db.session.scalar(select(PrintJob).where(PrintJob.id == job_id)
+                                    .execution_options(populate_existing=True))
             if job is None or job.outbox is None:
+                continue
+            # Claimed by this flush only: the tick and a badge's answer may flush at the same moment.
+            claimed = db.session.execute(update(PrintJob).where(PrintJob.id == job_id, PrintJob.outbox == job.outbox)
+                                         .values(outbox=None).execution_options(synchronize_session=False))
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 continue
             msg = _message(job, now)
             job.outbox = None
