@@ -27,6 +27,7 @@ from ..database import write_transaction
 from ..extensions import db
 from ..models import ACTIVE_STATUSES, Machine, Member
 from ..models.print_jobs import AT_MACHINE, OPEN_STATES, PrintJob, PrintState
+from . import bookings as booking_service
 from . import notify
 from .design_processing import file_store
 from .lab_events import LabEvent
@@ -199,7 +200,9 @@ def confirm_start(job: PrintJob, member: Member, via: str, now: datetime) -> Pri
                 "transferring": "is still being sent to the printer"}.get(job.state, f"is {job.state}")
         raise StartRefused(409, f"This print {what}.")
     b = job.booking
-    if b is None or b.status not in ACTIVE_STATUSES or b.end_at <= now or b.start_at - OFFER_LEAD > now:
+    # From when the member may check in (the badge does it 15 min early), until the booking ends.
+    if (b is None or b.status not in ACTIVE_STATUSES or b.end_at <= now
+            or min(b.start_at - OFFER_LEAD, booking_service.checkin_window(b)[0]) > now):
         raise StartRefused(409, "Start your print during your booking.")
     job.state = PrintState.STARTED.value
     job.started_by = via
