@@ -36,8 +36,6 @@ RUNS: dict[str, frozenset[str]] = {
 }
 FIRMWARES = tuple(RUNS)
 
-_WORD = re.compile(rb"([XYZE])(-?\d*\.?\d+)")
-_COMMENT_KV = re.compile(rb"^;\s*([A-Za-z_. ]+?)\s*[=:]\s*(.*?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -137,30 +135,37 @@ def misfits(f: PrintFile, p: Printer) -> list[Misfit]:
     return out
 
 
+# One regex walks the file: moves, the few modal codes that change how moves are read, and "; key = value"
+# comments (slicer settings). Everything else (temperatures, fans, Cura's ;TYPE: lines) is skipped in C.
+_LINE = re.compile(
+    rb"^[ \t]*(?:(G0?[01])[ \t]([^;\n]*)"
+    rb"|(G9[01]|M8[23]|G92|G28)(?![0-9])([^;\n]*)"
+    rb"|;[ \t]*([A-Za-z_][A-Za-z_. ]*?)[ \t]*[=:][ \t]*([^\n]*?)[ \t]*\r?$)", re.M | re.I)
+_AXIS = re.compile(rb"([XYZE])[ \t]*(-?\d*\.?\d+)", re.I)
+
+
 class _Scanner:
     """The state of one pass: position (absolute or relative moves and extrusion), extent, comments."""
 
     def __init__(self) -> None:
-        self.pos = {b"X": 0.0, b"Y": 0.0, b"Z": 0.0, b"E": 0.0}
+        self.x = self.y = self.z = self.e = 0.0
         self.relative = False
         self.relative_e = False
         self.box: list[float] | None = None  # min_x, max_x, min_y, max_y, max_z
         self.comments: dict[str, str] = {}
 
-    def line(self, raw: bytes) -> None:
-        line = raw.strip()
-        if not line:
-            return
-        if line[:1] == b";":
-            if len(self.comments) < 2000 and (m := _COMMENT_KV.match(line)):
-                key = m.group(1).decode("ascii", "replace").strip().lower()
-                self.comments.setdefault(key, m.group(2).decode("utf-8", "replace")[:100])
-            return
-        code, _, rest = line.partition(b" ")
-        code = code.upper()
-        if code in (b"G1", b"G0", b"G01", b"G00"):
-            self._move(rest.split(b";", 1)[0], code in (b"G1", b"G01"))
-        elif code == b"G90":
+    def feed(self, data: bytes) -> None:
+        for move, words, code, rest, key, value in _LINE.findall(data):
+            if move:
+                self._move(words, move[-1:] == b"1")
+            elif code:
+                self._modal(code.upper(), rest)
+            elif len(self.comments) < 2000:
+                self.comments.setdefault(key.decode("ascii", "replace").strip().lower(),
+                                         value.decode("utf-8", "replace")[:100])
+
+    def _modal(self, code: bytes, rest: bytes) -> None:
+        if code == b"G90":
             self.relative = self.relative_e = False
         elif code == b"G91":
             self.relative = self.relative_e = True
@@ -168,41 +173,47 @@ class _Scanner:
             self.relative_e = False
         elif code == b"M83":
             self.relative_e = True
-        elif code == b"G92":
-            for axis, value in _WORD.findall(rest.split(b";", 1)[0].upper()):
-                self.pos[axis] = float(value)
         elif code == b"G28":
-            self.pos.update({b"X": 0.0, b"Y": 0.0, b"Z": 0.0})
+            self.x = self.y = self.z = 0.0
+        else:  # G92: set position
+            for axis, value in _AXIS.findall(rest):
+                setattr(self, axis.lower().decode(), float(value))
 
     def _move(self, words: bytes, feed: bool) -> None:
         extruded = False
-        for axis, value in _WORD.findall(words.upper()):
-            v = float(value)
-            if axis == b"E":
-                if self.relative_e:
-                    extruded = v > 0
-                    self.pos[b"E"] += v
-                else:
-                    extruded = v > self.pos[b"E"]
-                    self.pos[b"E"] = v
+        x, y, z = self.x, self.y, self.z
+        rel = self.relative
+        for axis, raw in _AXIS.findall(words):
+            v = float(raw)
+            a = axis[0] | 0x20  # lower case
+            if a == 120:  # x
+                x = x + v if rel else v
+            elif a == 121:  # y
+                y = y + v if rel else v
+            elif a == 122:  # z
+                z = z + v if rel else v
+            elif self.relative_e:
+                extruded = v > 0
+                self.e += v
             else:
-                self.pos[axis] = self.pos[axis] + v if self.relative else v
+                extruded = v > self.e
+                self.e = v
+        self.x, self.y, self.z = x, y, z
         if feed and extruded:
-            x, y, z = self.pos[b"X"], self.pos[b"Y"], self.pos[b"Z"]
-            if self.box is None:
+            b = self.box
+            if b is None:
                 self.box = [x, x, y, y, z]
-            else:
-                b = self.box
-                if x < b[0]:
-                    b[0] = x
-                elif x > b[1]:
-                    b[1] = x
-                if y < b[2]:
-                    b[2] = y
-                elif y > b[3]:
-                    b[3] = y
-                if z > b[4]:
-                    b[4] = z
+                return
+            if x < b[0]:
+                b[0] = x
+            elif x > b[1]:
+                b[1] = x
+            if y < b[2]:
+                b[2] = y
+            elif y > b[3]:
+                b[3] = y
+            if z > b[4]:
+                b[4] = z
 
 
 def _first_number(text: str | None) -> float | None:
@@ -218,12 +229,11 @@ def scan(chunks: Iterable[bytes]) -> PrintFile:
     rest = b""
     for chunk in chunks:
         data = rest + chunk
-        lines = data.split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            s.line(line)
+        cut = data.rfind(b"\n") + 1  # whole lines only; the rest waits for the next chunk
+        s.feed(data[:cut])
+        rest = data[cut:]
     if rest:
-        s.line(rest)
+        s.feed(rest)
     c = s.comments
     extent = Extent(*(round(v, 3) for v in s.box)) if s.box else None
     flavour_name = c.get("flavor") or c.get("gcode_flavor") or c.get("firmware")
