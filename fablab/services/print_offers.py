@@ -78,11 +78,15 @@ def offer_due_jobs(now: datetime) -> int:
             withdraw(job, "booking_ended" if b is not None and b.end_at <= now else "booking_cancelled", now)
             continue
         if job.state == PrintState.QUEUED and job.machine_id not in busy and b.start_at - OFFER_LEAD <= now:
-            job.state = PrintState.OFFERED.value
-            job.offered_at = job.updated_at = now
-            job.outbox = "offer"
+            # Claimed with a conditional update: several workers run the timed jobs (one offer, one token).
+            claimed = db.session.execute(
+                update(PrintJob).where(PrintJob.id == job.id, PrintJob.state == PrintState.QUEUED.value)
+                .values(state=PrintState.OFFERED.value, offered_at=now, updated_at=now, outbox="offer")
+                .execution_options(synchronize_session=False))
             busy.add(job.machine_id)
-            offered += 1
+            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                offered += 1
+            db.session.expire(job)
     return offered
 
 
