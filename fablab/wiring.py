@@ -6,7 +6,7 @@ anything. Add a listener here, one line each, with what it means in words.
 from __future__ import annotations
 
 from . import metrics
-from .services import bookings, lab_events, notice_rules, notice_scans, waitlist, webhooks, windows
+from .services import bookings, lab_events, notice_rules, notice_scans, print_offers, waitlist, webhooks, windows
 
 
 def wire() -> None:
@@ -24,3 +24,5 @@ def wire() -> None:
     lab_events.subscribe(metrics.on_lab_event)
     # Integrations hear what happened: each event a webhook subscribed to is queued for it (signed, retried).
     lab_events.subscribe(webhooks.on_event)
+    # A cancelled or released booking withdraws the prints queued for it (kept with the reason; member told).
+    lab_events.subscribe(print_offers.on_booking_event)

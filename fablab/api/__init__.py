@@ -13,3 +13,4 @@ def register_routes() -> None:
     package: imported at the top, they would run before `bp` exists (a circular import)."""
     from . import bookings, designs, fairness, machines, openapi, planner, scheduling, usage  # noqa: F401
     from . import inductions  # noqa: F401
+    from . import print_jobs  # noqa: F401

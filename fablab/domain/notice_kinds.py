@@ -63,6 +63,9 @@ KINDS: tuple[Kind, ...] = (
     Kind("webhook_disabled", "admins", audience=Audience.ADMIN, urgent=True),
     Kind("delivery_failed", "admins", audience=Audience.ADMIN, default=Channel.APP),
     Kind("fairness_weekly", "admins", audience=Audience.ADMIN),
+    Kind("print_ready", "prints", urgent=True, default=Channel.APP),  # on the printer: start it there
+    Kind("print_withdrawn", "prints", urgent=True),  # its booking was cancelled or ended; kept with the reason
+    Kind("print_failed", "prints", urgent=True),  # the transfer or the print failed; kept with the reason
     Kind("digest", "digest"),  # the daily digest itself (one mail holding the day's held notices)
 )
 

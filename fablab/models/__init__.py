@@ -11,6 +11,7 @@ from . import webhooks as webhooks  # webhooks and their deliveries (the alias m
 from . import inductions as inductions  # induction sessions, sign-ups, requests, expiry rules
 from . import accounts as accounts  # one-time links, external identities, recovery codes, the audit log
 from . import two_factor as two_factor  # the lab's two-factor switch, sign-ins waiting for their code
+from . import print_jobs as print_jobs  # print queues, printer profiles
 
 __all__ = [
     "ACTIVE_STATUSES",

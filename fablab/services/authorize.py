@@ -12,6 +12,7 @@ from ..extensions import db
 from ..models import ACTIVE_STATUSES, Booking, BookingKind, Machine
 from . import bookings as booking_service
 from . import members as member_service
+from . import print_offers
 
 WALK_UP_LENGTH = timedelta(hours=1)  # a badge at a free machine books up to this long (extend at the kiosk)
 
@@ -44,7 +45,8 @@ def authorize(machine: Machine, badge_uid: str, now: datetime) -> Decision:
                 booking_service.check_in(b, None, now=now, source="badge")
             except booking_service.BookingRejected as exc:
                 return Decision(False, exc.message)
-        return Decision(True, f"Your booking until {b.end_at.astimezone(booking_service.lab_tz()):%H:%M}.",
+        started = print_offers.start_on_badge(machine, member, now)  # the badge confirms a ready print
+        return Decision(True, f"Your booking until {b.end_at.astimezone(booking_service.lab_tz()):%H:%M}.{started}",
                         b.id, b.end_at)
     start, longest = booking_service.longest_now(machine, member, now)
     if not longest:

@@ -89,9 +89,9 @@ def write_mosquitto_files(directory: Path, server_user: str, server_password: st
         rules.append(f"user {b.bridge_id}")
         rules.append(f"topic readwrite fablab/v1/bridge/{b.bridge_id}/status")
         for m in b.machines:
-            for sub in ("status", "event", "telemetry", "auth/request"):
+            for sub in ("status", "event", "telemetry", "auth/request", "job/progress", "job/result"):
                 rules.append(f"topic write fablab/v1/machine/{m.slug}/{sub}")
-            for sub in ("auth/response", "cmd"):
+            for sub in ("auth/response", "cmd", "job/offer", "job/start", "job/withdraw"):
                 rules.append(f"topic read fablab/v1/machine/{m.slug}/{sub}")
         rules.append("")
     acl.write_text("\n".join(rules))

@@ -35,7 +35,7 @@ from ..models.types import utcnow
 from ..models.usage import Bridge, DeadLetter, MqttMessage
 from ..security import badge_digest
 from ..services import authorize as auth_service
-from ..services import event_data, lab_events
+from ..services import event_data, lab_events, print_offers, print_results
 from ..services import usage as usage_service
 from . import jobs
 
@@ -44,6 +44,7 @@ _DEAD_LETTERS = cast(Table, DeadLetter.__table__)  # a declarative model's __tab
 log = logging.getLogger("fablab.worker")
 
 SERVER_SRC = "fablab-server"
+_SERVER_JOB_SUBS = ("job/offer", "job/start", "job/withdraw")  # print jobs: the server's side of the contract
 Publish = Callable[[ev.Message], None]
 
 
@@ -230,6 +231,8 @@ class Ingestor:
         for req in auth_requests:
             self._answer(req, now)
             part.auth += 1
+        if auth_requests:
+            self.flush_print_messages(now)  # a badge that confirmed a print starts it now, not at the next tick
         for k in ("stored", "duplicates", "dead", "auth"):
             setattr(result, k, getattr(result, k) + getattr(part, k))
 
@@ -276,8 +279,10 @@ class Ingestor:
                 if nulled:
                     notes.append("non-finite readings stored as null: " + ", ".join(nulled))
             msg = ev.from_dict(item.topic, data)
-            if msg.src == SERVER_SRC and sub in ("auth/response", "cmd"):
+            if msg.src == SERVER_SRC and sub in ("auth/response", "cmd", *_SERVER_JOB_SUBS):
                 return None  # our own auth responses and commands coming back (elsewhere: a bridge posing as us)
+            if sub in _SERVER_JOB_SUBS:
+                return self._dead(item, f"{sub} is sent by the server only, not by {msg.src!r}")
             ts = ev.parse_ts(msg.ts).astimezone(UTC)
             if not now - self.max_age <= ts <= now + self.max_skew:
                 notes.append(f"ts {msg.ts} is outside the accepted window around the time received "
@@ -350,11 +355,33 @@ class Ingestor:
                     if msg.state != previous:  # a change only, not every retained repeat
                         lab_events.publish(event_data.machine_status(
                             machine, msg.state, previous, a.row["ts"], msg.job.file if msg.job else None))
+            self._print_job(a, now)
             if a.obs is not None:
                 for change in self.sessionizer.feed(a.obs):
                     touched[change.span.key] = change
         self._apply(touched.values(), now)
         return auth
+
+    def _print_job(self, a: _Accepted, now: datetime) -> None:
+        """A bridge's report on a print it was offered (fablab/services/print_results.py)."""
+        msg = a.msg
+        if isinstance(msg, ev.JobProgress):
+            print_results.on_progress(self._machines[a.ident], msg, now)
+        elif isinstance(msg, ev.JobResult):
+            print_results.on_result(self._machines[a.ident], msg, now)
+        elif isinstance(msg, ev.MachineEvent) and msg.detail and "job_id" in msg.detail:
+            print_results.on_machine_event(self._machines[a.ident], msg, now)
+
+    def flush_print_messages(self, now: datetime) -> None:
+        """Publish what the print queue decided (offers, starts, withdrawals); a failure waits for the next tick."""
+        with self.app.app_context():
+            try:
+                print_offers.flush(self.publish, now)
+            except Exception:  # noqa: BLE001 - the outbox keeps what was not sent
+                db.session.rollback()
+                log.exception("publishing print job messages failed; retrying next tick")
+            finally:
+                db.session.remove()
 
     def _bridge_status(self, msg: ev.BridgeStatus, ts: datetime, now: datetime) -> None:
         bridge = db.session.scalar(select(Bridge).where(Bridge.bridge_id == msg.bridge_id))
@@ -431,6 +458,7 @@ class Ingestor:
                 self._last_run.update(dict.fromkeys(due, now))
             finally:
                 db.session.remove()
+        self.flush_print_messages(now)
 
 
 # --- pure helpers: what is stored, and the observation a stored message makes ------------------------

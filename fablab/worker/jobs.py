@@ -16,7 +16,17 @@ from flask import current_app
 
 from ..database import begin_write
 from ..extensions import db
-from ..services import design_processing, digest, induction_scans, notice_scans, usage, waitlist, window_draw, windows
+from ..services import (
+    design_processing,
+    digest,
+    induction_scans,
+    notice_scans,
+    print_offers,
+    usage,
+    waitlist,
+    window_draw,
+    windows,
+)
 
 log = logging.getLogger("fablab.worker.jobs")
 
@@ -46,6 +56,8 @@ JOBS: tuple[Job, ...] = (
     Job("offer_freed_time", TICK, waitlist.offer_freed_time),  # freed time goes to the next in line
     # Uploads too heavy for the web request are measured and pictured here (or failed with the reason).
     Job("process_pending_uploads", TICK, design_processing.process_pending_uploads),
+    # Queued prints are offered to their machine 10 min before the booking; lost bookings withdraw them.
+    Job("offer_due_prints", TICK, print_offers.offer_due_jobs),
     Job("send_reminders", timedelta(minutes=1), notice_scans.send_reminders),  # reminder at each member's lead time
     Job("announce_checkin_windows", TICK, notice_scans.announce_checkin_windows),  # "released at 14:15 unless ..."
     Job("warn_expiring_qualifications", timedelta(hours=1), notice_scans.warn_expiring_qualifications),  # 30 days ahead

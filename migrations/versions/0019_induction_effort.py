@@ -5,7 +5,7 @@ Sessions done before this migration get their effort task back from its title ("
 only link there was, so the trainer's page can show what was credited for them.
 
 Revision ID: 0019_induction_effort
-Revises: 0017_two_factor
+Revises: 0018_print_queue
 """
 from alembic import op
 import sqlalchemy as sa
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0019_induction_effort'
-down_revision = '0017_two_factor'
+down_revision = '0018_print_queue'
 branch_labels = None
 depends_on = None
 

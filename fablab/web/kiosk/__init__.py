@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("kiosk", __name__, url_prefix="/kiosk")
 
-from . import inductions, routes  # noqa: E402,F401
+from . import inductions, print_start, routes  # noqa: E402,F401
