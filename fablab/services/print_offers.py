@@ -37,6 +37,9 @@ log = logging.getLogger("fablab.print")
 OFFER_LEAD = timedelta(minutes=10)  # offered this long before its booking starts: time to download/transfer
 TOKEN_VALID = timedelta(hours=2)  # a download link lives this long (and never past the booking's end)
 SERVER_SRC = "fablab-server"
+# An offer the bridge never answered is sent again after this: a bridge subscribes only once connected, so
+# an offer published while it was away is lost (the bridge answers a repeated offer of a job it has anew).
+RESEND_OFFER_AFTER = timedelta(minutes=2)
 Publish = Callable[[ev.Message], None]
 
 
@@ -76,6 +79,14 @@ def offer_due_jobs(now: datetime) -> int:
             continue  # the machine says when it ends
         if b is None or b.status not in ACTIVE_STATUSES or b.end_at <= now:
             withdraw(job, "booking_ended" if b is not None and b.end_at <= now else "booking_cancelled", now)
+            continue
+        if (job.state == PrintState.OFFERED and job.offered_at is not None
+                and now - job.offered_at >= RESEND_OFFER_AFTER):
+            db.session.execute(  # the same conditional claim: one resend (and one new token) per interval
+                update(PrintJob).where(PrintJob.id == job.id, PrintJob.state == PrintState.OFFERED.value,
+                                       PrintJob.offered_at == job.offered_at)
+                .values(offered_at=now, updated_at=now, outbox="offer").execution_options(synchronize_session=False))
+            db.session.expire(job)
             continue
         if job.state == PrintState.QUEUED and job.machine_id not in busy and b.start_at - OFFER_LEAD <= now:
             # Claimed with a conditional update: several workers run the timed jobs (one offer, one token).

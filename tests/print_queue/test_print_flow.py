@@ -109,6 +109,28 @@ def test_cancelled_booking_withdraws_the_offered_print_and_tells_the_member(app,
     assert _job(job.id).state == "withdrawn"
 
 
+def test_an_unanswered_offer_is_sent_again_with_a_new_link(app, client, lab, worker, bridge) -> None:
+    booking = next_slot_booking(lab["ada"], lab["printer"])
+    job = _queue(lab, booking)
+    at = booking.start_at - print_offers.OFFER_LEAD
+    _offer(app, worker, booking, at)
+    first = bridge.expect(ev.JobOffer)
+    _offer(app, worker, booking, at + timedelta(minutes=1))  # the bridge may still be at it
+    assert [m for m in bridge.nothing(0.5) if isinstance(m, ev.JobOffer)] == []
+    _offer(app, worker, booking, at + print_offers.RESEND_OFFER_AFTER)  # no word: lost while it was away
+    again = bridge.expect(ev.JobOffer)
+    assert again.job_id == first.job_id and again.file_url != first.file_url
+    old, new = urlsplit(first.file_url), urlsplit(again.file_url)
+    assert client.get(f"{old.path}?{old.query}").status_code == 403  # the old link no longer works
+    got = client.get(f"{new.path}?{new.query}")
+    assert got.status_code == 200
+    got.close()
+    bridge.progress(first.job_id, "download", 10, 100)
+    wait_for(lambda: _job(job.id).state == "transferring", what="transferring")
+    _offer(app, worker, booking, at + 3 * print_offers.RESEND_OFFER_AFTER)  # answered: never resent
+    assert [m for m in bridge.nothing(0.5) if isinstance(m, ev.JobOffer)] == []
+
+
 def test_failed_transfer_is_kept_with_the_reason_and_the_member_told(app, lab, worker, bridge) -> None:
     booking = next_slot_booking(lab["ada"], lab["printer"])
     job = _queue(lab, booking)
