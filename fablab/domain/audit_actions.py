@@ -15,6 +15,7 @@ MEMBER_INVITED = "member.invited"
 MEMBER_REJECTED = "member.rejected"
 INVITATION_REVOKED = "member.invitation_revoked"
 BOOKING_CANCELLED_FOR = "booking.cancelled_for_member"
+PRINT_CANCELLED_FOR = "print.cancelled_for_member"
 POLICY_CHANGED = "policy.changed"
 BRIDGE_REGISTERED = "bridge.registered"
 BRIDGE_REKEYED = "bridge.rekeyed"
@@ -38,6 +39,7 @@ LABELS: dict[str, str] = {
     MEMBER_REJECTED: "Sign-up rejected",
     INVITATION_REVOKED: "Invitation withdrawn",
     BOOKING_CANCELLED_FOR: "Someone else's booking cancelled",
+    PRINT_CANCELLED_FOR: "Someone else's queued print cancelled",
     POLICY_CHANGED: "Policy changed",
     BRIDGE_REGISTERED: "Bridge registered",
     BRIDGE_REKEYED: "Bridge re-keyed",

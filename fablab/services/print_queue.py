@@ -20,15 +20,15 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ..database import write_transaction
+from ..domain import audit_actions, print_fit
 from ..domain import policy as pol
-from ..domain import print_fit
 from ..domain.gcode_meta import gcode_meta
 from ..extensions import db
 from ..models import ACTIVE_STATUSES, Booking, Machine, Member
 from ..models.designs import DesignFile
 from ..models.print_jobs import AT_MACHINE, OPEN_STATES, PrinterProfile, PrintJob, PrintState
+from . import audit, find_time, notify
 from . import bookings as booking_service
-from . import find_time
 from . import machines as machine_service
 from .design_processing import file_store
 from .file_store import Readable, UploadTooLarge
@@ -337,6 +337,13 @@ def cancel_job(job: PrintJob, actor: Member, reason: str = "", *, now: datetime)
         job.state = PrintState.CANCELLED.value
         job.reason = reason or "cancelled by the member"
         job.ended_at = job.updated_at = now
+        if job.member_id != actor.id:  # a steward's cancel: the member is told, and it is on the audit log
+            job.reason = f"cancelled by a steward: {reason}"
+            notify.notify(job.member, "print_withdrawn", {"job_id": job.id, "name": job.name,
+                                                          "machine": job.machine.name, "reason": job.reason},
+                          now=now, link="/print/jobs", dedupe_key=f"print_withdrawn:{job.id}")
+            audit.record(actor, audit_actions.PRINT_CANCELLED_FOR, target=job.member, now=now,
+                         detail={"job": job.id, "file": job.name, "machine": job.machine.slug, "reason": reason})
     return job
 
 

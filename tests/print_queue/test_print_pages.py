@@ -13,6 +13,8 @@ from sqlalchemy import select
 
 from fablab.extensions import db
 from fablab.models import Booking
+from fablab.models.accounts import AuditEntry
+from fablab.models.notifications import Notice
 from fablab.models.print_jobs import PrintJob
 from fablab.services import kiosk as kiosk_service
 from fablab.services import members as member_service
@@ -151,7 +153,13 @@ def test_steward_reorders_and_cancels_with_a_reason(app, client, lab) -> None:
                                                        "reason": "nozzle being replaced"})
     db.session.expire_all()
     assert db.session.get(PrintJob, first.id).state == "cancelled"
-    assert db.session.get(PrintJob, first.id).reason == "nozzle being replaced"
+    assert db.session.get(PrintJob, first.id).reason == "cancelled by a steward: nozzle being replaced"
+    # Ada is told why, and the steward's cancel is on the audit log.
+    [notice] = db.session.scalars(select(Notice).where(Notice.member_id == lab["ada"].id,
+                                                       Notice.kind == "print_withdrawn")).all()
+    assert "nozzle being replaced" in notice.params["reason"]
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "print.cancelled_for_member"))
+    assert entry is not None and entry.target_id == lab["ada"].id and "nozzle" in entry.detail
 
 
 def test_members_cannot_see_a_machine_queue(app, client, lab) -> None:
