@@ -74,6 +74,9 @@ HANDLING: dict[str, str] = {
     "booking_series.created_by_id": "kept", "request_windows.created_by_id": "kept",
     "effort_tasks.created_by_id": "kept", "effort_tasks.completed_by_id": "kept",
     "effort_tasks.confirmed_by_id": "kept", "maintenance_rules.created_by_id": "kept", "webhooks.created_by": "kept",
+    "print_jobs.member_id": "queued prints withdrawn with their cancelled bookings (services/print_offers); past "
+                            "ones kept, pseudonymous",
+    "two_factor_settings.updated_by_id": "kept (the lab's switch)",
 }
 
 

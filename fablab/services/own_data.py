@@ -29,6 +29,7 @@ from ..models.accounts import AuditEntry, MemberIdentity, RecoveryCode
 from ..models.designs import Design, DesignMade, DesignVersion
 from ..models.inductions import InductionRequest, InductionSession, InductionSignup, InductionTrainer
 from ..models.notifications import Notice, NoticePreference, NoticeSettings, OutboxMail
+from ..models.print_jobs import PrintJob
 from ..models.privacy import DeletionRequest
 from ..models.scheduling import SlotRequest, TaskClaim, TaskCompletion, WaitlistEntry, WaitlistOffer, WindowParticipant
 from ..models.series import BookingSeries
@@ -227,6 +228,14 @@ def _identities(me: Member, who: _People) -> list[Row]:
              "last_login_at": _iso(i.last_login_at)} for i in rows]
 
 
+def _prints(me: Member, who: _People) -> list[Row]:
+    rows = db.session.scalars(select(PrintJob).where(PrintJob.member_id == me.id).order_by(PrintJob.created_at))
+    return [{"file": j.name, "machine": j.machine.name, "state": j.state, "reason": j.reason,
+             "own_upload": j.own_upload, "size_bytes": j.size, "sha256": j.sha256, "booking_id": j.booking_id,
+             "progress": j.progress, "queued_at": _iso(j.created_at), "started_at": _iso(j.started_at),
+             "ended_at": _iso(j.ended_at)} for j in rows]
+
+
 def _audit(me: Member, who: _People) -> list[Row]:
     rows = db.session.scalars(select(AuditEntry).where(AuditEntry.target_type == "member",
                                                        AuditEntry.target_id == me.id).order_by(AuditEntry.at))
@@ -265,6 +274,7 @@ PARTS: tuple[Part, ...] = (
     Part("request_windows.json", "Your requests in request windows, with your label in each draw.", _windows),
     Part("inductions.json", "Induction sign-ups, requests, and sessions you train.", _inductions),
     Part("shared_effort.json", "Tasks you claimed and the hours credited to you.", _effort),
+    Part("print_jobs.json", "Prints you sent to the lab's printers (the files are not included).", _prints),
     Part("api_tokens.json", "Your API tokens: names, scopes, dates (never the token).", _tokens),
     Part("sessions.json", "Where you are signed in (browser, dates).", _sessions),
     Part("external_identities.json", "Accounts at other sign-in providers linked to yours.", _identities),
@@ -289,9 +299,11 @@ COVERED: dict[str, str] = {
     "task_claims.member_id": "shared_effort.json", "task_completions.member_id": "shared_effort.json",
     "api_tokens.member_id": "api_tokens.json", "member_sessions.member_id": "sessions.json",
     "member_identities.member_id": "external_identities.json",
+    "print_jobs.member_id": "print_jobs.json",
 }
 # ...or why it is not exported: these rows record what the member did to others or for the lab.
 SKIPPED: dict[str, str] = {
+    "two_factor_settings.updated_by_id": "the lab's two-factor switch, last set as admin: a setting of the lab",
     "two_factor_challenges.member_id": "pending second-factor sign-ins: a token hash and an expiry, minutes long",
     "account_links.member_id": "one-time links (invite, verify, reset): a token hash and an expiry, nothing else",
     "account_links.created_by_id": "invitations sent as staff: they name other people's addresses",
