@@ -140,6 +140,8 @@ class MqttWorker:
             self.client.publish(ha_domain.SERVER_STATUS_TOPIC, ha_domain.OFFLINE, qos=1, retain=True)
         self.client.disconnect()
         self.client.loop_stop()
+        # paho 2.2 leaves its wake-up socket pair open after loop_stop (and to the garbage collector): close it.
+        self.client._reset_sockets()
 
     def _sync_ha(self) -> None:
         if self.ha is None or not self.connected.is_set():

@@ -90,6 +90,8 @@ class MqttLink:
                 pass
             self.client.disconnect()
         self.client.loop_stop()
+        # paho 2.2 leaves its wake-up socket pair open after loop_stop (and to the garbage collector): close it.
+        self.client._reset_sockets()
 
     # -------------------------------------------------------------------------------- publishing
     def publish_now(self, msg: events.Message) -> bool:

@@ -125,6 +125,8 @@ class Recorder:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        # paho 2.2 leaves its wake-up socket pair open after loop_stop (and to the garbage collector): close it.
+        self.client._reset_sockets()
 
 
 @pytest.fixture
